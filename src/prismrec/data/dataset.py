@@ -1,0 +1,70 @@
+"""A loaded dataset: events, catalogue, vocabularies and (for benchmark files) a given split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from prismrec.data.catalog import Catalog
+from prismrec.data.interactions import Interactions
+from prismrec.data.sequences import Sequences
+from prismrec.data.split import Split, leave_one_out, temporal_quantile
+from prismrec.data.vocab import Vocab
+
+
+@dataclass
+class Dataset:
+    """Everything a recommender needs from one source.
+
+    ``sequences`` has one row per user in ``users`` order with item indices in ``items``
+    order. ``given_split`` is set when the source ships its own train/valid/test files.
+    """
+
+    name: str
+    sequences: Sequences
+    users: Vocab
+    items: Vocab
+    catalog: Catalog | None = None
+    interactions: Interactions | None = None
+    given_split: Split | None = None
+    has_time: bool = True
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_interactions(cls, name: str, inter: Interactions, catalog: Catalog | None = None,
+                          **info) -> Dataset:
+        """Index users and items (catalogue items first, so items without events have indices too)."""
+        users, items = Vocab(), Vocab()
+        if catalog is not None:
+            items.add(np.asarray(catalog.ids, dtype=object))
+        seqs = Sequences.from_interactions(inter, users, items)
+        return cls(name, seqs, users, items, catalog, inter, None, inter.has_time, dict(info))
+
+    def split(self, how: str = "default", **kwargs) -> Split:
+        """``"loo"``, ``"temporal"`` or ``"given"``; ``"default"`` is the given split if any, else LOO."""
+        if how == "default":
+            how = "given" if self.given_split is not None else "loo"
+        if how == "given":
+            if self.given_split is None:
+                raise ValueError(f"dataset {self.name!r} has no given split; use 'loo' or 'temporal'")
+            return self.given_split
+        if how == "loo":
+            return leave_one_out(self.sequences)
+        if how == "temporal":
+            if not self.has_time:
+                raise ValueError(
+                    f"dataset {self.name!r} has no timestamps, so a temporal split is not possible"
+                )
+            return temporal_quantile(self.sequences, **kwargs)
+        raise ValueError(f"unknown split {how!r}; choose loo, temporal or given")
+
+    def summary(self) -> dict:
+        return {
+            "dataset": self.name,
+            "users": len(self.users),
+            "items": len(self.items),
+            "events": self.sequences.n_events,
+            "has_time": self.has_time,
+            "catalog_items": 0 if self.catalog is None else len(self.catalog),
+        }
