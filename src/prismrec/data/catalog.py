@@ -52,7 +52,10 @@ class Catalog:
         list_sep: str = "|",
         source: str = "DataFrame",
     ) -> Catalog:
-        """Build from a DataFrame, naming its columns; list fields may be strings split on ``list_sep``."""
+        """Build from a DataFrame, naming its columns.
+
+        List fields (categories, tags) may be strings split on ``list_sep``.
+        """
         if hasattr(df, "to_pandas") and not isinstance(df, pd.DataFrame):
             df = df.to_pandas()
         named = {"title": title, "description": description, "categories": categories,
@@ -63,7 +66,8 @@ class Catalog:
                 f"{source}: missing column(s) {', '.join(map(repr, missing))}; "
                 f"columns present: {', '.join(map(repr, map(str, df.columns)))}"
             )
-        out = pd.DataFrame(index=pd.Index(_id_strings(df[item].reset_index(drop=True)), name="item"))
+        ids = _id_strings(df[item].reset_index(drop=True))
+        out = pd.DataFrame(index=pd.Index(ids, name="item"))
         if out.index.has_duplicates:
             dup = out.index[out.index.duplicated()][0]
             raise DataError(f"{source}: item id {dup!r} appears more than once in the catalogue")

@@ -11,6 +11,7 @@ from prismrec.data.interactions import Interactions
 from prismrec.data.sequences import Sequences
 from prismrec.data.split import Split, leave_one_out, temporal_quantile
 from prismrec.data.vocab import Vocab
+from prismrec.errors import DataError
 
 
 @dataclass
@@ -34,7 +35,10 @@ class Dataset:
     @classmethod
     def from_interactions(cls, name: str, inter: Interactions, catalog: Catalog | None = None,
                           **info) -> Dataset:
-        """Index users and items (catalogue items first, so items without events have indices too)."""
+        """Index users and items.
+
+        Catalogue items come first, so items without events have indices too.
+        """
         users, items = Vocab(), Vocab()
         if catalog is not None:
             items.add(np.asarray(catalog.ids, dtype=object))
@@ -42,22 +46,27 @@ class Dataset:
         return cls(name, seqs, users, items, catalog, inter, None, inter.has_time, dict(info))
 
     def split(self, how: str = "default", **kwargs) -> Split:
-        """``"loo"``, ``"temporal"`` or ``"given"``; ``"default"`` is the given split if any, else LOO."""
+        """``"loo"``, ``"temporal"`` or ``"given"``.
+
+        ``"default"`` is the given split when the source ships one, else leave-one-out.
+        """
         if how == "default":
             how = "given" if self.given_split is not None else "loo"
         if how == "given":
             if self.given_split is None:
-                raise ValueError(f"dataset {self.name!r} has no given split; use 'loo' or 'temporal'")
+                raise DataError(
+                    f"dataset {self.name!r} has no given split; use 'loo' or 'temporal'"
+                )
             return self.given_split
         if how == "loo":
             return leave_one_out(self.sequences)
         if how == "temporal":
             if not self.has_time:
-                raise ValueError(
+                raise DataError(
                     f"dataset {self.name!r} has no timestamps, so a temporal split is not possible"
                 )
             return temporal_quantile(self.sequences, **kwargs)
-        raise ValueError(f"unknown split {how!r}; choose loo, temporal or given")
+        raise DataError(f"unknown split {how!r}; choose loo, temporal or given")
 
     def summary(self) -> dict:
         return {

@@ -76,7 +76,9 @@ class Interactions:
             col = df[wanted[name]].reset_index(drop=True)
             if col.isna().any():
                 row = int(np.flatnonzero(col.isna().to_numpy())[0])
-                raise DataError(f"{source}: row {row}: missing {name} id in column {wanted[name]!r}")
+                raise DataError(
+                    f"{source}: row {row}: missing {name} id in column {wanted[name]!r}"
+                )
             out[name] = _id_strings(col)
         if timestamp is None:
             out["timestamp"] = np.arange(len(df), dtype=np.float64)
