@@ -37,7 +37,8 @@ def machine() -> str:
     except OSError:
         pass
     return (f"{os.cpu_count()} cores ({cpu}), torch {torch.__version__} with "
-            f"{torch.get_num_threads()} threads, Python {platform.python_version()}, {date.today()}")
+            f"{torch.get_num_threads()} threads, Python {platform.python_version()}, "
+            f"{date.today()}")
 
 
 def peak_rss_mb() -> float:
