@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prismrec.data.dataset import Dataset
-from prismrec.data.layouts import amazon, lastfm, mind, movielens, recbole, sasrec
+from prismrec.data.layouts import amazon, events, lastfm, mind, movielens, recbole, sasrec
 from prismrec.data.layouts._common import listing
 from prismrec.errors import DataError
 
@@ -40,6 +40,13 @@ class DatasetInfo:
     sha256: str | None = None  # of the file at download_url
     options: dict = field(default_factory=dict)  # passed to the loader
     generic: bool = False  # a layout for any dataset of its form: keep the loader's name
+    needs_dir: bool = True  # False for data made on the spot (the synthetic generator)
+
+
+def _synthetic(data_dir: Path | None = None, **opts) -> Dataset:
+    from prismrec.data.synthetic import generate
+
+    return generate(**opts).to_dataset("synthetic")
 
 
 def _ml(name: str, files: tuple[str, ...], description: str, sha256: str | None,
@@ -52,6 +59,13 @@ def _ml(name: str, files: tuple[str, ...], description: str, sha256: str | None,
 # SHA-256 values of the GroupLens archives as recorded by tensorflow/datasets
 # (url_checksums/movielens.txt); the others are not published, so download() asks for one.
 DATASETS: dict[str, DatasetInfo] = {
+    "synthetic": DatasetInfo(
+        "synthetic", "synthetic", "Generated shop with drifting interests and ground truth "
+        "(the embedded default; no folder needed)", _synthetic, (), "", needs_dir=False),
+    "events": DatasetInfo(
+        "events", "events", "Your own data: events.csv|parquet|jsonl (user,item,timestamp"
+        "[,event,value,event_id]) and optional items.csv (item,title,description,...)",
+        events.load, ("events.*",), "", generic=True),
     "ml-100k": _ml("ml-100k", ("u.data", "u.item"), "MovieLens 100K ratings (1997-98)",
                    "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "100k/"),
     "ml-1m": _ml("ml-1m", ("ratings.dat", "movies.dat"), "MovieLens 1M ratings (2000-03)",
@@ -118,9 +132,13 @@ def _info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def load_dataset(name: str, data_dir: str | Path, **opts) -> Dataset:
+def load_dataset(name: str, data_dir: str | Path | None = None, **opts) -> Dataset:
     """Load a named dataset from its unpacked folder; ``opts`` go to the layout's loader."""
     info = _info(name)
+    if not info.needs_dir:
+        return info.loader(None, **{**info.options, **opts})
+    if data_dir is None:
+        raise DataError(f"{name}: give the folder that holds its files (--data-dir)")
     d = Path(data_dir)
     if not d.is_dir():
         hint = (f"download it with prismrec.data.download({name!r}, folder)"

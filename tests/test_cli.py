@@ -1,0 +1,80 @@
+"""The command line: each command's contract, its JSON output and its error messages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from prismrec.cli import build_parser, main
+from prismrec.data.synthetic import generate
+
+
+@pytest.fixture(scope="module")
+def events_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("shop")
+    generate(n_users=150, n_items=80, seed=3).save(folder)
+    return folder
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: prismrec" in capsys.readouterr().out
+
+
+def test_datasets_lists_the_layouts(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("ml-100k", "amazon-scientific", "mind", "lastfm-1k", "synthetic", "events"):
+        assert name in out
+
+
+def test_evaluate_writes_metrics_json(events_dir, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    code = main(["evaluate", "--dataset", "events", "--data-dir", str(events_dir),
+                 "--model", "pop", "--split", "loo", "--json", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["model"] == "pop" and doc["split"] == "loo" and doc["filter_seen"] is True
+    assert 0.0 <= doc["metrics"]["ndcg@10"] <= 1.0
+    assert {"hr@10", "recall@50", "mrr@20", "coverage@10"} <= set(doc["metrics"])
+    assert doc["data"]["users"] == 150
+    assert "ndcg" in capsys.readouterr().out
+
+
+def test_evaluate_records_unfiltered_setting(events_dir, tmp_path):
+    out = tmp_path / "result.json"
+    main(["evaluate", "--dataset", "events", "--data-dir", str(events_dir), "--model", "pop",
+          "--no-filter-seen", "-k", "5", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert doc["filter_seen"] is False
+    assert set(doc["metrics"]) >= {"ndcg@5", "hr@5"} and "ndcg@10" not in doc["metrics"]
+
+
+def test_missing_data_folder_is_a_message_not_a_traceback(tmp_path, capsys):
+    code = main(["evaluate", "--dataset", "ml-100k", "--data-dir", str(tmp_path / "nope"),
+                 "--model", "ease"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "not found" in err and "Traceback" not in err
+
+
+def test_malformed_events_file_names_file_and_line(tmp_path, capsys):
+    (tmp_path / "events.csv").write_text("user,item,timestamp\nu1,i1,100\nu1,i2,yesterday-ish\n")
+    code = main(["evaluate", "--dataset", "events", "--data-dir", str(tmp_path), "--model", "pop"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "events.csv" in err and "line 3" in err
+
+
+def test_installed_command_runs():
+    done = subprocess.run([sys.executable, "-m", "prismrec.cli", "--version"],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("prismrec ")
