@@ -1,0 +1,345 @@
+"""The shared profile store for several service replicas: Redis via redis-py.
+
+Every write is one Lua script, which Redis runs atomically and serially: an ingest batch is
+applied whole (it is validated in Python first, so the script cannot stop half way on our
+data), two processes posting the same event_id store it once, and `put_state` is a
+compare-and-set on the state's version. Keys, under a prefix (default ``prismrec:``):
+``ev:<user>`` list of JSON events, ``meta:<user>`` hash (n, last_ts, rebuild_upto),
+``state:<user>`` hash, ``eids`` hash event_id -> user, ``users`` set, and two counters.
+
+Durability is the server's: an acknowledged ingest is in Redis memory and survives only as far
+as its persistence (``appendonly yes``) is configured. Likewise `forget` removes every key and
+field of the user, but an AOF or RDB file written earlier keeps old data until it is rewritten.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from prismrec.errors import require
+from prismrec.profile.store import (
+    URL_FORMS,
+    ConcurrentUpdateError,
+    Event,
+    IngestResult,
+    StoreBase,
+    StoredState,
+    StoreError,
+    StoreUnavailableError,
+    check_id,
+    check_since,
+    no_events_error,
+    too_many_events_error,
+    validate_events,
+    validate_state,
+)
+
+# KEYS: eids, users, n_events, then (ev, meta) per distinct user.
+# ARGV: n, then (user index, timestamp repr, event_id or '', payload) per event, then user names.
+_INGEST = """
+local n = tonumber(ARGV[1])
+local nusers = (#KEYS - 3) / 2
+local uoff = 1 + 4 * n
+local meta = {}
+for u = 1, nusers do
+  local m = redis.call('HMGET', KEYS[3 + 2 * u], 'n', 'last_ts', 'rebuild_upto')
+  local last = nil
+  if m[2] then last = tonumber(m[2]) end
+  meta[u] = {n = tonumber(m[1] or '0'), last = last, last_s = m[2],
+             rebuild = tonumber(m[3] or '0'), touched = false}
+end
+local accepted, dups, late = 0, 0, 0
+local late_users, late_seen = {}, {}
+for i = 0, n - 1 do
+  local b = 2 + 4 * i
+  local u = tonumber(ARGV[b])
+  local ts_s, eid = ARGV[b + 1], ARGV[b + 2]
+  local user = ARGV[uoff + u]
+  if eid ~= '' and redis.call('HSETNX', KEYS[1], eid, user) == 0 then
+    dups = dups + 1
+  else
+    local m = meta[u]
+    local ts = tonumber(ts_s)
+    redis.call('RPUSH', KEYS[2 + 2 * u], ARGV[b + 3])
+    m.n = m.n + 1
+    m.touched = true
+    accepted = accepted + 1
+    if m.last ~= nil and ts < m.last then
+      late = late + 1
+      m.rebuild = m.n
+      if not late_seen[u] then
+        late_seen[u] = true
+        table.insert(late_users, u)
+      end
+    else
+      m.last, m.last_s = ts, ts_s
+    end
+  end
+end
+for u = 1, nusers do
+  local m = meta[u]
+  if m.touched then
+    redis.call('HSET', KEYS[3 + 2 * u], 'n', m.n, 'last_ts', m.last_s, 'rebuild_upto', m.rebuild)
+    redis.call('SADD', KEYS[2], ARGV[uoff + u])
+  end
+end
+if accepted > 0 then redis.call('INCRBY', KEYS[3], accepted) end
+return {accepted, dups, late, late_users}
+"""
+
+# KEYS: state, meta, n_states. ARGV: expected or '', checkpoint, blob, last_ts, n_events,
+# needs_rebuild, updated_at.
+_PUT_STATE = """
+local n = redis.call('HGET', KEYS[2], 'n')
+if not n then return {-2, 0} end
+n = tonumber(n)
+if tonumber(ARGV[5]) > n then return {-3, n} end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= cur then return {-1, cur} end
+if cur == 0 then redis.call('INCR', KEYS[3]) end
+redis.call('HSET', KEYS[1], 'checkpoint', ARGV[2], 'version', cur + 1, 'blob', ARGV[3],
+           'last_timestamp', ARGV[4], 'n_events', ARGV[5], 'needs_rebuild', ARGV[6],
+           'updated_at', ARGV[7])
+return {1, cur + 1}
+"""
+
+# KEYS: ev, meta, state, eids, users, n_events, n_states. ARGV: user.
+_FORGET = """
+local evs = redis.call('LRANGE', KEYS[1], 0, -1)
+for _, s in ipairs(evs) do
+  local eid = cjson.decode(s)[5]
+  if type(eid) == 'string' and redis.call('HGET', KEYS[4], eid) == ARGV[1] then
+    redis.call('HDEL', KEYS[4], eid)
+  end
+end
+local had = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3])
+if #evs > 0 then redis.call('DECRBY', KEYS[6], #evs) end
+if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECR', KEYS[7]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('SREM', KEYS[5], ARGV[1])
+return had
+"""
+
+
+def _translate(method):
+    """Turn a lost connection into StoreUnavailableError (callers may retry)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        redis = require("redis", "serve")
+        if self._closed:
+            raise StoreError("Redis store is closed")
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailableError(f"Redis store {self._where}: {exc}") from exc
+
+    return wrapper
+
+
+class RedisStore(StoreBase):
+    """`ProfileStore` in Redis, shared by any number of processes (see module docstring)."""
+
+    def __init__(self, client: Any, *, prefix: str = "prismrec:") -> None:
+        if not isinstance(prefix, str):
+            raise StoreError(f"prefix must be a string, got {type(prefix).__name__}")
+        self._r = client
+        self._p = prefix.encode()
+        kw = client.connection_pool.connection_kwargs
+        host = kw.get("host", kw.get("path", "?"))
+        self._where = f"{host}:{kw.get('port', '')}/{kw.get('db', 0)}"
+        self._closed = False
+        self._ingest = client.register_script(_INGEST)
+        self._put = client.register_script(_PUT_STATE)
+        self._forget = client.register_script(_FORGET)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        """`redis://[:password@]host:port/db[?prefix=name:]`; other options go to redis-py."""
+        redis = require("redis", "serve")
+        parts = urlsplit(url)
+        if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise StoreError(f"store URL {url!r}: the database must be a number "
+                             f"(redis://host:port/0); accepted forms: {URL_FORMS}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefix = [v for k, v in query if k == "prefix"]
+        rest = urlunsplit(parts._replace(query=urlencode([(k, v) for k, v in query
+                                                          if k != "prefix"])))
+        try:
+            client = redis.Redis.from_url(rest, decode_responses=False)
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"store URL {url!r}: {exc}; accepted forms: {URL_FORMS}") from exc
+        store = cls(client, prefix=prefix[-1] if prefix else "prismrec:")
+        try:
+            client.ping()
+        except TypeError as exc:  # redis-py passes unknown URL options on to the connection
+            client.close()
+            raise StoreError(f"store URL {url!r}: {exc}; accepted forms: {URL_FORMS}") from exc
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            client.close()
+            raise StoreUnavailableError(
+                f"cannot reach Redis at {store._where} ({exc}); is redis-server running?"
+            ) from exc
+        return store
+
+    def _key(self, kind: bytes, user: str) -> bytes:
+        return self._p + kind + user.encode()
+
+    # -- events -------------------------------------------------------------------------------
+
+    @_translate
+    def append_events(self, events: Sequence[Event]) -> IngestResult:
+        batch = validate_events(events)
+        if not batch:
+            return IngestResult(0, 0, 0, [])
+        index: dict[str, int] = {}
+        args: list[Any] = [len(batch)]
+        for ev in batch:
+            u = index.setdefault(ev.user, len(index) + 1)
+            payload = json.dumps([ev.item, ev.timestamp, ev.event, ev.value, ev.event_id],
+                                 ensure_ascii=False, separators=(",", ":"))
+            args += [u, repr(ev.timestamp), ev.event_id or "", payload.encode()]
+        users = list(index)
+        keys = [self._p + b"eids", self._p + b"users", self._p + b"n_events"]
+        for user in users:
+            keys += [self._key(b"ev:", user), self._key(b"meta:", user)]
+        args += [u.encode() for u in users]
+        accepted, dups, late, late_idx = self._ingest(keys=keys, args=args)
+        return IngestResult(int(accepted), int(dups), int(late),
+                            [users[int(i) - 1] for i in late_idx])
+
+    @_translate
+    def events(self, user: str, *, since_seq: int | None = None) -> list[Event]:
+        """The user's logged events in ingest order, from position `since_seq` (0-based) on."""
+        start = check_since(since_seq)
+        raw = self._r.lrange(self._key(b"ev:", check_id(user, "user")), start, -1)
+        return [Event(user, *json.loads(r)) for r in raw]
+
+    @_translate
+    def event_count(self, user: str) -> int:
+        n = self._r.hget(self._key(b"meta:", check_id(user, "user")), "n")
+        return int(n) if n is not None else 0
+
+    def users(self) -> Iterator[str]:
+        """Every user with logged events, each once (order is Redis's set order)."""
+        seen: set[str] = set()
+        cursor = 0
+        while True:
+            cursor, chunk = self._sscan(cursor)
+            for raw in chunk:
+                user = raw.decode()
+                if user not in seen:  # SSCAN may repeat members while the set rehashes
+                    seen.add(user)
+                    yield user
+            if cursor == 0:
+                return
+
+    @_translate
+    def _sscan(self, cursor: int) -> tuple[int, list[bytes]]:
+        return self._r.sscan(self._p + b"users", cursor, count=1000)
+
+    # -- states -------------------------------------------------------------------------------
+
+    @_translate
+    def get_state(self, user: str) -> StoredState | None:
+        check_id(user, "user")
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hgetall(self._key(b"state:", user))
+        pipe.hget(self._key(b"meta:", user), "rebuild_upto")
+        h, rebuild_upto = pipe.execute()
+        if not h:
+            return None
+        n_events = int(h[b"n_events"])
+        return StoredState(
+            checkpoint=h[b"checkpoint"].decode(),
+            version=int(h[b"version"]),
+            blob=h[b"blob"],
+            last_timestamp=float(h[b"last_timestamp"]),
+            n_events=n_events,
+            needs_rebuild=h[b"needs_rebuild"] == b"1" or int(rebuild_upto or 0) > n_events,
+            updated_at=float(h[b"updated_at"]),
+        )
+
+    @_translate
+    def put_state(
+        self, user: str, state: StoredState, *, expected_version: int | None = None
+    ) -> int:
+        st = validate_state(user, state, expected_version)
+        keys = [self._key(b"state:", user), self._key(b"meta:", user), self._p + b"n_states"]
+        args = ["" if expected_version is None else int(expected_version), st.checkpoint.encode(),
+                st.blob, repr(st.last_timestamp), st.n_events, int(st.needs_rebuild),
+                repr(time.time())]
+        code, value = self._put(keys=keys, args=args)
+        if code == -2:
+            raise no_events_error(user)
+        if code == -3:
+            raise too_many_events_error(user, st.n_events, int(value))
+        if code == -1:
+            raise ConcurrentUpdateError(user, int(expected_version), int(value))
+        return int(value)
+
+    @_translate
+    def stale_users(self, checkpoint: str) -> list[str]:
+        """Users whose state does not reflect their whole log under `checkpoint`.
+
+        That is: no state yet, a state from another checkpoint, a state flagged for rebuild
+        (late events), or a state behind the log (an update that never landed).
+        """
+        ckpt = check_id(checkpoint, "checkpoint").encode()
+        users = list(self.users())
+        out = []
+        for start in range(0, len(users), 500):
+            chunk = users[start:start + 500]
+            pipe = self._r.pipeline(transaction=False)
+            for user in chunk:
+                pipe.hmget(self._key(b"state:", user), "checkpoint", "needs_rebuild", "n_events")
+                pipe.hmget(self._key(b"meta:", user), "n", "rebuild_upto")
+            replies = pipe.execute()
+            for i, user in enumerate(chunk):
+                (s_ckpt, flag, s_n), (n, rebuild_upto) = replies[2 * i], replies[2 * i + 1]
+                if n is None:  # forgotten meanwhile
+                    continue
+                if (s_ckpt != ckpt or flag == b"1" or int(rebuild_upto or 0) > int(s_n)
+                        or int(s_n) < int(n)):
+                    out.append(user)
+        return sorted(out)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @_translate
+    def forget(self, user: str) -> bool:
+        """Erase the user's events, event ids and state; True if there was anything."""
+        check_id(user, "user")
+        keys = [self._key(b"ev:", user), self._key(b"meta:", user), self._key(b"state:", user),
+                self._p + b"eids", self._p + b"users", self._p + b"n_events",
+                self._p + b"n_states"]
+        return int(self._forget(keys=keys, args=[user.encode()])) > 0
+
+    @_translate
+    def stats(self) -> dict[str, Any]:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.scard(self._p + b"users")
+        pipe.get(self._p + b"n_events")
+        pipe.get(self._p + b"n_states")
+        n_users, n_events, n_states = pipe.execute()
+        return {
+            "backend": "redis",
+            "server": self._where,
+            "prefix": self._p.decode(),
+            "users": int(n_users),
+            "events": int(n_events or 0),
+            "states": int(n_states or 0),
+        }
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._r.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self._where!r}, prefix={self._p.decode()!r})"

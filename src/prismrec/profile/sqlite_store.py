@@ -1,0 +1,387 @@
+"""The default profile store: one SQLite file, no server.
+
+Durability: the file runs in WAL mode. With `synchronous="normal"` (the default) a commit is
+in the WAL before `append_events` returns, so acknowledged batches survive a crash or kill -9
+of the process, but the last commits may be lost if the machine itself loses power (the WAL is
+fsynced at checkpoints, not per commit). `synchronous="full"` fsyncs every commit and survives
+power loss too, at the cost of one fsync per batch. Concurrency: one connection per thread;
+writers in any process take the write lock up front (BEGIN IMMEDIATE) and wait up to
+`timeout` seconds for it. Deleted rows are overwritten with zeros (secure_delete) so that
+`forget` leaves no copy of a user's data in the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prismrec.profile.store import (
+    URL_FORMS,
+    ConcurrentUpdateError,
+    Event,
+    IngestResult,
+    StoreBase,
+    StoredState,
+    StoreError,
+    StoreUnavailableError,
+    check_id,
+    check_since,
+    no_events_error,
+    too_many_events_error,
+    validate_events,
+    validate_state,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,          -- global ingest order
+    user TEXT NOT NULL,
+    user_seq INTEGER NOT NULL,        -- 0-based position in the user's log
+    item TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    event TEXT NOT NULL,
+    value REAL,
+    event_id TEXT UNIQUE              -- NULLs are distinct: events without id always go in
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_user ON events (user, user_seq);
+CREATE TABLE IF NOT EXISTS users (
+    user TEXT PRIMARY KEY,
+    n_events INTEGER NOT NULL,
+    last_timestamp REAL NOT NULL,     -- latest event time in the log
+    rebuild_upto INTEGER NOT NULL     -- log length when the latest late event arrived
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS states (
+    user TEXT PRIMARY KEY,
+    checkpoint TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    blob BLOB NOT NULL,
+    last_timestamp REAL NOT NULL,
+    n_events INTEGER NOT NULL,
+    needs_rebuild INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+_SYNCHRONOUS = ("normal", "full")
+
+
+class SQLiteStore(StoreBase):
+    """`ProfileStore` in one SQLite file (see the module docstring for durability)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: str = "normal", timeout: float = 10.0
+    ) -> None:
+        if synchronous not in _SYNCHRONOUS:
+            raise StoreError(f"synchronous={synchronous!r}; use one of {_SYNCHRONOUS}")
+        if not timeout > 0:
+            raise StoreError(f"timeout={timeout!r}; use a positive number of seconds")
+        self.path = Path(path)
+        if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise StoreError(f"SQLite store path {str(path)!r}: give a file path; "
+                             "an in-memory database is not durable")
+        if not self.path.parent.is_dir():
+            raise StoreError(f"SQLite store {self.path}: folder {self.path.parent} does not "
+                             "exist; create it first")
+        self.synchronous = synchronous
+        self.timeout = float(timeout)
+        self._idle: list[sqlite3.Connection] = []  # pool: any thread, one at a time
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._init_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """`sqlite:///relative.db` or `sqlite:////absolute.db`, options as query parameters."""
+        parts = urlsplit(url)
+        path = parts.path[1:] if parts.path.startswith("/") else ""
+        if parts.netloc or not path:
+            raise StoreError(f"store URL {url!r}: expected sqlite:///relative/path.db or "
+                             f"sqlite:////absolute/path.db; accepted forms: {URL_FORMS}")
+        options: dict[str, Any] = {}
+        for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+            if key == "synchronous":
+                options["synchronous"] = values[-1].lower()
+            elif key == "timeout":
+                try:
+                    options["timeout"] = float(values[-1])
+                except ValueError:
+                    raise StoreError(f"store URL {url!r}: timeout must be seconds") from None
+            else:
+                raise StoreError(f"store URL {url!r}: unknown option {key!r}; "
+                                 "SQLite accepts synchronous=normal|full and timeout=SECONDS")
+        return cls(path, **options)
+
+    # -- connections --------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = None
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"SQLite store {self.path}: cannot open ({exc}); is it a SQLite "
+                             "file you can write?") from exc
+        if mode.lower() != "wal":
+            conn.close()
+            raise StoreError(f"SQLite store {self.path}: cannot switch to WAL mode "
+                             f"(got {mode!r}); use a local file system")
+        conn.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+        conn.execute("PRAGMA secure_delete=ON")
+        return conn
+
+    @contextmanager
+    def _borrow(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection for this thread until the block ends."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"SQLite store {self.path} is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            with self._lock:
+                if self._closed:
+                    conn.close()
+                else:
+                    self._idle.append(conn)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the database write lock from the start."""
+        with self._borrow() as conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailableError(
+                    f"SQLite store {self.path}: could not get the write lock within "
+                    f"{self.timeout} s ({exc}); another process holds it"
+                ) from exc
+            yield conn  # an exception rolls back in _borrow
+            conn.execute("COMMIT")
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with self._borrow() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def _init_schema(self) -> None:
+        with self._write() as c:
+            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "store_meta" not in tables:
+                raise StoreError(f"SQLite store {self.path}: the file holds other tables "
+                                 f"({', '.join(sorted(tables))}); it is not a profile store")
+            for stmt in _SCHEMA.split(";"):  # not executescript(): it would COMMIT
+                if stmt.strip():
+                    c.execute(stmt)
+            c.execute("INSERT OR IGNORE INTO store_meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            found = c.execute("SELECT value FROM store_meta WHERE key='schema'").fetchone()[0]
+        if found != SCHEMA_VERSION:
+            raise StoreError(f"SQLite store {self.path}: schema version {found}, this prismrec "
+                             f"reads {SCHEMA_VERSION}; migrate or use a new file")
+
+    # -- events -------------------------------------------------------------------------------
+
+    def append_events(self, events: Sequence[Event]) -> IngestResult:
+        batch = validate_events(events)
+        if not batch:
+            return IngestResult(0, 0, 0, [])
+        accepted = duplicates = late = 0
+        late_users: dict[str, None] = {}
+        rows = []
+        with self._write() as c:
+            # Read what the batch needs in a few statements; the write lock held since BEGIN
+            # IMMEDIATE keeps it true until COMMIT.
+            meta: dict[str, list] = {u: [0, None, 0] for u in dict.fromkeys(e.user for e in batch)}
+            for chunk in _chunks(list(meta)):
+                for user, *m in c.execute(
+                    "SELECT user, n_events, last_timestamp, rebuild_upto FROM users "
+                    f"WHERE user IN ({','.join('?' * len(chunk))})", chunk,
+                ):
+                    meta[user] = m
+            ids = [e.event_id for e in batch if e.event_id is not None]
+            seen: set[str] = set()
+            for chunk in _chunks(ids):
+                seen.update(r[0] for r in c.execute(
+                    f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ))
+            for ev in batch:
+                if ev.event_id is not None:
+                    if ev.event_id in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(ev.event_id)
+                m = meta[ev.user]
+                rows.append((ev.user, m[0], ev.item, ev.timestamp, ev.event, ev.value, ev.event_id))
+                accepted += 1
+                m[0] += 1
+                if m[1] is not None and ev.timestamp < m[1]:
+                    late += 1
+                    late_users[ev.user] = None
+                    m[2] = m[0]
+                else:
+                    m[1] = ev.timestamp
+            c.executemany(
+                "INSERT INTO events (user, user_seq, item, timestamp, event, value, event_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            c.executemany(
+                "INSERT INTO users (user, n_events, last_timestamp, rebuild_upto) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (user) DO UPDATE SET "
+                "n_events=excluded.n_events, last_timestamp=excluded.last_timestamp, "
+                "rebuild_upto=excluded.rebuild_upto",
+                [(u, m[0], m[1], m[2]) for u, m in meta.items() if m[0] > 0],
+            )
+        if late:
+            log.debug("ingest: %d late event(s) for %d user(s)", late, len(late_users))
+        return IngestResult(accepted, duplicates, late, list(late_users))
+
+    def events(self, user: str, *, since_seq: int | None = None) -> list[Event]:
+        """The user's logged events in ingest order, from position `since_seq` (0-based) on."""
+        start = check_since(since_seq)
+        rows = self._rows(
+            "SELECT user, item, timestamp, event, value, event_id FROM events "
+            "WHERE user=? AND user_seq>=? ORDER BY user_seq",
+            (check_id(user, "user"), start),
+        )
+        return [Event(*row) for row in rows]
+
+    def event_count(self, user: str) -> int:
+        rows = self._rows("SELECT n_events FROM users WHERE user=?", (check_id(user, "user"),))
+        return int(rows[0][0]) if rows else 0
+
+    def users(self) -> Iterator[str]:
+        """Every user with logged events, in id order (paged, so writes may interleave)."""
+        after = ""
+        while True:
+            rows = self._rows(
+                "SELECT user FROM users WHERE user>? ORDER BY user LIMIT 1000", (after,)
+            )
+            if not rows:
+                return
+            for (user,) in rows:
+                yield user
+            after = rows[-1][0]
+
+    # -- states -------------------------------------------------------------------------------
+
+    def get_state(self, user: str) -> StoredState | None:
+        rows = self._rows(
+            "SELECT s.checkpoint, s.version, s.blob, s.last_timestamp, s.n_events, "
+            "s.needs_rebuild, s.updated_at, u.rebuild_upto "
+            "FROM states s JOIN users u ON u.user = s.user WHERE s.user=?",
+            (check_id(user, "user"),),
+        )
+        if not rows:
+            return None
+        ckpt, version, blob, last_ts, n_events, flag, updated_at, rebuild_upto = rows[0]
+        return StoredState(
+            checkpoint=ckpt, version=version, blob=bytes(blob), last_timestamp=last_ts,
+            n_events=n_events, needs_rebuild=bool(flag) or rebuild_upto > n_events,
+            updated_at=updated_at,
+        )
+
+    def put_state(
+        self, user: str, state: StoredState, *, expected_version: int | None = None
+    ) -> int:
+        st = validate_state(user, state, expected_version)
+        with self._write() as c:
+            row = c.execute("SELECT n_events FROM users WHERE user=?", (user,)).fetchone()
+            if row is None:
+                raise no_events_error(user)
+            if st.n_events > row[0]:
+                raise too_many_events_error(user, st.n_events, row[0])
+            cur = c.execute("SELECT version FROM states WHERE user=?", (user,)).fetchone()
+            current = cur[0] if cur else 0
+            if expected_version is not None and expected_version != current:
+                raise ConcurrentUpdateError(user, expected_version, current)
+            c.execute(
+                "INSERT OR REPLACE INTO states (user, checkpoint, version, blob, last_timestamp, "
+                "n_events, needs_rebuild, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (user, st.checkpoint, current + 1, st.blob, st.last_timestamp, st.n_events,
+                 int(st.needs_rebuild), time.time()),
+            )
+        return current + 1
+
+    def stale_users(self, checkpoint: str) -> list[str]:
+        """Users whose state does not reflect their whole log under `checkpoint`.
+
+        That is: no state yet, a state from another checkpoint, a state flagged for rebuild
+        (late events), or a state behind the log (an update that never landed).
+        """
+        rows = self._rows(
+            "SELECT u.user FROM users u LEFT JOIN states s ON s.user = u.user "
+            "WHERE s.user IS NULL OR s.checkpoint != ? OR s.needs_rebuild != 0 "
+            "OR u.rebuild_upto > s.n_events OR s.n_events < u.n_events ORDER BY u.user",
+            (check_id(checkpoint, "checkpoint"),),
+        )
+        return [r[0] for r in rows]
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def forget(self, user: str) -> bool:
+        """Erase the user's events, event ids and state; True if there was anything."""
+        check_id(user, "user")
+        with self._write() as c:
+            removed = sum(
+                c.execute(f"DELETE FROM {table} WHERE user=?", (user,)).rowcount
+                for table in ("events", "users", "states")
+            )
+        if removed:
+            # Old page images in the WAL still hold the data until it is checkpointed; TRUNCATE
+            # succeeds only when no other connection is reading (best effort, else next time).
+            if self._rows("PRAGMA wal_checkpoint(TRUNCATE)")[0][0]:
+                log.info("forget: WAL checkpoint deferred (readers active)")
+        return removed > 0
+
+    def stats(self) -> dict[str, Any]:
+        ((n_users, n_events, n_states),) = self._rows(
+            "SELECT COUNT(*), COALESCE(SUM(n_events), 0), (SELECT COUNT(*) FROM states) FROM users"
+        )
+        return {
+            "backend": "sqlite",
+            "path": str(self.path),
+            "users": int(n_users),
+            "events": int(n_events),
+            "states": int(n_states),
+            "synchronous": self.synchronous,
+            "file_bytes": self.path.stat().st_size,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._idle = self._idle, []
+        for conn in conns:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    """Slices small enough for SQLite's limit on bound parameters."""
+    for i in range(0, len(values), size):
+        yield values[i:i + size]

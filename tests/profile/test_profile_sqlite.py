@@ -1,0 +1,120 @@
+"""What only the SQLite backend promises: its URL forms, WAL durability, a clean file after
+forget, and no lost acknowledged ingest when the writing process is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from prismrec.profile import Event, StoreError, open_store
+from prismrec.profile.sqlite_store import SQLiteStore
+
+
+def test_relative_url_is_relative_to_the_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    with open_store("sqlite:///data/profiles.db") as store:
+        store.append_events([Event("ann", "i1", 1.0)])
+    assert (tmp_path / "data" / "profiles.db").is_file()
+
+
+def test_absolute_url_and_options(tmp_path):
+    path = tmp_path / "p.db"
+    with open_store(f"sqlite:///{path}?synchronous=full&timeout=2.5") as store:
+        assert isinstance(store, SQLiteStore)
+        assert (store.path, store.synchronous, store.timeout) == (path, "full", 2.5)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_missing_folder_is_named(tmp_path):
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path}/nowhere/p.db")
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path):
+    junk = tmp_path / "notes.db"
+    junk.write_bytes(b"these are not the pages you are looking for" * 100)
+    with pytest.raises(StoreError, match="cannot open"):
+        open_store(f"sqlite:///{junk}")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+    conn.close()
+    with pytest.raises(StoreError, match="not a profile store"):
+        open_store(f"sqlite:///{other}")
+
+
+def test_forget_leaves_no_bytes_of_the_user_in_the_file_even_before_vacuum(tmp_path):
+    path = tmp_path / "p.db"
+    secret = "quentin-42c1"
+    with open_store(f"sqlite:///{path}") as store:
+        for b in range(20):  # enough rows to span many pages, interleaved with another user
+            store.append_events(
+                [Event(secret, f"{secret}-item{b}-{k}", float(b * 10 + k), f"{secret}-{b}-{k}")
+                 for k in range(10)] + [Event("ann", f"i{b}", float(b), f"ann-{b}")]
+            )
+        store.put_state(secret, _state(200, blob=secret.encode() * 100))
+        assert secret.encode() in path.read_bytes() + _wal(path)
+        store.forget(secret)
+        assert secret.encode() not in path.read_bytes() + _wal(path)
+        assert store.event_count("ann") == 20
+    with sqlite3.connect(path) as conn:
+        conn.execute("VACUUM")
+    conn.close()
+    assert secret.encode() not in path.read_bytes() + _wal(path)
+
+
+def _wal(path) -> bytes:
+    wal = path.with_name(path.name + "-wal")
+    return wal.read_bytes() if wal.exists() else b""
+
+
+def _state(n: int, blob: bytes):
+    from prismrec.profile import StoredState
+
+    return StoredState(checkpoint="c", blob=blob, last_timestamp=0.0, n_events=n)
+
+
+KILLED_WRITER = """
+import sys
+from prismrec.profile import Event, open_store
+store = open_store(sys.argv[1])
+for b in range(10**9):
+    store.append_events([Event("u%d" % (k % 3), "i%d" % k, float(b), event_id="b%d-%d" % (b, k))
+                         for k in range(10)])
+    print(b, flush=True)  # the acknowledgement: batch b is committed
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("synchronous", ["normal", "full"])
+def test_acknowledged_batches_survive_sigkill(tmp_path, synchronous):
+    url = f"sqlite:///{tmp_path / 'p.db'}?synchronous={synchronous}"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acked = -1
+    while acked < 200:
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        acked = int(line)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-way through the next batch
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    with open_store(url) as store:
+        ids = {e.event_id for u in ("u0", "u1", "u2") for e in store.events(u)}
+        assert {f"b{b}-{k}" for b in range(acked + 1) for k in range(10)} <= ids
+        assert len(ids) % 10 == 0  # a batch is in whole or not at all
+        assert store.stats()["events"] == len(ids)
+    with sqlite3.connect(tmp_path / "p.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
