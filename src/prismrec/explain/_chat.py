@@ -1,0 +1,146 @@
+"""Narratives from any server that speaks OpenAI's ``POST /v1/chat/completions``.
+
+OpenAI, vLLM, llama.cpp's server and Ollama all take ``{"model", "messages", "max_tokens",
+"temperature"}`` and answer ``{"choices": [{"message": {"content": ...}}]}``. Plain ``urllib``
+from the standard library (httpx is not a dependency of the core package).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from prismrec.explain.narrate import (
+    Narrative,
+    NarrativeLimits,
+    NarratorAuthError,
+    NarratorError,
+    ProfileSummary,
+    accept_or_fallback,
+    prompt_messages,
+    template_fallback,
+)
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class ChatEndpointNarrator:
+    """Client for an OpenAI-compatible chat endpoint.
+
+    ``url`` is the full ``.../v1/chat/completions`` address, or a base such as
+    ``http://127.0.0.1:8000/v1`` or ``http://127.0.0.1:11434`` (the rest is added). 429, 5xx,
+    timeouts and refused connections are retried ``max_retries`` times, waiting ``backoff``
+    seconds, doubled each time up to ``max_backoff`` (a 429's Retry-After is honoured up to
+    ``max_backoff``). A refused key (401/403) and other 4xx answers fail at once.
+    """
+
+    url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    max_retries: int = 2
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_tokens: int = 200
+    temperature: float = 0.2
+    limits: NarrativeLimits = field(default_factory=NarrativeLimits)
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"chat endpoint url must start with http:// or https://, "
+                             f"got {self.url!r}")
+        if self.max_retries < 0 or self.timeout <= 0 or self.max_tokens < 1:
+            raise ValueError("max_retries must be >= 0, timeout > 0 and max_tokens >= 1")
+
+    @property
+    def endpoint(self) -> str:
+        base = self.url.rstrip("/")
+        if base.endswith("/chat/completions"):
+            return base
+        return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+
+    @property
+    def name(self) -> str:
+        return f"chat:{self.model}"
+
+    def narrate(self, profile: ProfileSummary) -> Narrative:
+        start = time.perf_counter()
+        if not profile.interests:
+            return template_fallback(profile, backend=self.name, started=start,
+                                     limits=self.limits, why="had no interests to describe")
+        reply = self._post({"model": self.model,
+                            "messages": prompt_messages(profile, self.limits),
+                            "max_tokens": self.max_tokens, "temperature": self.temperature,
+                            "stream": False})
+        try:
+            content = reply["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise NarratorError(f"{self.endpoint} replied without choices[0].message.content: "
+                                f"{json.dumps(reply)[:200]}") from exc
+        if not isinstance(content, str):
+            raise NarratorError(f"{self.endpoint} replied with non-text content: "
+                                f"{json.dumps(content)[:200]}")
+        return accept_or_fallback(content, profile, backend=self.name, started=start,
+                                  limits=self.limits)
+
+    def _post(self, payload: dict) -> dict:
+        body = json.dumps(payload).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            wait = min(self.backoff * 2**attempt, self.max_backoff)
+            req = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    raw = resp.read()
+                try:
+                    reply = json.loads(raw)
+                except ValueError as exc:
+                    raise NarratorError(f"{self.endpoint} replied with invalid JSON: "
+                                        f"{raw[:200]!r}") from exc
+                if not isinstance(reply, dict):
+                    raise NarratorError(f"{self.endpoint} replied with JSON that is not an "
+                                        f"object: {raw[:200]!r}")
+                return reply
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    detail = exc.read()[:300].decode("utf-8", "replace")
+                    retry_after = exc.headers.get("Retry-After") if exc.headers else None
+                if exc.code in (401, 403):
+                    raise NarratorAuthError(
+                        f"{self.endpoint} refused the request (HTTP {exc.code}): check the API "
+                        f"key{' (none was set)' if not self.api_key else ''}; {detail}"
+                    ) from None
+                if exc.code not in _RETRY_STATUS:
+                    hint = ("; is the url right? OpenAI-compatible servers answer at "
+                            ".../v1/chat/completions") if exc.code == 404 else ""
+                    raise NarratorError(f"{self.endpoint} answered HTTP {exc.code} for model "
+                                        f"{self.model!r}: {detail}{hint}") from None
+                last = f"HTTP {exc.code}: {detail}"
+                if exc.code == 429 and retry_after:
+                    wait = min(_seconds(retry_after, wait), self.max_backoff)
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                last = str(getattr(exc, "reason", exc)) or type(exc).__name__
+            if attempt < self.max_retries:
+                log.warning("chat request to %s failed (%s); retry %d/%d in %.2fs",
+                            self.endpoint, last, attempt + 1, self.max_retries, wait)
+                time.sleep(wait)
+        raise NarratorError(f"chat endpoint {self.endpoint} unreachable or failing after "
+                            f"{self.max_retries + 1} attempt(s): {last}")
+
+
+def _seconds(value: str, default: float) -> float:
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return default

@@ -1,0 +1,288 @@
+"""Naming an interest from the text of the items that define it.
+
+An interest component is a direction in item space; a person reads it through the items closest
+to it. The name is what those items say more often than the catalogue as a whole does: the
+weighted mean TF-IDF of the defining items minus the catalogue's mean, over words from titles,
+categories, brands, tags and descriptions. When one catalogue category clearly dominates the
+defining items (a large weighted share, well above its share of the catalogue) its name leads
+the label. No word list is hard-coded, so labels follow whatever catalogue the model serves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from prismrec.data.catalog import Catalog
+from prismrec.explain._words import same_word, tokenize
+
+# Per-field weight of a token occurrence: titles and categories say what an item is,
+# descriptions mostly how it is sold.
+FIELD_WEIGHTS = {"title": 2.0, "categories": 2.0, "brand": 1.0, "tags": 1.5, "description": 1.0}
+_MAX_DESCRIPTION = 1000  # characters of description read per item; bounds work on long texts
+SEP = " · "
+
+
+@dataclass(frozen=True)
+class InterestLabel:
+    """A short human name for an interest.
+
+    ``words`` are the ``n_words`` most distinctive words, best first, with ``word_scores``
+    (weighted mean TF-IDF minus catalogue mean). ``category`` is the dominant catalogue
+    category when one clearly dominates (else None), with its weighted ``category_share``.
+    ``text`` is what to show: the category (if any) then the distinctive words it does not
+    already contain, ``n_words`` parts in all, joined by " · ".
+    """
+
+    text: str
+    words: tuple[str, ...]
+    word_scores: tuple[float, ...]
+    category: str | None = None
+    category_share: float | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "words": list(self.words),
+                "word_scores": list(self.word_scores), "category": self.category,
+                "category_share": self.category_share}
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogText:
+    """The catalogue's words as a row-normalised TF-IDF matrix aligned with item indices.
+
+    Built once per catalogue (``from_catalog``); row i describes ``item_ids[i]``, so item
+    indices from a model's vocabulary select rows directly. Items absent from the catalogue
+    get empty rows and are named by their id when nothing else is known.
+    """
+
+    item_ids: tuple[str, ...]
+    titles: tuple[str, ...]  # "" where unknown
+    vocabulary: tuple[str, ...]  # sorted, so column order breaks score ties alphabetically
+    tfidf: sparse.csr_matrix  # (N, V) float64, rows of unit L2 norm (or empty)
+    mean: np.ndarray  # (V,) catalogue mean of tfidf rows
+    category_names: tuple[str, ...]  # sorted
+    categories: sparse.csr_matrix  # (N, C) 0/1: item i is in category c
+    category_base: np.ndarray  # (C,) share of catalogue items in each category
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    @classmethod
+    def from_catalog(cls, catalog: Catalog, item_ids: list[str]) -> CatalogText:
+        """Tokenise every item's text fields; ``item_ids[i]`` is the item with index i."""
+        ids = [str(i) for i in item_ids]
+        rows = catalog.rows(ids)
+        n = len(ids)
+        titles = _strings(rows, "title", n)
+        item_cats = _lists(rows, "categories", n)
+        fields = {"title": titles,
+                  "categories": [" ; ".join(c) for c in item_cats],
+                  "brand": _strings(rows, "brand", n),
+                  "tags": [" ; ".join(t) for t in _lists(rows, "tags", n)],
+                  "description": [s[:_MAX_DESCRIPTION] for s in _strings(rows, "description", n)]}
+        counts: list[Counter] = []
+        for i in range(n):
+            brand = set(tokenize(fields["brand"][i]))
+            c: Counter = Counter()
+            for field, weight in FIELD_WEIGHTS.items():
+                for tok in tokenize(fields[field][i]):
+                    if field == "brand" or tok not in brand:  # a brand counts once, as a brand
+                        c[tok] += weight
+            counts.append(c)
+        tfidf, vocab = _tfidf(counts)
+        cat_names = sorted({c for cats in item_cats for c in cats})
+        cat_index = {c: j for j, c in enumerate(cat_names)}
+        r = [i for i, cats in enumerate(item_cats) for _ in dict.fromkeys(cats)]
+        cidx = [cat_index[c] for cats in item_cats for c in dict.fromkeys(cats)]
+        cmat = sparse.csr_matrix((np.ones(len(r)), (r, cidx)), shape=(n, len(cat_names)))
+        mean = np.asarray(tfidf.mean(axis=0)).ravel() if n else np.zeros(len(vocab))
+        base = np.asarray(cmat.mean(axis=0)).ravel() if n else np.zeros(len(cat_names))
+        return cls(tuple(ids), tuple(titles), tuple(vocab), tfidf, mean,
+                   tuple(cat_names), cmat, base)
+
+    def title_map(self) -> dict[str, str]:
+        """Item id -> title for the items that have one (what ``explain_item`` takes)."""
+        return {i: t for i, t in zip(self.item_ids, self.titles, strict=True) if t}
+
+    def title(self, index: int) -> str:
+        """The item's title, or its id where the catalogue has none."""
+        return self.titles[index] or self.item_ids[index]
+
+
+def label_interest(
+    item_indices: np.ndarray,
+    weights: np.ndarray | None,
+    catalog_texts: CatalogText,
+    *,
+    n_words: int = 3,
+    category_share: float = 0.6,
+    category_lift: float = 2.0,
+) -> InterestLabel:
+    """Name the interest defined by ``item_indices`` (weighted by ``weights``, default equal).
+
+    A category leads the label when its weighted share of the items is at least
+    ``category_share`` and at least ``category_lift`` times its share of the catalogue; among
+    several, the one with the largest share * log(lift) (the most specific that still covers
+    most items). Deterministic: ties go to the alphabetically first word or category.
+    """
+    if n_words < 1:
+        raise ValueError(f"n_words must be >= 1, got {n_words}")
+    idx, w = _check_items(item_indices, weights, len(catalog_texts))
+
+    category, share = _dominant_category(idx, w, catalog_texts, category_share, category_lift)
+    cat_tokens = tokenize(category) if category is not None else []
+    ranked, scores = _distinctive_words(idx, w, catalog_texts, n_words + len(cat_tokens))
+    words, scores = ranked[:n_words], scores[:n_words]
+
+    parts: list[str] = []
+    if category is not None:
+        parts.append(category)
+        rest = [wd for wd in ranked if not any(same_word(wd, t) for t in cat_tokens)]
+        parts.extend(rest[: n_words - 1])
+    else:
+        parts.extend(words)
+    if not parts:  # no text at all: name it by its heaviest items
+        order = np.lexsort((idx, -w))
+        seen = dict.fromkeys(catalog_texts.title(int(i)) for i in idx[order])
+        parts = list(seen)[:n_words]
+    return InterestLabel(SEP.join(parts), tuple(words), tuple(scores), category, share)
+
+
+def defining_items(
+    interest_vector: np.ndarray, item_vectors: np.ndarray, m: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``m`` items closest (cosine) to an interest vector, weighted by positive similarity.
+
+    The usual input to ``label_interest`` when an interest is a vector in item space.
+    Returns (indices, weights), most similar first; ties go to the lower index.
+    """
+    v = np.asarray(interest_vector, dtype=np.float64).ravel()  # (D,)
+    items = np.asarray(item_vectors, dtype=np.float64)  # (N, D)
+    if items.ndim != 2 or items.shape[1] != v.shape[0]:
+        raise ValueError(f"item_vectors must be (N, {v.shape[0]}) to match the interest "
+                         f"vector, got shape {items.shape}")
+    if m < 1:
+        raise ValueError(f"m must be >= 1, got {m}")
+    sims = _cosine(v, items)  # (N,)
+    order = np.lexsort((np.arange(len(sims)), -sims))[:m]
+    w = np.clip(sims[order], 0.0, None)
+    if not (w > 0).any():
+        w = np.ones(len(order))
+    return order.astype(np.int64), w
+
+
+# --- internals ------------------------------------------------------------------------------
+
+
+def _check_items(item_indices, weights, n: int) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.asarray(item_indices)
+    if idx.ndim != 1 or idx.size == 0:
+        raise ValueError(f"item_indices must be a non-empty 1-d array, got shape {idx.shape}")
+    if idx.dtype.kind not in "iu":
+        raise ValueError(f"item_indices must be integers (item indices), got dtype {idx.dtype}")
+    if idx.min() < 0 or idx.max() >= n:
+        raise ValueError(f"item indices must lie in 0..{n - 1} (the catalogue text has {n} "
+                         f"items), got {idx.min()}..{idx.max()}")
+    if weights is None:
+        w = np.ones(idx.size)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != idx.shape:
+            raise ValueError(f"weights must have the shape of item_indices {idx.shape}, "
+                             f"got {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError("weights must be finite, non-negative and not all zero")
+    order = np.argsort(idx, kind="stable")  # sums in one order: the label ignores input order
+    return idx[order].astype(np.int64), w[order] / w.sum()
+
+
+def _distinctive_words(idx, w, ct: CatalogText, k: int) -> tuple[list[str], list[float]]:
+    sub = ct.tfidf[idx].tocoo()
+    if sub.nnz == 0:
+        return [], []
+    cols, inv = np.unique(sub.col, return_inverse=True)
+    mean_in = np.bincount(inv, weights=sub.data * w[sub.row])  # weighted mean over the items
+    score = mean_in - ct.mean[cols]
+    order = np.lexsort((cols, -score))  # vocabulary is sorted: ties go alphabetically
+    words: list[str] = []
+    scores: list[float] = []
+    for j in order:
+        if score[j] <= 0 or len(words) == k:
+            break
+        wd = ct.vocabulary[cols[j]]
+        if any(same_word(wd, x) for x in words):
+            continue
+        words.append(wd)
+        scores.append(float(score[j]))
+    return words, scores
+
+
+def _dominant_category(idx, w, ct: CatalogText, min_share: float, min_lift: float):
+    if not ct.category_names:
+        return None, None
+    share = np.asarray(ct.categories[idx].T @ w).ravel()  # (C,) weighted share per category
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = np.where(ct.category_base > 0, share / ct.category_base, 0.0)
+    ok = (share >= min_share) & (lift >= min_lift)
+    if not ok.any():
+        return None, None
+    merit = np.where(ok, share * np.log(np.maximum(lift, 1.0)), -np.inf)
+    best = int(np.lexsort((np.arange(len(merit)), -merit))[0])
+    return ct.category_names[best], float(share[best])
+
+
+def _tfidf(counts: list[Counter]) -> tuple[sparse.csr_matrix, list[str]]:
+    """Sublinear tf (1 + log weighted count) times smooth idf, rows L2-normalised."""
+    vocab = sorted({t for c in counts for t in c})
+    col = {t: j for j, t in enumerate(vocab)}
+    n = len(counts)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    indices: list[int] = []
+    data: list[float] = []
+    for i, c in enumerate(counts):
+        for tok, cnt in c.items():
+            indices.append(col[tok])
+            data.append(1.0 + math.log(cnt))
+        indptr[i + 1] = len(indices)
+    m = sparse.csr_matrix((np.asarray(data, dtype=np.float64), np.asarray(indices, np.int64),
+                           indptr), shape=(n, len(vocab)))
+    m.sort_indices()
+    df = np.bincount(m.indices, minlength=len(vocab))
+    idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+    m = m @ sparse.diags(idf)
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    m = sparse.diags(np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)) @ m
+    return sparse.csr_matrix(m), vocab
+
+
+def _strings(rows: pd.DataFrame, col: str, n: int) -> list[str]:
+    if col not in rows.columns:
+        return [""] * n
+    return ["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v)
+            for v in rows[col].tolist()]
+
+
+def _lists(rows: pd.DataFrame, col: str, n: int) -> list[list[str]]:
+    if col not in rows.columns:
+        return [[] for _ in range(n)]
+    out = []
+    for v in rows[col].tolist():
+        if isinstance(v, (list, tuple, np.ndarray)):
+            out.append([str(x) for x in v if str(x).strip()])
+        else:
+            out.append([])
+    return out
+
+
+def _cosine(v: np.ndarray, items: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(items, axis=1) * np.linalg.norm(v)  # (N,)
+    dots = items @ v  # (N,)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
