@@ -1,1 +1,27 @@
-"""prismrec.train"""
+"""Step 4 of the path: one training loop for every model, checkpoints, tuning."""
+
+from prismrec.train.batching import Batch, TrainBatches, event_gaps
+from prismrec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from prismrec.train.config import TrainConfig
+from prismrec.train.inference import encode_sequences, score_sequences
+from prismrec.train.trainer import Chunk, Trainer, TrainResult, chunk_steps
+from prismrec.train.tune import tune
+from prismrec.train.validation import rank_metrics
+
+__all__ = [
+    "Batch",
+    "Checkpoint",
+    "Chunk",
+    "TrainBatches",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "chunk_steps",
+    "encode_sequences",
+    "event_gaps",
+    "load_checkpoint",
+    "rank_metrics",
+    "save_checkpoint",
+    "score_sequences",
+    "tune",
+]

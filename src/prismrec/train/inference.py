@@ -1,0 +1,63 @@
+"""Encode whole histories into user vectors and scores, the same way for every model.
+
+Recurrent models read each full history (their training covers whole histories through
+truncated BPTT); windowed models read the last ``model.max_len`` events. Rows are grouped
+by length and batches are capped in events, so a few very long histories cost no more
+memory than many short ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from prismrec.data.sequences import Sequences
+from prismrec.models.base import SequenceEncoder
+from prismrec.train.batching import event_gaps, gather_padded
+
+BATCH_EVENTS = 131_072  # padded events per forward pass: (B*T*D) floats stay ~32 MB at D=64
+
+
+def _windowed(model: SequenceEncoder, seqs: Sequences) -> tuple[Sequences, np.ndarray | None]:
+    gaps = event_gaps(seqs) if model.gap_emb is not None else None
+    if model.max_len is None or not (seqs.lengths > model.max_len).any():
+        return seqs, gaps
+    keep = seqs.positions() >= np.repeat(seqs.lengths - model.max_len, seqs.lengths)
+    return seqs.mask(keep), None if gaps is None else gaps[keep]
+
+
+@torch.no_grad()
+def encode_sequences(model: SequenceEncoder, seqs: Sequences, *,
+                     batch_events: int = BATCH_EVENTS) -> torch.Tensor:
+    """User vector of every row, (R, D) float32, in row order; an empty row gives zeros."""
+    was_training = model.training
+    model.eval()
+    try:
+        win, gaps = _windowed(model, seqs)
+        lengths = win.lengths
+        out = torch.zeros(len(win), model.dim)
+        order = np.argsort(-lengths, kind="stable")
+        i = 0
+        while i < len(order):
+            t = max(int(lengths[order[i]]), 1)
+            rows = order[i:i + max(1, batch_events // t)]
+            i += len(rows)
+            starts, lens = win.offsets[rows], lengths[rows]
+            x = torch.from_numpy(gather_padded(win.items, starts, lens, t))
+            g = None if gaps is None else torch.from_numpy(
+                gather_padded(gaps, starts, lens, t, fill=-1.0))
+            out[torch.from_numpy(rows)] = model.encode(x, torch.from_numpy(lens), g)
+        return out
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def score_sequences(model: SequenceEncoder, seqs: Sequences) -> torch.Tensor:
+    """Every item's score for every row, (R, N) float32."""
+    was_training = model.training
+    model.eval()
+    try:
+        return model.score_all(encode_sequences(model, seqs))
+    finally:
+        model.train(was_training)

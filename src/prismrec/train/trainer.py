@@ -1,0 +1,221 @@
+"""The one training loop: next-item prediction at every position, for every model.
+
+Recurrent models read each user's whole history in truncated-BPTT chunks of ``tbptt``
+steps; the state is carried from chunk to chunk (detached), so the state the model trains
+from after k events is the state streaming those k events produces. Windowed models read
+the last ``max_len`` events. AdamW, gradient clipping, full-ranking validation after every
+``eval_every`` epochs, early stopping with the best weights kept in memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from prismrec.data.sequences import Sequences
+from prismrec.data.split import EvalCases
+from prismrec.errors import DataError
+from prismrec.models._recurrent import detach_state, take_state
+from prismrec.models.base import SequenceEncoder, padding_mask
+from prismrec.train.batching import Batch, TrainBatches
+from prismrec.train.config import TrainConfig
+from prismrec.train.losses import SampledSoftmax, full_ce
+from prismrec.train.validation import rank_metrics
+
+log = logging.getLogger(__name__)
+
+
+class Chunk(NamedTuple):
+    """Model output for positions ``start..start+T-1`` of the first ``B`` rows of a batch."""
+
+    hidden: torch.Tensor  # (B, T, D)
+    targets: torch.Tensor  # (B, T)
+    lengths: torch.Tensor  # (B,) real positions per row in this chunk
+    start: int
+
+
+def chunk_steps(model: SequenceEncoder, batch: Batch, tbptt: int) -> Iterator[Chunk]:
+    """Run a batch as the trainer does; one chunk per optimiser step.
+
+    Rows are sorted longest first, so the rows still going at a chunk are a prefix and
+    every row that continues filled the previous chunk (its carried state is exact).
+    """
+    if not model.recurrent:
+        yield Chunk(model(batch.inputs, batch.lengths, batch.gaps), batch.targets,
+                    batch.lengths, 0)
+        return
+    state = None
+    t = batch.inputs.shape[1]
+    for c in range(0, t, tbptt):
+        lens = (batch.lengths - c).clamp(0, tbptt)  # (B,)
+        active = int((lens > 0).sum())
+        sl = slice(c, c + tbptt)
+        x, lens = batch.inputs[:active, sl], lens[:active]  # (b, t'), (b,)
+        g = None if batch.gaps is None else batch.gaps[:active, sl]
+        if state is not None:
+            state = take_state(state, slice(0, active))
+        hidden, state = model.run(x, lens, g, state, exact_state=False)  # (b, t', D)
+        yield Chunk(hidden, batch.targets[:active, sl], lens, c)
+        state = detach_state(state)
+
+
+@dataclass
+class TrainResult:
+    """What happened in training; ``history`` has one dict per epoch."""
+
+    best_epoch: int
+    best_metrics: dict[str, float]
+    seconds: float  # wall time of the whole fit, validation included
+    seconds_to_best: float  # wall time until the end of the best epoch's validation
+    seconds_per_epoch: float  # mean training time of an epoch, validation excluded
+    epochs: int
+    stopped: str  # "epochs" | "patience" | "time"
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    other = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": other, "weight_decay": 0.0}]
+
+
+class Trainer:
+    """Trains any ``prismrec.models`` model on training sequences with ``fit``."""
+
+    def __init__(self, config: TrainConfig | dict | None = None, *,
+                 log_dir: str | Path | None = None) -> None:
+        if config is None:
+            config = TrainConfig()
+        elif isinstance(config, dict):
+            config = TrainConfig.from_dict(config)
+        config.validate()
+        self.config = config
+        self.log_dir = None if log_dir is None else Path(log_dir)
+
+    def fit(self, model: SequenceEncoder, train: Sequences,
+            valid: EvalCases | None = None) -> TrainResult:
+        """Train ``model`` in place; with ``valid``, keep the weights of the best epoch."""
+        c = self.config
+        if train.n_events and (train.items.min() < 0 or train.items.max() >= model.n_items):
+            raise DataError(
+                f"training items must be indices in [0, {model.n_items}); build the model "
+                "with the size of the item vocabulary"
+            )
+        threads = torch.get_num_threads()
+        if c.threads is not None:
+            torch.set_num_threads(c.threads)
+        writer = None
+        try:
+            if self.log_dir is not None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                writer = SummaryWriter(str(self.log_dir))
+            return self._fit(model, train, valid, writer)
+        finally:
+            if writer is not None:
+                writer.close()
+            torch.set_num_threads(threads)
+
+    def _fit(self, model: SequenceEncoder, train: Sequences, valid: EvalCases | None,
+             writer) -> TrainResult:
+        c = self.config
+        torch.manual_seed(c.seed)
+        rng = np.random.default_rng(c.seed)
+        windowed = not model.recurrent
+        max_len = c.max_len
+        if windowed:
+            max_len = model.max_len if max_len is None else min(max_len, model.max_len)
+        batches = TrainBatches(train, batch_size=c.batch_size, windowed=windowed,
+                               max_len=max_len, max_windows=c.max_windows,
+                               with_gaps=model.gap_emb is not None, future=c.future_targets)
+        if c.loss == "ce":
+            loss_fn = functools.partial(full_ce, decay=c.future_decay)
+        else:
+            gen = torch.Generator().manual_seed(c.seed)
+            counts = np.bincount(train.items, minlength=model.n_items)
+            loss_fn = SampledSoftmax(counts, c.n_negatives, c.negatives, gen)
+        opt = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=c.lr)
+        best_state, best_epoch, best_metrics = None, 0, {}
+        best_value, bad, history, stopped = -np.inf, 0, [], "epochs"
+        t_fit, train_seconds, to_best, step = time.perf_counter(), 0.0, 0.0, 0
+        log.info("training %s on %d events (%d samples, %d batches)", model.name,
+                 batches.n_events, len(batches.starts), len(batches))
+        for epoch in range(1, c.epochs + 1):
+            model.train()
+            t0 = time.perf_counter()
+            loss_sum, n_sum = 0.0, 0
+            with tqdm(total=batches.n_events, unit="ev", unit_scale=True, leave=False,
+                      desc=f"{model.name} epoch {epoch}", disable=not c.progress) as bar:
+                for batch in batches.epoch(rng):
+                    for chunk in chunk_steps(model, batch, c.tbptt):
+                        mask = padding_mask(chunk.lengths, chunk.hidden.shape[1])  # (B, T)
+                        loss = loss_fn(model, chunk.hidden[mask], chunk.targets[mask])
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if c.clip_norm > 0:
+                            torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm)
+                        opt.step()
+                        n = int(mask.sum())
+                        loss_sum, n_sum, step = loss_sum + loss.item() * n, n_sum + n, step + 1
+                        bar.update(n)
+            seconds = time.perf_counter() - t0
+            train_seconds += seconds
+            row = {"epoch": epoch, "loss": loss_sum / max(n_sum, 1), "seconds": seconds,
+                   "lr": opt.param_groups[0]["lr"]}
+            if valid is not None and epoch % c.eval_every == 0:
+                metrics = rank_metrics(model, valid, k=10, filter_seen=c.valid_filter_seen)
+                row.update({f"valid_{k}": v for k, v in metrics.items()})
+                if metrics[c.valid_metric] > best_value:
+                    best_value, best_epoch, best_metrics, bad = (
+                        metrics[c.valid_metric], epoch, metrics, 0)
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    to_best = time.perf_counter() - t_fit
+                else:
+                    bad += 1
+                    if c.lr_decay < 1.0 and bad % c.lr_patience == 0:
+                        model.load_state_dict(best_state)  # step down from the best point
+                        for group in opt.param_groups:
+                            group["lr"] *= c.lr_decay
+            history.append(row)
+            self._report(model.name, row, step, writer)
+            if valid is not None and c.patience and bad >= c.patience:
+                stopped = "patience"
+                break
+            if c.max_seconds is not None and time.perf_counter() - t_fit > c.max_seconds:
+                stopped = "time"
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        else:
+            best_epoch, to_best = len(history), time.perf_counter() - t_fit
+        model.eval()
+        return TrainResult(best_epoch, best_metrics, time.perf_counter() - t_fit, to_best,
+                           train_seconds / len(history), len(history), stopped, history)
+
+    @staticmethod
+    def _report(name: str, row: dict, step: int, writer) -> None:
+        valid = " ".join(f"{k[6:]} {v:.4f}" for k, v in row.items() if k.startswith("valid_"))
+        log.info("%s epoch %d: loss %.4f %s lr %.2g (%.1fs)", name, row["epoch"], row["loss"],
+                 f"valid {valid} " if valid else "", row["lr"], row["seconds"])
+        if writer is not None:
+            writer.add_scalar("train/loss", row["loss"], row["epoch"])
+            writer.add_scalar("train/lr", row["lr"], row["epoch"])
+            writer.add_scalar("train/epoch_seconds", row["seconds"], row["epoch"])
+            writer.add_scalar("train/steps", step, row["epoch"])
+            for k, v in row.items():
+                if k.startswith("valid_"):
+                    writer.add_scalar(f"valid/{k[6:]}", v, row["epoch"])
+            writer.flush()
