@@ -78,3 +78,51 @@ def test_installed_command_runs():
     done = subprocess.run([sys.executable, "-m", "prismrec.cli", "--version"],
                           capture_output=True, text=True, check=True)
     assert done.stdout.startswith("prismrec ")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(events_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ck") / "gru"
+    code = main(["train", "--dataset", "events", "--data-dir", str(events_dir), "--model", "gru",
+                 "--out", str(out), "--epochs", "2", "--quiet", "--threads", "1"])
+    assert code == 0
+    return out
+
+
+def test_train_saves_a_checkpoint_that_evaluates_on_its_own_data(checkpoint, tmp_path):
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["model"] == "gru" and doc["dataset"] == "events" and doc["split"] == "loo"
+    assert 0.0 <= doc["metrics"]["ndcg@10"] <= 1.0
+
+
+def test_recommend_for_a_user_and_for_a_history(checkpoint, capsys):
+    assert main(["recommend", "--checkpoint", str(checkpoint), "--user", "u0003", "-k", "4",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    assert main(["recommend", "--checkpoint", str(checkpoint), "--items", "i00001,i00002",
+                 "-k", "3", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 3 and {"i00001", "i00002"}.isdisjoint(r["item"] for r in rows)
+
+
+def test_recommend_unknown_user_is_a_clear_error(checkpoint, capsys):
+    code = main(["recommend", "--checkpoint", str(checkpoint), "--user", "nobody"])
+    assert code == 2 and "unknown user 'nobody'" in capsys.readouterr().err
+
+
+def test_recommend_from_a_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    code = main(["recommend", "--checkpoint", str(tmp_path / "none"), "--user", "u1"])
+    assert code == 2 and "no checkpoint" in capsys.readouterr().err
+
+
+def test_tune_ranks_settings_on_validation(events_dir, tmp_path):
+    out = tmp_path / "tune.json"
+    assert main(["tune", "--dataset", "events", "--data-dir", str(events_dir), "--model", "gru",
+                 "--grid", "dim=8,16", "epochs=1", "--json", str(out), "--threads", "1"]) == 0
+    doc = json.loads(out.read_text())
+    assert len(doc["trials"]) == 2 and "dim" in doc["best"]
+    scores = [t["valid_ndcg@10"] for t in doc["trials"]]
+    assert scores == sorted(scores, reverse=True)

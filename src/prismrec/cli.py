@@ -75,7 +75,157 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_checkpoint(args: argparse.Namespace) -> int:
-    raise PrismrecError("evaluating a checkpoint needs the sequence models (not built yet)")
+    from prismrec.data import load_dataset
+    from prismrec.eval import evaluate, popularity
+    from prismrec.recommender import Recommender
+
+    rec = Recommender.load(args.checkpoint)
+    source = _read_source(args.checkpoint)
+    name = args.dataset or source.get("dataset")
+    data_dir = args.data_dir or source.get("data_dir")
+    if not name:
+        raise SystemExit("this checkpoint does not record its dataset: pass --dataset/--data-dir")
+    dataset = load_dataset(name, data_dir)
+    split_name = args.split if args.split != "default" else source.get("split", "default")
+    split = dataset.split(split_name)
+    _check_same_items(rec, dataset)
+    rep = evaluate(rec, split.test, ks=args.k, filter_seen=args.filter_seen,
+                   item_popularity=popularity(split.train, len(dataset.items)))
+    doc = {"dataset": dataset.name, "split": split.name, "model": rec.model,
+           "config": {"model": rec.model_.config.to_dict(),
+                      "train": rec.train_config_.to_dict()},
+           "filter_seen": args.filter_seen, "metrics": rep.metrics,
+           "ci95": {k: list(v) for k, v in rep.ci.items()},
+           "timings": {"train": None if rec.result_ is None else rec.result_.to_dict()},
+           "data": {**dataset.summary(), "test_cases": len(split.test)},
+           "checkpoint": str(args.checkpoint)}
+    _print_metrics(doc)
+    _write_json(args.json, doc)
+    return 0
+
+
+SOURCE_FILE = "source.json"
+
+
+def _read_source(checkpoint: str) -> dict:
+    path = Path(checkpoint) / SOURCE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _check_same_items(rec, dataset) -> None:
+    if rec.items_.to_list() != dataset.items.to_list():
+        raise PrismrecError(
+            f"the checkpoint's {len(rec.items_)} items differ from the dataset's "
+            f"{len(dataset.items)}: evaluate it on the data it was trained on"
+        )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from prismrec.data import load_dataset
+    from prismrec.eval import evaluate, popularity
+    from prismrec.recommender import Recommender
+
+    _threads(args.threads)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    split = dataset.split(args.split)
+    train_config = {"progress": not args.quiet, "threads": args.threads}
+    for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_seconds",
+                "seed", "max_len"):
+        if getattr(args, key) is not None:
+            train_config[key] = getattr(args, key)
+    model_config = json.loads(args.model_config) if args.model_config else None
+    rec = Recommender(args.model, model_config=model_config, train_config=train_config,
+                      log_dir=args.log_dir)
+    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog)
+    popular = popularity(split.train, len(dataset.items))
+    metrics = {}
+    for filt in (True, False):
+        rep = evaluate(rec, split.test, ks=(10, 20, 50), filter_seen=filt, n_bootstrap=0,
+                       item_popularity=popular)
+        metrics["filtered" if filt else "unfiltered"] = rep.metrics
+    out = rec.save(args.out)
+    source = {"dataset": args.dataset, "data_dir": None if args.data_dir is None
+              else str(Path(args.data_dir).resolve()), "split": split.name}
+    (out / SOURCE_FILE).write_text(json.dumps(source, indent=2))
+    r = rec.result_
+    print(f"{args.model} on {dataset.name} ({split.name} split): best epoch {r.best_epoch} "
+          f"of {r.epochs}, {r.seconds_per_epoch:.1f} s/epoch, {r.seconds_to_best:.0f} s to best")
+    for tag, m in metrics.items():
+        print(f"  test {tag:<10} ndcg@10 {m['ndcg@10']:.4f}  hr@10 {m['hr@10']:.4f}  "
+              f"recall@50 {m['recall@50']:.4f}")
+    print(f"saved to {out}")
+    _write_json(args.json, {"dataset": dataset.name, "split": split.name, "model": args.model,
+                            "metrics": metrics["filtered" if args.filter_seen else "unfiltered"],
+                            "filter_seen": args.filter_seen, "all_metrics": metrics,
+                            "training": {k: v for k, v in r.to_dict().items()},
+                            "config": {"model": rec.model_.config.to_dict(),
+                                       "train": rec.train_config_.to_dict()}})
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from prismrec.recommender import Recommender
+
+    _threads(args.threads)
+    rec = Recommender.load(args.checkpoint)
+    if (args.user is None) == (args.items is None):
+        raise SystemExit("give exactly one of --user ID or --items ID,ID,...")
+    if args.user is not None:
+        frame = rec.recommend(args.user, k=args.k, filter_seen=args.filter_seen)
+    else:
+        items = [x.strip() for x in args.items.split(",") if x.strip()]
+        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen)
+    if args.json:
+        print(frame.to_json(orient="records"))
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from prismrec.data import load_dataset
+    from prismrec.train import tune
+
+    _threads(args.threads)
+    dataset = load_dataset(args.dataset, args.data_dir)
+    split = dataset.split(args.split)
+    grid = dict(_grid_arg(g) for g in args.grid)
+    table = tune(args.model, split.train, split.valid, len(dataset.items), grid,
+                 search=args.search, n_trials=args.trials,
+                 train_config={"progress": False, "threads": args.threads,
+                               **({"max_seconds": args.max_seconds} if args.max_seconds else {})})
+    print(table.to_string(index=False))
+    print(f"best on validation: {table.attrs['best']}")
+    _write_json(args.json, {"dataset": dataset.name, "split": split.name, "model": args.model,
+                            "best": table.attrs["best"],
+                            "trials": table.to_dict(orient="records")})
+    return 0
+
+
+def _grid_arg(text: str) -> tuple[str, list]:
+    key, sep, values = text.partition("=")
+    if not sep or not values:
+        raise SystemExit(f"--grid takes SETTING=V1,V2,... (got {text!r})")
+    return key.strip(), [json.loads(v) if _is_json(v) else v for v in values.split(",")]
+
+
+def _is_json(v: str) -> bool:
+    try:
+        json.loads(v)
+    except ValueError:
+        return False
+    return True
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from prismrec.quickstart import format_result, run
+
+    _threads(args.threads)
+    print("Generating a synthetic shop and training the LSTM (about a minute on 2 cores)...",
+          flush=True)
+    result = run(args.out, model=args.model, progress=not args.quiet)
+    print(format_result(result))
+    return 0
 
 
 def _print_metrics(doc: dict) -> None:
@@ -93,11 +243,19 @@ def _print_metrics(doc: dict) -> None:
     key = f"ndcg@{ks[0]}"
     if key in ci:
         print(f"  95% bootstrap interval of {key}: [{ci[key][0]:.4f}, {ci[key][1]:.4f}]")
-    if doc.get("config"):
+    if doc.get("validation") and doc.get("config"):
         print(f"  chosen on validation: {doc['config']}")
 
 
 # ---------------------------------------------------------------------------- parser
+
+
+def _data_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--dataset", required=True, help="dataset name (see `prismrec datasets`)")
+    s.add_argument("--data-dir", help="folder holding the dataset's files (not for synthetic)")
+    s.add_argument("--split", default="default", choices=["default", "loo", "temporal", "given"],
+                   help="default: the dataset's own split if it ships one, else leave-one-out")
+    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +288,59 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", help="write the result document to this file")
     s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("quickstart", help="the main job on the embedded synthetic data",
+                       description="Generate a synthetic shop whose users' interests drift, "
+                       "train a sequence model, compare it with baselines on a leave-one-out "
+                       "test, and show recommendations for three users.")
+    s.add_argument("--out", help="keep the fitted model in this folder")
+    s.add_argument("--model", default="lstm", choices=["lstm", "gru", "sasrec"])
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    s.set_defaults(func=cmd_quickstart)
+
+    s = sub.add_parser("train", help="train a sequence model and save a checkpoint",
+                       description="Train on the training part of a split, stop early on "
+                       "validation NDCG@10, report test metrics and save a checkpoint "
+                       "(safetensors + JSON).")
+    _data_args(s)
+    s.add_argument("--model", default="lstm", choices=["lstm", "gru", "sasrec"])
+    s.add_argument("--out", required=True, help="checkpoint folder to write")
+    s.add_argument("--model-config", help='model settings as JSON, e.g. \'{"dim": 128}\'')
+    for flag, typ in (("--epochs", int), ("--batch-size", int), ("--lr", float),
+                      ("--weight-decay", float), ("--patience", int), ("--max-seconds", float),
+                      ("--seed", int), ("--max-len", int)):
+        s.add_argument(flag, type=typ, help="training setting (default: TrainConfig's)")
+    s.add_argument("--log-dir", help="write TensorBoard event files here")
+    s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True,
+                   help="which test metrics go under 'metrics' in --json")
+    s.add_argument("--json", help="write the result document to this file")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("recommend", help="recommend from a checkpoint",
+                       description="Top-k items for a known user, or for any history of items.")
+    s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
+    s.add_argument("--user", help="a user id from the training data")
+    s.add_argument("--items", help="a history of item ids, oldest first: ID,ID,...")
+    s.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+    s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True)
+    s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    s.set_defaults(func=cmd_recommend)
+
+    s = sub.add_parser("tune", help="search settings of a sequence model on validation",
+                       description="Train one model per setting and rank them by validation "
+                       "NDCG@10. The test cases are never used.")
+    _data_args(s)
+    s.add_argument("--model", default="lstm", choices=["lstm", "gru", "sasrec"])
+    s.add_argument("--grid", nargs="+", required=True, metavar="SETTING=V1,V2",
+                   help="e.g. dim=32,64 lr=0.001,0.003 (model.* or train.* to disambiguate)")
+    s.add_argument("--search", choices=["grid", "random"], default="grid")
+    s.add_argument("--trials", type=int, help="how many settings random search tries")
+    s.add_argument("--max-seconds", type=float, help="training time limit per trial")
+    s.add_argument("--json", help="write the trials table to this file")
+    s.set_defaults(func=cmd_tune)
     return p
 
 
