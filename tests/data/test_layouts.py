@@ -451,4 +451,5 @@ def test_registered_checksums_look_like_sha256():
         if info.sha256 is not None:
             assert len(info.sha256) == 64 and int(info.sha256, 16) >= 0
             assert info.download_url is not None
-    assert np.all([i.homepage.startswith("http") for i in list_datasets()])
+    assert np.all([i.homepage is None or i.homepage.startswith("http")
+                   for i in list_datasets()])

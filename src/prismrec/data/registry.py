@@ -35,7 +35,7 @@ class DatasetInfo:
     description: str
     loader: Callable[..., Dataset]
     files: tuple[str, ...]
-    homepage: str
+    homepage: str | None  # None for data made here or brought by the user
     download_url: str | None = None
     sha256: str | None = None  # of the file at download_url
     options: dict = field(default_factory=dict)  # passed to the loader
@@ -61,11 +61,11 @@ def _ml(name: str, files: tuple[str, ...], description: str, sha256: str | None,
 DATASETS: dict[str, DatasetInfo] = {
     "synthetic": DatasetInfo(
         "synthetic", "synthetic", "Generated shop with drifting interests and ground truth "
-        "(the embedded default; no folder needed)", _synthetic, (), "", needs_dir=False),
+        "(the embedded default; no folder needed)", _synthetic, (), None, needs_dir=False),
     "events": DatasetInfo(
         "events", "events", "Your own data: events.csv|parquet|jsonl (user,item,timestamp"
         "[,event,value,event_id]) and optional items.csv (item,title,description,...)",
-        events.load, ("events.*",), "", generic=True),
+        events.load, ("events.*",), None, generic=True),
     "ml-100k": _ml("ml-100k", ("u.data", "u.item"), "MovieLens 100K ratings (1997-98)",
                    "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", "100k/"),
     "ml-1m": _ml("ml-1m", ("ratings.dat", "movies.dat"), "MovieLens 1M ratings (2000-03)",
@@ -142,12 +142,14 @@ def load_dataset(name: str, data_dir: str | Path | None = None, **opts) -> Datas
     d = Path(data_dir)
     if not d.is_dir():
         hint = (f"download it with prismrec.data.download({name!r}, folder)"
-                if info.download_url else f"get it from {info.homepage}")
+                if info.download_url else f"get it from {info.homepage}" if info.homepage
+                else "check the path")
         raise DataError(f"{name}: data directory {d} not found; {hint}")
     missing = [g for g in info.files if not any(d.glob(g))]
     if missing:
         raise DataError(f"{name}: {', '.join(missing)} missing in {d} (expected "
-                        f"{', '.join(info.files)}; found: {listing(d)}). See {info.homepage}")
+                        f"{', '.join(info.files)}; found: {listing(d)})"
+                        + (f". See {info.homepage}" if info.homepage else ""))
     ds = info.loader(d, **{**info.options, **opts})
     if not info.generic:
         ds.name = info.name
