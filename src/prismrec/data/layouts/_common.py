@@ -22,7 +22,10 @@ def check_dir(data_dir: str | Path, layout: str) -> Path:
 
 def listing(data_dir: Path) -> str:
     names = sorted(p.name + ("/" if p.is_dir() else "") for p in data_dir.iterdir())
-    return ", ".join(names) if names else "nothing (the directory is empty)"
+    if not names:
+        return "nothing (the directory is empty)"
+    more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+    return ", ".join(names[:20]) + more
 
 
 def find(data_dir: Path, layout: str, *candidates: str) -> Path:
