@@ -126,3 +126,20 @@ def test_tune_ranks_settings_on_validation(events_dir, tmp_path):
     assert len(doc["trials"]) == 2 and "dim" in doc["best"]
     scores = [t["valid_ndcg@10"] for t in doc["trials"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_no_strict_skips_bad_rows_and_says_how_many(tmp_path, capsys):
+    rows = ["user,item,timestamp"] + [f"u{u},i{(u + j) % 7},{100 + j}" for u in range(6)
+                                      for j in range(5)]
+    rows.insert(4, "u1,i2,not-a-time")
+    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
+    args = ["evaluate", "--dataset", "events", "--data-dir", str(tmp_path), "--model", "pop"]
+    assert main(args) == 2
+    assert "line 5" in capsys.readouterr().err
+    assert main([*args, "--no-strict"]) == 0
+    assert "skipped 1 bad row" in capsys.readouterr().err
+
+
+def test_an_option_the_layout_lacks_is_refused(capsys):
+    code = main(["evaluate", "--dataset", "synthetic", "--model", "pop", "--no-strict"])
+    assert code == 2 and "takes no option(s) strict" in capsys.readouterr().err

@@ -57,7 +57,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from prismrec.data import load_dataset
     from prismrec.eval.runner import run_baseline
 
     _threads(args.threads)
@@ -65,7 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_checkpoint(args)
     if not (args.dataset and args.model):
         raise SystemExit("evaluate needs --dataset and --model (or --checkpoint)")
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = _load(args)
     result = run_baseline(dataset, args.model, split=args.split, ks=args.k,
                           filter_seen=args.filter_seen)
     doc = result.to_dict()
@@ -121,12 +120,11 @@ def _check_same_items(rec, dataset) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from prismrec.data import load_dataset
     from prismrec.eval import evaluate, popularity
     from prismrec.recommender import Recommender
 
     _threads(args.threads)
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = _load(args)
     split = dataset.split(args.split)
     train_config = {"progress": not args.quiet, "threads": args.threads}
     for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_seconds",
@@ -183,11 +181,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from prismrec.data import load_dataset
     from prismrec.train import tune
 
     _threads(args.threads)
-    dataset = load_dataset(args.dataset, args.data_dir)
+    dataset = _load(args)
     split = dataset.split(args.split)
     grid = dict(_grid_arg(g) for g in args.grid)
     table = tune(args.model, split.train, split.valid, len(dataset.items), grid,
@@ -250,12 +247,31 @@ def _print_metrics(doc: dict) -> None:
 # ---------------------------------------------------------------------------- parser
 
 
+def _strict_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
+                   help="stop at the first bad row (default); --no-strict skips bad rows "
+                   "and reports how many")
+
+
+def _load(args: argparse.Namespace):
+    from prismrec.data import load_dataset
+
+    opts = {} if args.strict else {"strict": False}
+    dataset = load_dataset(args.dataset, args.data_dir, **opts)
+    skipped = (dataset.interactions.frame.attrs.get("skipped", 0)
+               if dataset.interactions is not None else 0)
+    if skipped:
+        print(f"skipped {skipped} bad row(s) while reading {args.dataset}", file=sys.stderr)
+    return dataset
+
+
 def _data_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--dataset", required=True, help="dataset name (see `prismrec datasets`)")
     s.add_argument("--data-dir", help="folder holding the dataset's files (not for synthetic)")
     s.add_argument("--split", default="default", choices=["default", "loo", "temporal", "given"],
                    help="default: the dataset's own split if it ships one, else leave-one-out")
     s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    _strict_arg(s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -287,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", "--k", type=_ks, default=(10, 20, 50), help="cut-offs, e.g. 10,20,50")
     s.add_argument("--json", help="write the result document to this file")
     s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    _strict_arg(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("quickstart", help="the main job on the embedded synthetic data",

@@ -7,6 +7,7 @@ touches the network unless ``download`` is called.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import tarfile
 import urllib.parse
@@ -43,10 +44,11 @@ class DatasetInfo:
     needs_dir: bool = True  # False for data made on the spot (the synthetic generator)
 
 
-def _synthetic(data_dir: Path | None = None, **opts) -> Dataset:
+def _synthetic(data_dir: Path | None = None, *, seed: int = 0, n_users: int = 2000,
+               n_items: int = 1000) -> Dataset:
     from prismrec.data.synthetic import generate
 
-    return generate(**opts).to_dataset("synthetic")
+    return generate(seed=seed, n_users=n_users, n_items=n_items).to_dataset("synthetic")
 
 
 def _ml(name: str, files: tuple[str, ...], description: str, sha256: str | None,
@@ -135,6 +137,12 @@ def _info(name: str) -> DatasetInfo:
 def load_dataset(name: str, data_dir: str | Path | None = None, **opts) -> Dataset:
     """Load a named dataset from its unpacked folder; ``opts`` go to the layout's loader."""
     info = _info(name)
+    accepted = inspect.signature(info.loader).parameters
+    unknown = [k for k in opts if k not in accepted]
+    if unknown:
+        options = sorted(k for k in accepted if k not in ("data_dir", "name"))
+        raise DataError(f"{name}: the loader takes no option(s) {', '.join(unknown)}; "
+                        f"it takes: {', '.join(options) or 'none'}")
     if not info.needs_dir:
         return info.loader(None, **{**info.options, **opts})
     if data_dir is None:
