@@ -21,7 +21,7 @@ DATA = {"n_users": 2000, "n_items": 1000, "seed": 0}
 # Few users, so small batches and a higher learning rate: enough steps per epoch to converge
 # in a handful of epochs; max_seconds bounds the run on a slow machine.
 TRAIN = {"epochs": 30, "patience": 3, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.01,
-         "max_seconds": 75.0}
+         "max_seconds": 40.0}
 
 
 @dataclass
