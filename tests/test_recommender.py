@@ -134,3 +134,19 @@ def test_fit_accepts_a_dataset_and_fit_split_a_split():
     rec2 = Recommender("lstm", model_config={"dim": 8}, train_config=cfg)
     assert rec2.fit_split(split, ds.users, ds.items) is rec2
     assert rec2.histories_ is split.train and rec2.result_.epochs == 2
+
+
+def test_text_modes_take_text_vectors_aligned_with_the_item_vocabulary(tmp_path):
+    df = cycle_frame(40).rename(columns={"ts": "timestamp"})
+    ds = Dataset.from_interactions("cycles", Interactions.from_frame(df))
+    cfg = {**TRAIN, "epochs": 2}
+    text = np.random.default_rng(0).normal(size=(len(ds.items), 12)).astype(np.float32)
+    with pytest.raises(ValueError, match="need text_vectors"):
+        Recommender("gru", model_config={"embedding": "id+text"}, train_config=cfg).fit(ds)
+    with pytest.raises(ValueError, match="takes none"):
+        Recommender("gru", train_config=cfg).fit(ds, text_vectors=text)
+    rec = Recommender("gru", model_config={"dim": 8, "embedding": "text"},
+                      train_config=cfg).fit(ds, text_vectors=text)
+    np.testing.assert_allclose(rec.model_.items.text_vectors[1:].numpy(), text)
+    back = Recommender.load(rec.save(tmp_path / "t"))
+    pd.testing.assert_frame_equal(back.recommend("u1"), rec.recommend("u1"))

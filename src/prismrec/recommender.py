@@ -77,20 +77,36 @@ class Recommender:
         c.validate()
         return c
 
-    def _build(self, n_items: int, seed: int) -> SequenceEncoder:
+    def _build(self, n_items: int, seed: int,
+               text_vectors: np.ndarray | None) -> SequenceEncoder:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
-        torch.manual_seed(seed)
         cfg = self.model_config
         if isinstance(cfg, EncoderConfig):
             cfg = cfg.to_dict()
-        return MODELS[self.model](n_items, cfg)
+        mode = (cfg or {}).get("embedding", "id")
+        if (mode == "id") != (text_vectors is None):
+            raise ValueError(
+                f"model_config embedding={mode!r} and text_vectors disagree: text modes "
+                "('text', 'id+text') need text_vectors (one row per item, in item vocabulary "
+                "order, e.g. from prismrec.text.encode_catalog) and 'id' takes none"
+            )
+        tv = None
+        if text_vectors is not None:
+            tv = torch.as_tensor(np.asarray(text_vectors, dtype=np.float32))
+            if tv.ndim != 2 or tv.shape[0] != n_items:
+                raise DataError(f"text_vectors must have shape ({n_items}, D), one row per "
+                                f"item; got {tuple(tv.shape)}")
+        torch.manual_seed(seed)
+        return MODELS[self.model](n_items, cfg, text_vectors=tv)
 
     def fit(self, data: Dataset | Interactions | pd.DataFrame, catalog: Catalog | None = None,
-            *, valid: bool = True) -> Recommender:
+            *, valid: bool = True, text_vectors: np.ndarray | None = None) -> Recommender:
         """Train on all events of ``data`` (see the module docstring); returns self.
 
         ``valid=False`` trains for ``train_config.epochs`` without holding anything out.
+        ``text_vectors`` (one row per item of the item vocabulary) feed the text modes of
+        the item embedding (``model_config={"embedding": "id+text"}``).
         """
         if isinstance(data, pd.DataFrame):
             data = Interactions.from_frame(data)
@@ -105,26 +121,27 @@ class Recommender:
                 train, cases = seqs, None
         else:
             train, cases = seqs, None
-        self._fit(train, cases, data.users, data.items, seqs)
+        self._fit(train, cases, data.users, data.items, seqs, text_vectors)
         self.catalog_ = data.catalog if catalog is None else catalog
         return self
 
     def fit_split(self, split: Split, users: Vocab, items: Vocab,
-                  catalog: Catalog | None = None) -> Recommender:
+                  catalog: Catalog | None = None, *,
+                  text_vectors: np.ndarray | None = None) -> Recommender:
         """Train on ``split.train``, stop early on ``split.valid``; returns self."""
         self._fit(split.train, split.valid if len(split.valid) else None, users, items,
-                  split.train)
+                  split.train, text_vectors)
         self.catalog_ = catalog
         return self
 
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
-             histories: Sequences) -> None:
+             histories: Sequences, text_vectors: np.ndarray | None = None) -> None:
         if len(items) == 0 or train.n_events == 0:
             raise DataError("no events to train on")
         if len(histories) != len(users):
             raise DataError(f"{len(histories)} histories for {len(users)} users")
         tc = self._train_config()
-        self.model_ = self._build(len(items), tc.seed)
+        self.model_ = self._build(len(items), tc.seed, text_vectors)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir).fit(self.model_, train,
                                                                          valid)
         self.users_, self.items_, self.histories_ = users, items, histories
