@@ -225,6 +225,57 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    from urllib.parse import urlsplit
+
+    from prismrec.serve.worker import CONFIG_ENV, WorkerConfig, build
+
+    scheme = urlsplit(args.store).scheme.lower()
+    if args.workers < 1:
+        raise SystemExit("prismrec serve: --workers must be at least 1")
+    if args.workers > 1 and scheme not in ("redis", "rediss"):
+        raise SystemExit(
+            f"prismrec serve: --workers {args.workers} needs the shared Redis store "
+            "(--store redis://host:port/db): every worker must see the same profiles. "
+            "With a SQLite store run one worker.")
+    settings = {
+        "api_key": args.api_key or os.environ.get("PRISMREC_API_KEY") or None,
+        "admin_key": args.admin_key or os.environ.get("PRISMREC_ADMIN_KEY") or None,
+        "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
+    }
+    config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
+                          threads=args.threads, settings=settings)
+    try:
+        app = build(config)  # refuses a corrupt or other-version checkpoint before listening
+    except ValueError as exc:
+        if isinstance(exc, PrismrecError):
+            raise
+        raise SystemExit(f"prismrec serve: {exc}") from None
+    live = app.state.live
+    if args.rebuild_stale:
+        done = live.rebuild_stale()
+        log.warning("rebuilt %d stale profile(s) for checkpoint %s", len(done), live.checkpoint)
+    if settings["api_key"] is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without an API key: anyone who reaches it can post events",
+                    args.host)
+    print(f"prismrec serve: {live.model.name} model, checkpoint {live.checkpoint}, store "
+          f"{live.store!r}, http://{args.host}:{args.port} ({args.workers} worker(s))",
+          file=sys.stderr, flush=True)
+    import uvicorn
+
+    common = {"host": args.host, "port": args.port, "log_level": args.log_level,
+              "access_log": args.access_log}
+    if args.workers == 1:
+        uvicorn.run(app, **common)
+    else:
+        live.store.close()
+        os.environ[CONFIG_ENV] = config.to_json()
+        uvicorn.run("prismrec.serve.worker:app_from_environ", factory=True,
+                    workers=args.workers, **common)
+    return 0
+
+
 def _print_metrics(doc: dict) -> None:
     print(f"{doc['model']} on {doc['dataset']} ({doc['split']} split, "
           f"{'seen items filtered' if doc['filter_seen'] else 'unfiltered'}, "
@@ -358,6 +409,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-seconds", type=float, help="training time limit per trial")
     s.add_argument("--json", help="write the trials table to this file")
     s.set_defaults(func=cmd_tune)
+
+    s = sub.add_parser(
+        "serve", help="serve recommendations over HTTP with live profiles",
+        description="Start the HTTP service: events in, recommendations out, profiles updated "
+        "per event in the store. Keys come from --api-key/--admin-key or the environment "
+        "variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY. API docs at /docs.")
+    s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
+    s.add_argument("--store", required=True,
+                   help="profile store: sqlite:///path.db or redis://127.0.0.1:6379/0")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes (more than 1 needs a Redis store)")
+    s.add_argument("--api-key", help="client key (default: $PRISMREC_API_KEY; none: open)")
+    s.add_argument("--admin-key", help="admin key (default: $PRISMREC_ADMIN_KEY; none: admin "
+                   "routes off)")
+    s.add_argument("--max-body-bytes", type=int, default=1_048_576,
+                   help="largest request body accepted (default 1 MiB)")
+    s.add_argument("--max-batch", type=int, default=1000, help="most events per POST")
+    s.add_argument("--rebuild-stale", action="store_true",
+                   help="before serving, rebuild profiles computed by another checkpoint or "
+                   "flagged by late events")
+    s.add_argument("--threads", type=int, default=1,
+                   help="torch threads per worker (default 1: requests run in parallel)")
+    s.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    s.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
+                   help="log every request (default: off)")
+    s.set_defaults(func=cmd_serve)
     return p
 
 

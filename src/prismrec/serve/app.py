@@ -1,0 +1,123 @@
+"""``create_app(live, settings)``: the FastAPI service over a ``LiveProfiles``.
+
+Nothing is built at import time: the app, its routes, metrics and index are made by the
+factory, so tests and several apps in one process never share state. Every error is JSON
+``{"error": "..."}`` with a message that says what is wrong: 400 bad data, 401/403 keys,
+404 unknown ids, 413 body or batch too large, 422 invalid fields, 501 not available, 503 the
+store cannot be reached (retry). Route handlers are plain functions, run in the server's
+thread pool; the store and ``LiveProfiles`` are thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from prismrec.errors import CheckpointError, DataError, UnknownIdError, require
+
+require("fastapi", "serve")
+
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+
+import prismrec  # noqa: E402
+from prismrec.profile.live import LiveProfiles  # noqa: E402
+from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
+from prismrec.serve.limits import BodyLimit  # noqa: E402
+from prismrec.serve.metrics import Metrics, MetricsMiddleware  # noqa: E402
+from prismrec.serve.routes import build_router  # noqa: E402
+from prismrec.serve.settings import ServeSettings  # noqa: E402
+
+log = logging.getLogger(__name__)
+MAX_REPORTED = 5  # validation problems quoted in one error message
+
+
+def _where(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:MAX_REPORTED]:
+        loc = tuple(err.get("loc", ()))
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            problems.append(f"the body is not valid JSON ({err.get('ctx', {}).get('error', '')})"
+                            .replace(" ()", ""))
+        elif kind == "missing":
+            problems.append(f"{_where(loc)} is required")
+        elif kind == "extra_forbidden":
+            problems.append(f"{_where(loc)} is not a known field")
+        else:
+            where = _where(loc) if loc and loc[0] == "body" else ".".join(map(str, loc))
+            problems.append(f"{where}: {err.get('msg', 'invalid value')}")
+    more = len(exc.errors()) - MAX_REPORTED
+    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(live: LiveProfiles, settings: ServeSettings | None = None) -> FastAPI:
+    """The HTTP service for ``live`` (see the module docstring and ``/docs``)."""
+    if not isinstance(live, LiveProfiles):
+        raise TypeError(f"create_app takes a LiveProfiles, got {type(live).__name__}")
+    settings = settings or ServeSettings()
+    settings.validate()
+    metrics = Metrics({"model": live.model.name, "checkpoint": live.checkpoint})
+    app = FastAPI(title="prismrec", version=prismrec.__version__,
+                  description="Recommendations from dynamic user profiles, updated per event. "
+                  "Send the key in the X-API-Key header.")
+    app.state.live, app.state.settings, app.state.metrics = live, settings, metrics
+    app.include_router(build_router(live, settings, metrics))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}; see /docs"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        return JSONResponse({"error": message}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(UnknownIdError)
+    async def unknown(request: Request, exc: UnknownIdError) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(StoreUnavailableError)
+    async def unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+        log.warning("store unavailable: %s", exc)
+        return _error(503, f"the profile store is unavailable, retry later: {exc}")
+
+    @app.exception_handler(DataError)
+    async def bad_data(request: Request, exc: DataError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
+        log.error("store error: %s", exc)
+        return _error(500, f"profile store error: {exc}")
+
+    @app.exception_handler(CheckpointError)
+    async def checkpoint_error(request: Request, exc: CheckpointError) -> JSONResponse:
+        return _error(500, f"checkpoint error: {exc}")
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal error; the server log has the details")
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
+    return app

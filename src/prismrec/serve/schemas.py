@@ -1,0 +1,90 @@
+"""Request and response bodies of the HTTP API (pydantic, strict where clients send data)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from prismrec.profile.store import MAX_ID_LENGTH
+
+Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_ID_LENGTH)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class EventIn(BaseModel):
+    """One event; ``event_id`` makes a retried post safe (stored once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: Id
+    item: Id
+    timestamp: Number = Field(description="unix seconds")
+    event: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)] = "view"
+    value: Number | None = None
+    event_id: Id | None = None
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[EventIn] = Field(description="events in arrival order (at most max_batch)")
+
+
+class IngestOut(BaseModel):
+    accepted: int
+    duplicates: int
+    late: int = Field(description="accepted events older than an earlier event of their user: "
+                      "counted now, folded into the profile in time order at the next rebuild")
+    late_users: list[str]
+    unknown_items: list[str] = Field(description="items the model does not know: logged, "
+                                     "not used by the model")
+    users_updated: int
+    folded: int = Field(description="events fed to the model")
+    deferred_late: int
+    users_deferred: list[str]
+    step_cost: str
+
+
+class Because(BaseModel):
+    item: str
+    similarity: float
+
+
+class RecommendedItem(BaseModel):
+    rank: int
+    item: str
+    score: float
+    reason: str
+    because: Because | None = None
+
+
+class RecommendationsOut(BaseModel):
+    user: str
+    items: list[RecommendedItem]
+    fallback: str | None = Field(description='"popular" when the user has no usable history')
+    diversity: float
+    checkpoint: str
+
+
+class SimilarItem(BaseModel):
+    rank: int
+    item: str
+    similarity: float
+
+
+class SimilarOut(BaseModel):
+    item: str
+    similar: list[SimilarItem]
+
+
+class ForgetOut(BaseModel):
+    user: str
+    erased: bool
+    training_history_retained: bool = Field(
+        description="the user's training history is part of the model checkpoint and goes "
+        "only with retraining")
+
+
+class ErrorOut(BaseModel):
+    error: str

@@ -1,0 +1,55 @@
+"""Service settings: one typed config, defaults in code, no environment reading here.
+
+The ``prismrec serve`` command fills it from flags and the PRISMREC_API_KEY /
+PRISMREC_ADMIN_KEY environment variables; a program embedding the service passes its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ServeSettings:
+    """What the HTTP service accepts and who may call it.
+
+    ``api_key``: when set, every ``/v1`` route needs the header ``X-API-Key`` with this key
+    (or the admin key). ``admin_key``: needed by the admin routes (``DELETE /v1/users/{id}``,
+    ``POST /v1/items``); when it is None those routes are disabled. ``/healthz``, ``/metrics``
+    and the docs are open: put them behind the network boundary.
+    """
+
+    api_key: str | None = field(default=None, repr=False)
+    admin_key: str | None = field(default=None, repr=False)
+    max_body_bytes: int = 1_048_576  # a request body above this gets 413 before it is parsed
+    max_batch: int = 1000  # events per POST /v1/events
+    max_k: int = 200  # recommendations or similar items per request
+    max_exclude: int = 1000  # item ids in one request's exclude list
+    max_future_seconds: float = 86_400.0  # event timestamps later than now + this are refused
+    min_timestamp: float = 0.0  # and so are timestamps before this (unix seconds)
+
+    def validate(self) -> None:
+        for name in ("api_key", "admin_key"):
+            key = getattr(self, name)
+            if key is not None and (not isinstance(key, str) or len(key) < 8
+                                    or not key.isascii() or not key.isprintable()):
+                raise ValueError(f"{name} must be printable ASCII of at least 8 characters")
+        for name in ("max_body_bytes", "max_batch", "max_k", "max_exclude"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not self.max_future_seconds >= 0:
+            raise ValueError(f"max_future_seconds must be >= 0, got {self.max_future_seconds}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ServeSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown ServeSettings field(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)

@@ -1,0 +1,57 @@
+"""The app factory each uvicorn worker process calls when ``prismrec serve --workers N``.
+
+uvicorn starts workers by import string, so the parent (the ``serve`` command) hands them
+its configuration as JSON in the ``PRISMREC_SERVE_CONFIG`` environment variable; nothing
+else reads it. Each worker loads the checkpoint and opens the (shared, Redis) store itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_ENV = "PRISMREC_SERVE_CONFIG"
+
+
+@dataclass
+class WorkerConfig:
+    checkpoint: str
+    store: str
+    threads: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"checkpoint": self.checkpoint, "store": self.store,
+                           "threads": self.threads, "settings": self.settings})
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerConfig:
+        return cls(**json.loads(text))
+
+
+def build(config: WorkerConfig):
+    """Load the checkpoint, open the store and make the app (used by single and multi-worker)."""
+    import torch
+
+    from prismrec.profile.live import LiveProfiles
+    from prismrec.profile.store import open_store
+    from prismrec.recommender import Recommender
+    from prismrec.serve.app import create_app
+    from prismrec.serve.settings import ServeSettings
+
+    torch.set_num_threads(max(1, int(config.threads)))
+    settings = ServeSettings.from_dict(config.settings)
+    settings.validate()
+    rec = Recommender.load(config.checkpoint)
+    store = open_store(config.store)
+    return create_app(LiveProfiles(rec, store), settings)
+
+
+def app_from_environ():
+    """uvicorn factory: ``uvicorn --factory prismrec.serve.worker:app_from_environ``."""
+    text = os.environ.get(CONFIG_ENV)
+    if not text:
+        raise RuntimeError(f"{CONFIG_ENV} is not set: start workers with `prismrec serve`")
+    return build(WorkerConfig.from_json(text))
