@@ -158,6 +158,14 @@ def test_patience_stops_training_when_validation_stops_improving():
     assert result.stopped == "patience" and result.epochs == 3 and result.best_epoch == 1
 
 
+def test_learning_rate_steps_down_when_validation_stalls():
+    split = leave_one_out(cycle_sequences(60))
+    cfg = TrainConfig(epochs=5, patience=0, lr=1e-12, weight_decay=0.0, lr_decay=0.5,
+                      lr_patience=2, **FAST)
+    result = Trainer(cfg).fit(small(), split.train, split.valid)
+    assert [r["lr"] for r in result.history] == [1e-12, 1e-12, 1e-12, 5e-13, 5e-13]
+
+
 def test_time_budget_stops_training():
     cfg = TrainConfig(epochs=1000, max_seconds=0.0, **FAST)
     result = Trainer(cfg).fit(small(), cycle_sequences(30))
