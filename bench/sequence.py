@@ -1,8 +1,9 @@
 """Sequence models (LSTM, GRU4Rec, SASRec) on real data: quality, training time, memory.
 
 Full ranking on the test cases, mean over seeds, NDCG@10 and HR@10 with seen items filtered
-and unfiltered. Each run trains in its own process (so its peak RSS is its own) under a
-10-minute training budget, early-stopped on validation NDCG@10. Settings per dataset and
+and unfiltered. Each run trains in its own process (so its peak RSS is its own), early-stopped
+on validation NDCG@10, under a 10-minute budget of process CPU time (wall time is reported
+too; on a machine shared with other work it overstates the cost). Settings per dataset and
 model are fixed below; they were chosen on validation only. Also times one training epoch
 of the recurrent models on ML-1M (SASRec preprocessing, ~1M events). Writes the `sequence`
 section of docs/benchmarks.md.
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from _report import SHARED_DATA, command, machine, markdown_table, write_section
 
-BUDGET_S = 600.0  # training budget per run, validation included
+BUDGET_S = 600.0  # CPU seconds to the best epoch must stay under this (validation included)
+WALL_LIMIT_S = 3 * BUDGET_S  # hard stop in wall time, for a machine shared with other work
 
 # (registry name, folder under shared/data, split)
 DATASETS = {
@@ -93,14 +95,15 @@ def run_one(dataset: str, model: str, seed: int, threads: int, data_dir: str) ->
     split = ds.split(split_name)
     model_cfg, train_cfg = CONFIGS[dataset][model]
     tc = {**train_cfg, "seed": seed, "threads": threads, "progress": False,
-          "max_seconds": BUDGET_S}
+          "max_seconds": WALL_LIMIT_S}
     text = np.load(text_vectors(dataset, data_dir)) if model.endswith("+text") else None
     rec = Recommender(model.removesuffix("+text"), model_config=model_cfg, train_config=tc)
     rec.fit_split(split, ds.users, ds.items, text_vectors=text)
     r = rec.result_
     out = {"dataset": dataset, "model": model, "seed": seed, "best_epoch": r.best_epoch,
            "epochs": r.epochs, "stopped": r.stopped, "train_s": r.seconds,
-           "to_best_s": r.seconds_to_best, "epoch_s": r.seconds_per_epoch,
+           "to_best_s": r.seconds_to_best, "cpu_to_best_s": r.cpu_seconds_to_best,
+           "epoch_s": r.seconds_per_epoch,
            "valid_ndcg@10": r.best_metrics.get("ndcg@10", float("nan"))}
     for filt in (True, False):
         rep = evaluate(rec, split.test, ks=(10,), filter_seen=filt, n_bootstrap=0)
@@ -197,6 +200,7 @@ def main() -> None:
                 "NDCG@10 unfiltered": mean("ndcg_u"), "HR@10 unfiltered": mean("hr_u"),
                 "sd NDCG@10 f": float(np.std([r["ndcg_f"] for r in runs])),
                 "best epoch": mean("best_epoch"), "s to best": mean("to_best_s"),
+                "CPU s to best": mean("cpu_to_best_s"),
                 "s/epoch": mean("epoch_s"), "train s": mean("train_s"),
                 "peak RSS MB": max(r["rss_mb"] for r in runs),
             })
@@ -208,15 +212,17 @@ def main() -> None:
                        "loss": r["loss"], "peak RSS MB": r["rss_mb"]})
 
     cols = ["dataset", "model", "NDCG@10 filtered", "HR@10 filtered", "NDCG@10 unfiltered",
-            "HR@10 unfiltered", "sd NDCG@10 f", "best epoch", "s to best", "s/epoch",
-            "train s", "peak RSS MB"]
+            "HR@10 unfiltered", "sd NDCG@10 f", "best epoch", "s to best", "CPU s to best",
+            "s/epoch", "train s", "peak RSS MB"]
     body = [f"Machine: {machine()}; torch threads per run: {args.threads}, {args.jobs} "
             "run(s) at a time; the machine was shared with other work, so times are "
             "pessimistic.",
             f"Command: `{command()}`", "",
-            f"Test set, full ranking, mean of {len(args.seeds.split(','))} seeds; training "
-            f"budget {BUDGET_S:.0f} s per run (validation included), early stopping on "
-            "validation NDCG@10 (filtered).", "", markdown_table(rows, cols)]
+            f"Test set, full ranking, mean of {len(args.seeds.split(','))} seeds; early "
+            "stopping on validation NDCG@10 (filtered). Budget: the process CPU time to the "
+            f"best epoch (validation included) must stay under {BUDGET_S:.0f} s, so each "
+            "result is reached within 10 minutes even on one dedicated core; hard stop at "
+            f"{WALL_LIMIT_S:.0f} s of wall time.", "", markdown_table(rows, cols)]
     if epochs:
         body += ["", "One training epoch on ml-1m-sas train/input.txt (full softmax over "
                  "3416 items, default settings: dim 64, batch 128; SASRec on every 50-event "

@@ -75,6 +75,31 @@ class ItemEmbedding(nn.Module):
             raise ValueError(f"embedding mode {self.mode!r} has no text vectors")
         self.text_vectors[1:] = self._check_text(vectors, self.n_items, self.text_dim)
 
+    @torch.no_grad()
+    def add_items(self, text_vectors: torch.Tensor) -> None:
+        """Append M items known only by their text, (M, Dt): new indices N .. N+M-1.
+
+        Why: an item with text but no interactions must be recommendable without retraining.
+        Its ID row is zero, so its vector is the text projection alone — what ``id_dropout``
+        trains the model to handle.
+        """
+        if self.proj is None:
+            raise ValueError(f"embedding mode {self.mode!r} has no text path: items cannot be "
+                             "added from text; train with embedding='id+text' or 'text'")
+        v = torch.as_tensor(text_vectors, dtype=torch.float32)
+        if v.ndim != 2:
+            raise ValueError(f"text_vectors must be (M, {self.text_dim}), got {tuple(v.shape)}")
+        m = int(v.shape[0])
+        v = self._check_text(v, m, self.text_dim)  # (M, Dt)
+        buf = self.text_vectors
+        self.text_vectors = torch.cat([buf, v.to(buf.device, buf.dtype)])  # (N+M+1, Dt)
+        if self.id is not None:
+            w = self.id.weight
+            grown = torch.cat([w.detach(), w.new_zeros(m, self.dim)])  # (N+M+1, D)
+            self.id.weight = nn.Parameter(grown, requires_grad=w.requires_grad)
+            self.id.num_embeddings = grown.shape[0]
+        self.n_items += m
+
     def _drop_ids(self, shape: tuple[int, ...], device: torch.device) -> torch.Tensor | None:
         if self.mode != "id+text" or not self.training or self.id_dropout == 0.0:
             return None

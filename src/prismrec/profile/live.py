@@ -876,6 +876,35 @@ class LiveProfiles:
     def item_known(self, item: str) -> bool:
         return item in self._item_index
 
+    def add_items(self, rows: pd.DataFrame | Any, encoder: Any = None) -> list[str]:
+        """Add or re-encode catalogue items from their text (``Recommender.add_items``).
+
+        New items are recommendable at once. The model changed, so the checkpoint
+        fingerprint changes with it: each user's stored state is rebuilt from their log at
+        their next update or read (once, O(history)), which also folds logged events of
+        items that were unknown until now. Returns the new item ids.
+        """
+        with self._writing:
+            added = self.recommender.add_items(rows, encoder)
+            rec = self.recommender
+            counts = np.bincount(self.histories.items, minlength=len(rec.items_))
+            with torch.no_grad():
+                table = self.model.output_table().detach().float()
+                unit = nn.functional.normalize(table, dim=1).contiguous()  # (N, D)
+            with self._lock:
+                self.items = rec.items_
+                self.n_items = len(self.items)
+                self._item_index = {item: i for i, item in enumerate(self.items.to_list())}
+                self._popularity = counts.astype(np.float64)
+                self._popular_order = np.lexsort((np.arange(self.n_items), -counts))
+                self._unit_items = unit
+                self.checkpoint = _fingerprint(rec)
+                self._states.clear()
+                self._train_states.clear()
+        log.info("LiveProfiles: added %d item(s); catalogue now %d items, checkpoint %s",
+                 len(added), self.n_items, self.checkpoint)
+        return added
+
 
 @dataclass
 class _Plan:

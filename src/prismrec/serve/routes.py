@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Annotated
 
-import numpy as np
+import pandas as pd
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
 from prismrec.profile.live import LiveProfiles
-from prismrec.profile.store import Event
-from prismrec.retrieve.index import ExactIndex
+from prismrec.profile.store import MAX_ID_LENGTH, Event
 from prismrec.serve.auth import admin_guard, client_guard
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
@@ -24,8 +23,40 @@ from prismrec.serve.schemas import (
     SimilarOut,
 )
 from prismrec.serve.settings import ServeSettings
+from prismrec.text import DimensionMismatchError, EncoderError
 
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)}
+Text = Annotated[str, StringConstraints(strict=True, max_length=20_000)]
+Label = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
+
+
+class ItemIn(BaseModel):
+    """One catalogue item; at least one text field must hold text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_ID_LENGTH)] \
+        = Field(validation_alias=AliasChoices("id", "item"), description="item id ('item' too)")
+    title: Text | None = None
+    description: Text | None = None
+    brand: Text | None = None
+    categories: list[Label] = Field(default_factory=list, max_length=100)
+    tags: list[Label] = Field(default_factory=list, max_length=100)
+
+
+class ItemBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ItemIn] = Field(description="items with text (at most max_batch)")
+
+
+class ItemsOut(BaseModel):
+    added: list[str] = Field(description="new item ids, recommendable now")
+    updated: list[str] = Field(description="ids already known: their text was re-encoded")
+    items: int = Field(description="items in the catalogue now")
+    checkpoint: str = Field(description="the model fingerprint after the change")
+
+
 MODEL_REASON = "continues your recent sequence"
 POPULAR_REASON = "popular with everyone (no history for you yet)"
 
@@ -56,16 +87,6 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics) 
     client = [Depends(client_guard(settings))]
     admin = [Depends(admin_guard(settings))]
     router = APIRouter()
-    index_lock = threading.Lock()
-    index_box: list[ExactIndex] = []
-
-    def item_index() -> ExactIndex:
-        with index_lock:
-            if not index_box:  # built on first use: cosine over the model's output item table
-                table = live.model.output_table().detach().float().numpy()
-                index_box.append(ExactIndex(table, metric="cosine"))
-            return index_box[0]
-
     @router.post("/v1/events", response_model=IngestOut, dependencies=client,
                  responses=ERRORS, tags=["events"])
     def post_events(batch: Annotated[EventBatch, Body()]) -> dict:
@@ -149,17 +170,45 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics) 
         return {"user": user, "erased": erased,
                 "training_history_retained": live.known_user(user)}
 
-    @router.post("/v1/items", dependencies=admin, status_code=501,
-                 responses={501: {"model": ErrorOut}, **ERRORS}, tags=["admin"])
-    def add_items(body: Annotated[dict, Body(description="items with text")]) -> dict:
-        """Add catalogue items with text: not available yet for the served checkpoint."""
-        mode = live.model.config.embedding
-        raise HTTPException(
-            501, "adding items at serve time is not implemented: it needs item vectors from "
-            f"text, and this checkpoint's {live.model.name} model uses embedding={mode!r}"
-            + (" (no text part)" if mode == "id" else "")
-            + " while the Recommender has no way yet to grow its catalogue; add the items to "
-            "the training data and retrain")
+    @router.post("/v1/items", response_model=ItemsOut, dependencies=admin,
+                 responses={501: {"model": ErrorOut}, 500: {"model": ErrorOut}, **ERRORS},
+                 tags=["admin"])
+    def add_items(batch: Annotated[ItemBatch, Body()]) -> dict:
+        """Add catalogue items from their text (admin key): recommendable at once.
+
+        Ids the model already has are upserts (their text is replaced and re-encoded).
+        Needs a model trained with a text part (embedding 'id+text' or 'text').
+        """
+        if live.model.items.proj is None:
+            mode = live.model.config.embedding
+            raise HTTPException(
+                501, "adding items needs item vectors from text, but this checkpoint's "
+                f"{live.model.name} model uses embedding={mode!r} (no text part): retrain "
+                "with the catalogue (fit(..., catalog, text=True)) to add items at serve time")
+        n = len(batch.items)
+        if n > settings.max_batch:
+            raise HTTPException(413, f"batch of {n} items is over the limit of "
+                                     f"{settings.max_batch}; split it")
+        seen: set[str] = set()
+        for i, it in enumerate(batch.items):
+            _check_id(it.id, f"items[{i}].id")
+            if it.id in seen:
+                raise HTTPException(422, f"items[{i}].id {it.id!r} appears twice in the batch")
+            seen.add(it.id)
+        rows = pd.DataFrame({"item": [it.id for it in batch.items],
+                             **{f: [getattr(it, f) or "" for it in batch.items]
+                                for f in ("title", "description", "brand")},
+                             **{f: [list(getattr(it, f)) for it in batch.items]
+                                for f in ("categories", "tags")}})
+        known = [it.id for it in batch.items if live.item_known(it.id)]
+        try:
+            added = live.add_items(rows)
+        except DimensionMismatchError as exc:
+            raise HTTPException(500, f"the text encoder does not fit the model: {exc}") from exc
+        except EncoderError as exc:
+            raise HTTPException(503, f"cannot encode item text now: {exc}") from exc
+        return {"added": added, "updated": known, "items": live.n_items,
+                "checkpoint": live.checkpoint}
 
     @router.get("/v1/items/{item}/similar", response_model=SimilarOut, dependencies=client,
                 responses=ERRORS, tags=["items"])
@@ -168,18 +217,10 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics) 
         _check_id(item, "item id")
         if k > settings.max_k:
             raise HTTPException(422, f"k={k} is over the limit of {settings.max_k}")
-        if not live.item_known(item):
-            raise HTTPException(404, f"unknown item {item!r}: the model was not trained "
-                                     "with it")
-        idx = live.items.index_of(item)
-        index = item_index()
-        query = index.vectors[idx:idx + 1].numpy()  # (1, D), already unit length
-        scores, found = index.search(query, k, exclude=[np.array([idx])])
-        keep = found[0] >= 0
-        ids = live.items.ids(found[0][keep])
+        near = live.recommender.similar_items(item, k)  # unknown item: UnknownIdError, 404
         return {"item": item, "similar": [
-            {"rank": r + 1, "item": i, "similarity": float(s)}
-            for r, (i, s) in enumerate(zip(ids, scores[0][keep].tolist(), strict=True))]}
+            {"rank": int(r), "item": i, "similarity": float(s)}
+            for r, i, s in zip(near["rank"], near["item"], near["score"], strict=True)]}
 
     @router.get("/healthz", tags=["service"])
     def healthz() -> dict:

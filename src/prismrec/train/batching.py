@@ -40,6 +40,13 @@ def gather_padded(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, t
     return np.where(mask, out, fill)
 
 
+def recent_inputs(inputs: torch.Tensor, window: int) -> torch.Tensor:
+    """(B, T) inputs → (B, T, window): each position's last ``window`` inputs, itself
+    included, -1 where the row has fewer (padding positions are ignored by the caller)."""
+    pad = inputs.new_full((inputs.shape[0], window - 1), -1)
+    return torch.cat([pad, inputs], dim=1).unfold(1, window, 1)  # (B, T, window)
+
+
 @dataclass
 class Batch:
     """Padded training batch, rows sorted by length (longest first)."""

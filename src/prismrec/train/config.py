@@ -28,9 +28,13 @@ class TrainConfig:
     lr_patience: int = 2  # improvement, then go on from the best weights (1.0: never)
     seed: int = 0
     threads: int | None = 2  # torch threads during fit (None: leave as is)
+    amp: bool = False  # bf16 autocast of the encoder where the hardware runs bf16 natively
+    # (losses stay float32); off by default: on small CPU models it is rarely faster
     loss: str = "ce"  # "ce" full softmax | "sampled" softmax with logQ correction
     future_targets: int = 1  # "ce": each position predicts the next K items (1: next item)
     future_decay: float = 1.0  # weight decay**j of the j-th next item (normalised per row)
+    exclude_seen: int = 0  # "ce": leave each position's last W input items out of its
+    # softmax (0: off), as filter_seen leaves them out of recommendations
     n_negatives: int = 1024  # sampled loss: shared negatives per step
     negatives: str = "popularity"  # sampled loss: "popularity" | "uniform" | "in-batch"
     clip_norm: float = 1.0  # 0 disables gradient clipping
@@ -58,6 +62,8 @@ class TrainConfig:
             raise ValueError("future_targets must be >= 1 and future_decay in (0, 1]")
         if self.future_targets > 1 and self.loss != "ce":
             raise ValueError("future_targets > 1 works with loss='ce' only")
+        if self.exclude_seen < 0 or (self.exclude_seen and self.loss != "ce"):
+            raise ValueError("exclude_seen must be >= 0 and works with loss='ce' only")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if self.negatives not in NEGATIVES:

@@ -26,10 +26,11 @@ class _BlockedSoftmaxCE(torch.autograd.Function):
     scales them. Same FLOPs as ``F.cross_entropy`` on full logits, but the (M, N) logits and
     their gradient never travel through main memory, which is what bounds the full softmax
     on a CPU. Each row may have several weighted targets (weights sum to 1 per row).
+    ``exclude`` (M, W) lists items (-1: none) left out of a row's softmax, unless a target.
     """
 
     @staticmethod
-    def forward(ctx, hidden, table, bias, targets, weights):
+    def forward(ctx, hidden, table, bias, targets, weights, exclude):
         m, n = hidden.shape[0], table.shape[0]
         block = max(16, BLOCK_FLOATS // max(n, 1))
         grad_h = torch.empty_like(hidden)  # (M, D)
@@ -39,6 +40,8 @@ class _BlockedSoftmaxCE(torch.autograd.Function):
         for s in range(0, m, block):
             h, t, w = hidden[s:s + block], targets[s:s + block], weights[s:s + block]
             logits = h @ table.T if bias is None else torch.addmm(bias, h, table.T)  # (b, N)
+            if exclude is not None:
+                _mask_out(logits, exclude[s:s + block], t)
             p = torch.log_softmax(logits, dim=1)  # (b, N), one fused pass
             total -= (p.gather(1, t) * w).sum(dtype=torch.float64)
             p = p.exp_()  # (b, N) softmax, in place
@@ -56,7 +59,20 @@ class _BlockedSoftmaxCE(torch.autograd.Function):
         saved = ctx.saved_tensors
         scale = grad_out / ctx.m
         grad_b = saved[2] * scale if len(saved) == 3 else None
-        return saved[0] * scale, saved[1] * scale, grad_b, None, None
+        return saved[0] * scale, saved[1] * scale, grad_b, None, None, None
+
+
+def _mask_out(logits: torch.Tensor, exclude: torch.Tensor, targets: torch.Tensor) -> None:
+    """Set ``logits[r, exclude[r]]`` to -inf in place, except padding (-1) and targets.
+
+    Padding and targets are pointed at the row's first target and write its own logit back,
+    so every scattered write to one cell carries the same value.
+    """
+    keep = (exclude >= 0) & ~(exclude[:, :, None] == targets[:, None, :]).any(-1)  # (b, W)
+    first = targets[:, :1]  # (b, 1)
+    cols = torch.where(keep, exclude, first)  # (b, W)
+    own = logits.gather(1, first).expand_as(cols)  # (b, W)
+    logits.scatter_(1, cols, torch.where(keep, torch.full_like(own, -torch.inf), own))
 
 
 def target_weights(targets: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
@@ -66,21 +82,26 @@ def target_weights(targets: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
 
 
 def full_ce(model: SequenceEncoder, hidden: torch.Tensor, targets: torch.Tensor,
-            decay: float = 1.0) -> torch.Tensor:
+            decay: float = 1.0, exclude: torch.Tensor | None = None) -> torch.Tensor:
     """hidden (M, D), targets (M,) → mean cross-entropy over all N items (fused, blocked).
 
     ``targets`` may be (M, K): the next K items (-1 where there are fewer), weighted
-    ``decay**j`` and normalised per row, as in "dense all-action" losses.
+    ``decay**j`` and normalised per row, as in "dense all-action" losses. ``exclude``
+    (M, W), -1 padded, takes items out of a row's softmax: the items a user already had,
+    when recommendations leave seen items out (training then matches that ranking).
     """
     if targets.ndim == 1:
         targets = targets[:, None]
     weights = target_weights(targets, decay)  # (M, K)
     targets = targets.clamp(min=0)
     if not torch.is_grad_enabled():
-        logp = torch.log_softmax(model.score_all(hidden), dim=1)  # (M, N)
+        logits = model.score_all(hidden)  # (M, N)
+        if exclude is not None:
+            _mask_out(logits, exclude, targets)
+        logp = torch.log_softmax(logits, dim=1)
         return -(logp.gather(1, targets) * weights).sum(1).mean()
     return _BlockedSoftmaxCE.apply(hidden, model.output_table(), model.out_bias, targets,
-                                   weights)
+                                   weights, exclude)
 
 
 class SampledSoftmax:
