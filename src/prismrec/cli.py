@@ -119,7 +119,58 @@ def _check_same_items(rec, dataset) -> None:
         )
 
 
+def _torchrun_rank() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when torchrun started this process with 2+ ranks."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world < 2:
+        return None
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
+    """``prismrec train ... --nproc N``: run the same command as N torchrun ranks here."""
+    import subprocess
+
+    if _torchrun_rank() is not None:
+        raise SystemExit("prismrec train: --nproc is for a plain start; under torchrun the "
+                         "process count comes from --nproc_per_node")
+    argv, skip = [], False
+    for a in args.argv:
+        if skip or a.startswith("--nproc="):
+            skip = False
+            continue
+        skip = a == "--nproc"
+        if not skip:
+            argv.append(a)
+    per_rank = max(1, args.threads // args.nproc)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={args.nproc}", "-m", "prismrec.cli", *argv,
+           "--threads", str(per_rank)]
+    log.info("relaunching: %s", " ".join(cmd))
+    return subprocess.call(cmd)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.nproc < 1:
+        raise SystemExit("prismrec train: --nproc must be at least 1")
+    if args.nproc > 1:
+        return _relaunch_under_torchrun(args)
+    ranked = _torchrun_rank()
+    if ranked is None:
+        return _train(args)
+    from prismrec.train.distributed import init_distributed, shutdown
+
+    rank, world, local_rank = ranked
+    init_distributed(rank, world, local_rank=local_rank)  # MASTER_ADDR/PORT from torchrun
+    try:
+        return _train(args, main_rank=rank == 0)
+    finally:
+        shutdown()
+
+
+def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
     from prismrec.eval import evaluate, popularity
     from prismrec.recommender import Recommender
 
@@ -135,6 +186,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     rec = Recommender(args.model, model_config=model_config, train_config=train_config,
                       log_dir=args.log_dir)
     rec.fit_split(split, dataset.users, dataset.items, dataset.catalog)
+    if not main_rank:  # torchrun: rank 0 evaluates, prints and writes the checkpoint
+        return 0
     popular = popularity(split.train, len(dataset.items))
     metrics = {}
     for filt in (True, False):
@@ -178,6 +231,52 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     else:
         print(frame.to_string(index=False))
     return 0
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from prismrec.explain.interests import narrate_profile, plot_profile, profile_for
+    from prismrec.recommender import Recommender
+
+    _threads(args.threads)
+    rec = Recommender.load(args.checkpoint)
+    catalog = getattr(rec, "catalog_", None)
+    source = _read_source(args.checkpoint)
+    name = args.dataset or source.get("dataset")
+    if catalog is None and name:  # labels read the catalogue the model was trained with
+        from prismrec.data import load_dataset
+
+        catalog = load_dataset(name, args.data_dir or source.get("data_dir")).catalog
+    prof = profile_for(rec, args.user, catalog=catalog)
+    narrative = narrate_profile(prof, _narrator(args))
+    if args.plot:
+        log.info("wrote %s", plot_profile(prof, args.plot))
+    if args.json:
+        print(json.dumps({**prof.to_dict(), "narrative": narrative.to_dict()}))
+        return 0
+    print(f"user {prof.user}: {len(prof)} interest(s) from {len(prof.event_items)} events "
+          f"({prof.source} components)")
+    for i in prof.interests:
+        print(f"  {i.weight:6.1%}  {i.label}  [{i.horizon}, {i.n_events} events]  "
+              f"e.g. {', '.join(i.top_titles[:3])}")
+    print(narrative.text)
+    return 0
+
+
+def _narrator(args: argparse.Namespace):
+    from prismrec.explain import (
+        ChatEndpointNarrator,
+        FallbackNarrator,
+        LocalLLMNarrator,
+        TemplateNarrator,
+    )
+
+    if args.narrator == "template":
+        return TemplateNarrator()
+    if args.narrator == "local":
+        return FallbackNarrator(LocalLLMNarrator())
+    if not args.chat_url:
+        raise SystemExit("--narrator chat needs --chat-url (an OpenAI-compatible endpoint)")
+    return FallbackNarrator(ChatEndpointNarrator(args.chat_url, model=args.chat_model))
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -384,6 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which test metrics go under 'metrics' in --json")
     s.add_argument("--json", help="write the result document to this file")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.add_argument("--nproc", type=int, default=1,
+                   help="data-parallel processes on this machine (relaunches under torchrun; "
+                   "--threads is shared among them). For several machines start "
+                   "`torchrun --nnodes M --nproc_per_node N --rdzv-endpoint HOST:PORT -m "
+                   "prismrec.cli train ...` on each (README: Scaling out)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("recommend", help="recommend from a checkpoint",
@@ -396,6 +500,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_recommend)
+
+    s = sub.add_parser("profile", help="a user's interests, their weights over time and a "
+                       "short narrative",
+                       description="Read a known user's history through a checkpoint: named "
+                       "interests with weight, horizon and first/last seen, a timeline plot "
+                       "and a narrative.")
+    s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
+    s.add_argument("--user", required=True, help="a user id from the training data")
+    s.add_argument("--plot", help="write the interest-weight timeline (PNG) here")
+    s.add_argument("--json", action="store_true", help="print the profile as JSON")
+    s.add_argument("--narrator", default="template", choices=["template", "local", "chat"])
+    s.add_argument("--chat-url", help="--narrator chat: base URL of the chat endpoint")
+    s.add_argument("--chat-model", default="default", help="--narrator chat: model name")
+    s.add_argument("--dataset", help="dataset whose catalogue names the interests "
+                   "(default: the one the checkpoint records)")
+    s.add_argument("--data-dir", help="folder of that dataset")
+    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    s.set_defaults(func=cmd_profile)
 
     s = sub.add_parser("tune", help="search settings of a sequence model on validation",
                        description="Train one model per setting and rank them by validation "
@@ -444,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for train --nproc's relaunch
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:

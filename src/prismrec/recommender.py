@@ -754,6 +754,22 @@ class Recommender:
         self._states, self._event_ids, self._own_users = states, event_ids, True
         return True
 
+    # -- interests ------------------------------------------------------------------------------
+    def profile(self, user, **kwargs):
+        """The user's named interests as a ``Profile`` (see ``prismrec.explain.interests``)."""
+        from prismrec.explain.interests import profile_for
+
+        return profile_for(self, user, **kwargs)
+
+    def recommend_composed(self, user, k: int = 10, *, diversity: float = 0.0,
+                           exclude_ids=None, exclude_categories=None,
+                           filter_seen: bool = True) -> pd.DataFrame:
+        """Top-``k`` composed from the user's interests, each with its interest and reason."""
+        from prismrec.explain.interests import compose_for
+
+        return compose_for(self, user, k, diversity=diversity, exclude_ids=exclude_ids,
+                           exclude_categories=exclude_categories, filter_seen=filter_seen)
+
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint folder (safetensors + JSON) that ``load`` reads back.

@@ -17,7 +17,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from prismrec.models.base import EncoderConfig, SequenceEncoder
 
-State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU: h; LSTM: (h, c)
+# GRU: h; LSTM: (h, c); with an interest head the head's running state is appended:
+# GRU (h, head), LSTM (h, c, head). Every tensor has the batch on dim 1.
+State = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 @dataclass
@@ -67,11 +69,27 @@ class RecurrentEncoder(SequenceEncoder):
                                   dropout=c.hidden_dropout if c.layers > 1 else 0.0)
         self.drop_out = nn.Dropout(c.hidden_dropout)
 
-    def initial_state(self, batch: int) -> State:
-        """The state of a user with no events yet (zeros)."""
+    def _rnn_zeros(self, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         w = self.rnn.weight_hh_l0
         h = w.new_zeros(self.config.layers, batch, self.config.dim)  # (L, B, D)
         return (h, h.clone()) if self.rnn_class is nn.LSTM else h
+
+    def initial_state(self, batch: int) -> State:
+        """The state of a user with no events yet (zeros)."""
+        return self._join(self._rnn_zeros(batch), None if self.head is None else
+                          self.head.initial_state(batch, self.rnn.weight_hh_l0))
+
+    def _split(self, state: State | None):
+        """(RNN state, head state) of a full state."""
+        if self.head is None or state is None:
+            return state, None
+        rnn = state[:-1]
+        return (rnn if len(rnn) == 2 else rnn[0]), state[-1]
+
+    def _join(self, rnn, head: torch.Tensor | None) -> State:
+        if self.head is None:
+            return rnn
+        return (*(rnn if isinstance(rnn, tuple) else (rnn,)), head)
 
     def run(self, items: torch.Tensor, lengths: torch.Tensor, gaps: torch.Tensor | None = None,
             state: State | None = None, *, exact_state: bool = True
@@ -83,17 +101,33 @@ class RecurrentEncoder(SequenceEncoder):
         halves the cost); truncated BPTT needs no more, because only rows that fill a chunk
         continue into the next one.
         """
+        rnn_state, head_state = self._split(state)
+        out, x, mask, new = self._run_rnn(items, lengths, gaps, rnn_state, exact_state)
+        if self.head is None:
+            return out, new
+        res = self.head(x, out, mask, head_state)  # interests over the hidden states
+        return self.head.mix(res, mask), self._join(new, res.state)
+
+    def features(self, items: torch.Tensor, lengths: torch.Tensor,
+                 gaps: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(item vectors, RNN hidden, mask) of fresh users: what the interest head reads."""
+        out, x, mask, _ = self._run_rnn(items, lengths, gaps, None, False)
+        return x, out, mask
+
+    def _run_rnn(self, items, lengths, gaps, state, exact_state: bool):
+        """(hidden (B, T, D), item vectors (B, T, D), mask (B, T), RNN state after)."""
         b, t = items.shape
-        x, mask = self.embed(items, lengths, gaps)  # (B, T, D), (B, T)
-        x = self.drop_in(x)
+        x0, mask = self.embed(items, lengths, gaps)  # (B, T, D), (B, T)
+        x = self.drop_in(x0)
         if state is None:
-            state = self.initial_state(b)
+            state = self._rnn_zeros(b)
         if not exact_state or bool((lengths == t).all()):
             out, new = self.rnn(x, state)  # (B, T, D)
         else:
             rows = torch.nonzero(lengths > 0).squeeze(1)  # (b',) rows with events
             if rows.numel() == 0:
-                return x.new_zeros(b, t, self.config.dim), state
+                return x.new_zeros(b, t, self.config.dim), x0, mask, state
             packed = pack_padded_sequence(x[rows], lengths[rows].cpu(), batch_first=True,
                                           enforce_sorted=False)
             out_p, new_rows = self.rnn(packed, take_state(state, rows))
@@ -104,7 +138,16 @@ class RecurrentEncoder(SequenceEncoder):
                 new = tuple(s.index_copy(1, rows, n) for s, n in zip(new, new_rows, strict=True))
             else:
                 new = new.index_copy(1, rows, new_rows)
-        return self.drop_out(out) * mask.unsqueeze(-1), new
+        return self.drop_out(out) * mask.unsqueeze(-1), x0, mask, new
+
+    def state_interests(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interest vectors (B, K, D) and weights (B, K) of streamed users, from their state
+        alone (the top layer's h is the last hidden output; in eval mode)."""
+        if self.head is None:
+            raise ValueError(f"this {self.name} model has no interest head")
+        rnn, head = self._split(state)
+        h = (rnn[0] if isinstance(rnn, tuple) else rnn)[-1]  # (B, D)
+        return self.head.state_interests(head, h)
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor,
                 gaps: torch.Tensor | None = None, state: State | None = None) -> torch.Tensor:

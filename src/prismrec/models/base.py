@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from prismrec.models.embedding import MODES, ItemEmbedding, TimeGapEmbedding
+from prismrec.models.interest import HEADS, InterestHead, Interests, build_head
 
 
 @dataclass
@@ -33,6 +34,9 @@ class EncoderConfig:
     tied: bool = True  # score with the input item table (fewer parameters, better on small data)
     out_bias: bool = True  # per-item output bias: popularity, and the score of an empty history
     init_std: float = 0.02  # std of the item (and gap) vectors at initialisation
+    interests: int = 0  # K interest vectors per user (interest.py); 0: one vector, no head
+    interest_head: str = "decay"  # "decay" (streams in O(1)) | "comirec" (self-attentive)
+    interest_window: int = 50  # "comirec": the last events its attention reads
 
     def validate(self) -> None:
         if self.dim < 1:
@@ -45,6 +49,13 @@ class EncoderConfig:
             raise ValueError(f"embedding must be one of {MODES}, got {self.embedding!r}")
         if not self.tied and self.embedding != "id":
             raise ValueError("an untied output table needs embedding='id' (text modes share it)")
+        if self.interests < 0 or self.interests == 1:
+            raise ValueError(f"interests must be 0 (one vector) or at least 2, got "
+                             f"{self.interests}")
+        if self.interest_head not in HEADS:
+            raise ValueError(f"interest_head must be one of {HEADS}, got {self.interest_head!r}")
+        if self.interest_window < 1:
+            raise ValueError(f"interest_window must be positive, got {self.interest_window}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,6 +117,9 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         self.out_bias = nn.Parameter(torch.zeros(self.n_items)) if config.out_bias else None
         self.gap_emb = (TimeGapEmbedding(config.gap_buckets, d, config.init_std)
                         if config.time_gaps else None)
+        self.head: InterestHead | None = (
+            build_head(config.interest_head, d, config.interests, config.interest_window)
+            if config.interests else None)
 
     @property
     def dim(self) -> int:
@@ -132,6 +146,26 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
                 gaps: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) item indices, (B,) lengths[, (B, T) gaps] → hidden (B, T, D)."""
 
+    def features(self, items: torch.Tensor, lengths: torch.Tensor,
+                 gaps: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What an interest head reads: (item vectors (B, T, D), hidden (B, T, D), mask (B, T)).
+
+        Models that can carry an interest head override this; ``forward`` is then the head's
+        mixture over these hidden states.
+        """
+        raise ValueError(f"{self.name} does not support interest heads")
+
+    def interests(self, items: torch.Tensor, lengths: torch.Tensor,
+                  gaps: torch.Tensor | None = None) -> Interests:
+        """K interest vectors and weights after each row's last event, with each event's
+        assignment and the weights after every event (see ``interest.Interests``)."""
+        if self.head is None:
+            raise ValueError(f"this {self.name} model has no interest head: build it with "
+                             "interests=K (K >= 2)")
+        x, h, mask = self.features(items, lengths, gaps)  # (B, T, D) x2, (B, T)
+        return self.head.interests(self.head(x, h, mask), mask)
+
     def encode(self, items: torch.Tensor, lengths: torch.Tensor,
                gaps: torch.Tensor | None = None) -> torch.Tensor:
         """The user representation: hidden at each row's last event, (B, D); zero if empty."""
@@ -156,3 +190,19 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         table = self.output_table()[item_ids]  # (B, K, D)
         s = torch.einsum("bd,bkd->bk", user_repr, table)  # (B, K)
         return s if self.out_bias is None else s + self.out_bias[item_ids]
+
+    @torch.no_grad()
+    def add_items(self, text_vectors: torch.Tensor) -> None:
+        """Append M items from their text vectors (M, Dt) without retraining (text modes).
+
+        Their ID rows are zero and their output bias is the mean bias of the trained items
+        (a neutral prior: softmax scores ignore a shared shift, so 0 means nothing).
+        """
+        m = int(torch.as_tensor(text_vectors).shape[0])
+        self.items.add_items(text_vectors)
+        if self.out_bias is not None:
+            b = self.out_bias
+            fill = b.mean() if b.numel() else b.new_zeros(())
+            self.out_bias = nn.Parameter(torch.cat([b.detach(), fill.expand(m)]),
+                                         requires_grad=b.requires_grad)
+        self.n_items = self.items.n_items

@@ -93,14 +93,23 @@ class SASRec(SequenceEncoder):
     def forward(self, items: torch.Tensor, lengths: torch.Tensor,
                 gaps: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) item indices, (B,) lengths[, (B, T) gaps] → hidden (B, T, D); T <= max_len."""
-        b, t = items.shape
+        if self.head is None:
+            return self.features(items, lengths, gaps)[1]
+        x, h, mask = self.features(items, lengths, gaps)
+        return self.head.mix(self.head(x, h, mask), mask)  # interests over the window
+
+    def features(self, items: torch.Tensor, lengths: torch.Tensor,
+                 gaps: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(item vectors, transformer hidden, mask): what an interest head reads."""
+        t = items.shape[1]
         if t > self.max_len:
             raise ValueError(
                 f"SASRec reads at most max_len={self.max_len} events per row, got {t}: "
                 "keep the last max_len events of each history"
             )
-        x, mask = self.embed(items, lengths, gaps)  # (B, T, D), (B, T)
-        x = self.drop(x + self.pos.weight[:t])  # (B, T, D)
+        x0, mask = self.embed(items, lengths, gaps)  # (B, T, D), (B, T)
+        x = self.drop(x0 + self.pos.weight[:t])  # (B, T, D)
         for block in self.blocks:
             x = block(x)
-        return self.ln_f(x) * mask.unsqueeze(-1)  # (B, T, D)
+        return x0, self.ln_f(x) * mask.unsqueeze(-1), mask  # (B, T, D) x2, (B, T)

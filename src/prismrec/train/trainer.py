@@ -26,8 +26,9 @@ from prismrec.data.split import EvalCases
 from prismrec.errors import DataError
 from prismrec.models._recurrent import detach_state, take_state
 from prismrec.models.base import SequenceEncoder, padding_mask
-from prismrec.train.batching import Batch, TrainBatches
+from prismrec.train.batching import Batch, TrainBatches, recent_inputs
 from prismrec.train.config import TrainConfig
+from prismrec.train.distributed import DistContext, StepRunner
 from prismrec.train.losses import SampledSoftmax, full_ce
 from prismrec.train.validation import rank_metrics
 
@@ -80,6 +81,8 @@ class TrainResult:
     epochs: int
     stopped: str  # "epochs" | "patience" | "time"
     history: list[dict] = field(default_factory=list)
+    cpu_seconds_to_best: float = 0.0  # process CPU time to the best epoch: the cost on a
+    # machine shared with other work, where wall time overstates it
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -119,7 +122,7 @@ class Trainer:
             torch.set_num_threads(c.threads)
         writer = None
         try:
-            if self.log_dir is not None:
+            if self.log_dir is not None and DistContext.current().is_main:  # rank 0 logs
                 from torch.utils.tensorboard import SummaryWriter
 
                 writer = SummaryWriter(str(self.log_dir))
@@ -148,9 +151,14 @@ class Trainer:
             counts = np.bincount(train.items, minlength=model.n_items)
             loss_fn = SampledSoftmax(counts, c.n_negatives, c.negatives, gen)
         opt = torch.optim.AdamW(_param_groups(model, c.weight_decay), lr=c.lr)
+        # [distributed] data-parallel when a process group is up (see distributed.py); the
+        # runner calls the encoder through DDP and, with c.amp, under bf16 autocast
+        shard = DistContext.current()
+        runner = StepRunner(model, shard, amp=c.amp)
         best_state, best_epoch, best_metrics = None, 0, {}
         best_value, bad, history, stopped = -np.inf, 0, [], "epochs"
         t_fit, train_seconds, to_best, step = time.perf_counter(), 0.0, 0.0, 0
+        cpu_fit, cpu_to_best = time.process_time(), 0.0
         log.info("training %s on %d events (%d samples, %d batches)", model.name,
                  batches.n_events, len(batches.starts), len(batches))
         for epoch in range(1, c.epochs + 1):
@@ -158,31 +166,50 @@ class Trainer:
             t0 = time.perf_counter()
             loss_sum, n_sum = 0.0, 0
             with tqdm(total=batches.n_events, unit="ev", unit_scale=True, leave=False,
-                      desc=f"{model.name} epoch {epoch}", disable=not c.progress) as bar:
-                for batch in batches.epoch(rng):
-                    for chunk in chunk_steps(model, batch, c.tbptt):
-                        mask = padding_mask(chunk.lengths, chunk.hidden.shape[1])  # (B, T)
-                        loss = loss_fn(model, chunk.hidden[mask], chunk.targets[mask])
+                      desc=f"{model.name} epoch {epoch}",
+                      disable=not c.progress or not shard.is_main) as bar:
+                # [distributed] this rank's rows of each global batch (all rows when alone)
+                # and the global positions of every step; all ranks take the same steps
+                for batch, totals in shard.epoch(batches, rng, c.tbptt, model.recurrent):
+                    seen = (recent_inputs(batch.inputs, c.exclude_seen)
+                            if c.exclude_seen and batch is not None else None)
+                    chunks = iter(()) if batch is None else chunk_steps(runner, batch, c.tbptt)
+                    for total in totals:
+                        chunk = next(chunks, None)
+                        if chunk is None:  # [distributed] no rows left here: zero-weight step
+                            hidden, targets = runner.idle(c.future_targets)
+                            extra, n = {}, 0
+                        else:
+                            b, t = chunk.hidden.shape[:2]
+                            mask = padding_mask(chunk.lengths, t)  # (B, T)
+                            extra = {} if seen is None else {
+                                "exclude": seen[:b, chunk.start:chunk.start + t][mask]}
+                            hidden, targets, n = chunk.hidden[mask], chunk.targets[mask], int(
+                                mask.sum())
+                        loss = loss_fn(model, hidden, targets, **extra)
                         opt.zero_grad(set_to_none=True)
-                        loss.backward()
+                        # [distributed] weight by this rank's share of the step's positions
+                        (loss * shard.loss_weight(n, total) if shard.active else loss).backward()
                         if c.clip_norm > 0:
                             torch.nn.utils.clip_grad_norm_(model.parameters(), c.clip_norm)
                         opt.step()
-                        n = int(mask.sum())
                         loss_sum, n_sum, step = loss_sum + loss.item() * n, n_sum + n, step + 1
-                        bar.update(n)
+                        bar.update(total)
             seconds = time.perf_counter() - t0
+            loss_sum, n_sum = shard.sum(loss_sum, n_sum)  # [distributed] over all ranks
             train_seconds += seconds
             row = {"epoch": epoch, "loss": loss_sum / max(n_sum, 1), "seconds": seconds,
                    "lr": opt.param_groups[0]["lr"]}
             if valid is not None and epoch % c.eval_every == 0:
-                metrics = rank_metrics(model, valid, k=10, filter_seen=c.valid_filter_seen)
+                metrics = shard.on_main(  # [distributed] rank 0 validates, all ranks decide
+                    lambda: rank_metrics(model, valid, k=10, filter_seen=c.valid_filter_seen))
                 row.update({f"valid_{k}": v for k, v in metrics.items()})
                 if metrics[c.valid_metric] > best_value:
                     best_value, best_epoch, best_metrics, bad = (
                         metrics[c.valid_metric], epoch, metrics, 0)
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     to_best = time.perf_counter() - t_fit
+                    cpu_to_best = time.process_time() - cpu_fit
                 else:
                     bad += 1
                     if c.lr_decay < 1.0 and bad % c.lr_patience == 0:
@@ -190,20 +217,24 @@ class Trainer:
                         for group in opt.param_groups:
                             group["lr"] *= c.lr_decay
             history.append(row)
-            self._report(model.name, row, step, writer)
+            if shard.is_main:
+                self._report(model.name, row, step, writer)
             if valid is not None and c.patience and bad >= c.patience:
                 stopped = "patience"
                 break
-            if c.max_seconds is not None and time.perf_counter() - t_fit > c.max_seconds:
+            if c.max_seconds is not None and shard.from_main(  # [distributed] rank 0's clock
+                    time.perf_counter() - t_fit > c.max_seconds):
                 stopped = "time"
                 break
         if best_state is not None:
             model.load_state_dict(best_state)
         else:
             best_epoch, to_best = len(history), time.perf_counter() - t_fit
+            cpu_to_best = time.process_time() - cpu_fit
         model.eval()
         return TrainResult(best_epoch, best_metrics, time.perf_counter() - t_fit, to_best,
-                           train_seconds / len(history), len(history), stopped, history)
+                           train_seconds / len(history), len(history), stopped, history,
+                           cpu_to_best)
 
     @staticmethod
     def _report(name: str, row: dict, step: int, writer) -> None:

@@ -1,0 +1,208 @@
+"""The profile a person reads: a user's interests, each with a weight, horizon and history.
+
+``build_profile`` reads one history through a fitted model. With an interest head
+(``interests=K``) the components are the head's: each event's assignment, the weights after
+every event, the interest vectors. A single-vector model has no components of its own, so its
+history's item vectors are clustered (k-means, K at most ``FALLBACK_K``) and each cluster's
+weight over time is its share of recency-weighted events.
+
+Labels come from the caller (``labeler(item_indices, weights) -> str``): naming interests from
+catalogue text is the explain step's job, and the profile step sits to its left
+(``prismrec.explain.interests.profile_for`` wires the two).
+
+Horizon: "short" when an interest's share of the user's recent events (half-life
+``SHORT_EVENTS``) is above its share of the lasting ones (half-life ``LONG_EVENTS``), i.e. it
+is rising; "long" otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from prismrec.models.base import SequenceEncoder
+
+SHORT_EVENTS = 5.0  # half-life, in events, of the "recent" share behind the horizon
+LONG_EVENTS = 50.0  # half-life of the "lasting" share
+FALLBACK_K = 4  # clusters for a model without an interest head
+FALLBACK_HALF_LIFE = 10.0  # events: recency weighting of cluster weights without a head
+
+Labeler = Callable[[np.ndarray, np.ndarray], str]
+
+
+@dataclass
+class Interest:
+    """One interest of one user; ``weight`` is its share now (the profile's sum to 1)."""
+
+    component: int  # index k of the model's interest (or cluster)
+    label: str
+    weight: float
+    horizon: str  # "short" | "long"
+    first_seen: float | None  # timestamp of the first event assigned to it
+    last_seen: float | None  # ... and of the last
+    n_events: int  # history events assigned to it (its argmax)
+    top_items: list[str]  # item ids behind it, by assignment mass, strongest first
+    top_titles: list[str]  # their titles (ids where unknown)
+    weight_history: list[float]  # weight after each history event (renormalised)
+
+    def to_dict(self) -> dict:
+        return {"component": int(self.component), "label": self.label,
+                "weight": float(self.weight), "horizon": self.horizon,
+                "first_seen": _num(self.first_seen), "last_seen": _num(self.last_seen),
+                "n_events": int(self.n_events), "top_items": list(self.top_items),
+                "top_titles": list(self.top_titles),
+                "weight_history": [float(w) for w in self.weight_history]}
+
+
+@dataclass
+class Profile:
+    """A user's interests, heaviest first, and the history events they were read from."""
+
+    user: str | None
+    interests: list[Interest]
+    event_items: list[str]  # the history read (the model's window for SASRec), oldest first
+    event_times: list[float]
+    source: str  # "decay" | "comirec" | "kmeans": where the components come from
+    vectors: np.ndarray = field(repr=False)  # (K', D) interest vectors, aligned with interests
+
+    def __len__(self) -> int:
+        return len(self.interests)
+
+    def weights(self) -> np.ndarray:
+        return np.array([i.weight for i in self.interests], dtype=np.float64)
+
+    def to_dict(self) -> dict:
+        """JSON-safe (plain lists, floats and strings); the vectors are left out."""
+        return {"user": self.user, "source": self.source,
+                "interests": [i.to_dict() for i in self.interests],
+                "event_items": list(self.event_items),
+                "event_times": [float(t) for t in self.event_times]}
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None else float(x)
+
+
+def build_profile(model: SequenceEncoder, items: np.ndarray, times: np.ndarray | None,
+                  item_ids: Sequence[str], *, user: str | None = None,
+                  labeler: Labeler | None = None, titles: Callable[[int], str] | None = None,
+                  n_items: int = 5, min_share: float = 0.0) -> Profile:
+    """The profile of one history (model item indices, oldest first) through ``model``.
+
+    ``item_ids[i]`` is the id of item index i. Interests no history event is assigned to are
+    left out (nothing in the history supports them), as are those below ``min_share`` of the
+    weight; the rest are renormalised. Without ``labeler`` interests are named by the titles
+    of their top items.
+    """
+    idx = np.asarray(items, dtype=np.int64).ravel()
+    if len(idx) == 0:
+        raise ValueError("a profile needs at least one event in the history")
+    if idx.min() < 0 or idx.max() >= model.n_items:
+        raise ValueError(f"history items must be indices in [0, {model.n_items})")
+    t = (np.arange(len(idx), dtype=np.float64) if times is None
+         else np.asarray(times, dtype=np.float64).ravel())
+    if len(t) != len(idx):
+        raise ValueError(f"{len(idx)} items but {len(t)} times")
+    if model.max_len is not None:
+        idx, t = idx[-model.max_len:], t[-model.max_len:]
+    if model.head is not None:
+        assign, w_hist, vectors, source = _head_components(model, idx, t)
+    else:
+        assign, w_hist, vectors, source = _kmeans_components(model, idx)
+    title = titles or (lambda i: str(item_ids[i]))
+    hard = assign.argmax(1)  # (T,)
+    recent = _decayed_share(assign, SHORT_EVENTS)  # (K,)
+    lasting = _decayed_share(assign, LONG_EVENTS)
+    now = w_hist[-1]
+    keep = [k for k in range(assign.shape[1]) if (hard == k).any()]
+    total = now[keep].sum() if keep else 0.0
+    keep = [k for k in keep if total > 0 and now[k] / total >= min_share] or keep
+    norm = w_hist[:, keep].sum(1, keepdims=True)  # (T, 1)
+    w_keep = np.divide(w_hist[:, keep], norm, out=np.zeros_like(w_hist[:, keep]),
+                       where=norm > 0)  # (T, K')
+    out = []
+    for j, k in enumerate(keep):
+        mass = np.bincount(idx, weights=assign[:, k], minlength=model.n_items)
+        top = np.lexsort((np.arange(len(mass)), -mass))[:n_items]
+        top = top[mass[top] > 0]
+        label = (labeler(top, mass[top]) if labeler is not None
+                 else " · ".join(title(int(i)) for i in top[:2]))
+        mine = np.flatnonzero(hard == k)
+        out.append(Interest(
+            component=int(k), label=label, weight=float(w_keep[-1, j]),
+            horizon="short" if recent[k] > lasting[k] + 1e-9 else "long",
+            first_seen=float(t[mine[0]]), last_seen=float(t[mine[-1]]), n_events=len(mine),
+            top_items=[str(item_ids[i]) for i in top], top_titles=[title(int(i)) for i in top],
+            weight_history=w_keep[:, j].tolist()))
+    order = sorted(range(len(out)), key=lambda j: (-out[j].weight, out[j].component))
+    return Profile(user=user, interests=[out[j] for j in order],
+                   event_items=[str(item_ids[i]) for i in idx], event_times=t.tolist(),
+                   source=source, vectors=vectors[[keep[j] for j in order]])
+
+
+@torch.no_grad()
+def _head_components(model: SequenceEncoder, idx: np.ndarray, t: np.ndarray):
+    was = model.training
+    model.eval()
+    try:
+        x = torch.from_numpy(idx)[None]  # (1, T)
+        gaps = None
+        if model.gap_emb is not None:
+            gaps = torch.from_numpy(np.concatenate([[-1.0], np.diff(t)]))[None]  # (1, T)
+        it = model.interests(x, torch.tensor([len(idx)]), gaps)
+    finally:
+        model.train(was)
+    assign = it.assignment[0].double().numpy()  # (T, K)
+    return (assign, it.weight_history[0].double().numpy(), it.vectors[0].float().numpy(),
+            model.config.interest_head)
+
+
+@torch.no_grad()
+def _kmeans_components(model: SequenceEncoder, idx: np.ndarray):
+    table = model.output_table().detach().double().numpy()
+    x = table[idx]  # (T, D)
+    uniq = np.unique(idx)
+    k = min(FALLBACK_K, len(uniq))
+    labels = kmeans(x, k)
+    k = int(labels.max()) + 1
+    assign = np.eye(k)[labels]  # (T, K)
+    w = np.zeros_like(assign)
+    d = 0.5 ** (1.0 / FALLBACK_HALF_LIFE)
+    run = np.zeros(k)
+    for i in range(len(idx)):
+        run = d * run + assign[i]
+        w[i] = run / run.sum()
+    centers = np.stack([x[labels == j].mean(0) for j in range(k)]).astype(np.float32)
+    return assign, w, centers, "kmeans"
+
+
+def kmeans(x: np.ndarray, k: int, iters: int = 25) -> np.ndarray:
+    """Deterministic k-means (farthest-point start) of rows of ``x``: labels (N,) in 0..k-1."""
+    n = len(x)
+    if k <= 1 or n <= 1:
+        return np.zeros(n, dtype=np.int64)
+    centers = [x[0]]
+    for _ in range(1, k):
+        d = ((x[:, None, :] - np.stack(centers)[None]) ** 2).sum(-1).min(1)  # (N,)
+        centers.append(x[int(np.argmax(d))])
+    c = np.stack(centers)
+    labels = np.zeros(n, dtype=np.int64)
+    for _ in range(iters):
+        labels = ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+        new = np.stack([x[labels == j].mean(0) if (labels == j).any() else c[j]
+                        for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    used = np.unique(labels)  # duplicate points can leave a centre empty: drop it
+    return np.searchsorted(used, labels).astype(np.int64)
+
+
+def _decayed_share(assign: np.ndarray, half_life: float) -> np.ndarray:
+    """Each component's share of the events, weighted 0.5 ** (age / half_life): (K,)."""
+    age = np.arange(len(assign))[::-1].astype(np.float64)  # (T,) 0 = the last event
+    m = (0.5 ** (age / half_life)) @ assign  # (K,)
+    return m / max(m.sum(), 1e-12)

@@ -1,0 +1,161 @@
+"""Interest heads: K weighted interest vectors per user, streamed in O(1) and equal to batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from prismrec.data.sequences import Sequences
+from prismrec.models import build_model
+from prismrec.models.interest import DecayHead, SelfAttentiveHead
+from prismrec.testing import (
+    RecurrentModelContract,
+    SequenceModelContract,
+)
+from prismrec.train.config import TrainConfig
+from prismrec.train.trainer import Trainer
+
+HEAD = {"interests": 3}
+
+
+class TestLSTMDecayHead(RecurrentModelContract):
+    model = "lstm"
+    config = {"dim": 16, **HEAD}
+    learn_config = {"dim": 32, "dropout": 0.1, **HEAD}
+
+
+class TestGRUComiRecHead(RecurrentModelContract):
+    model = "gru"
+    config = {"dim": 16, "interests": 3, "interest_head": "comirec", "interest_window": 6}
+    learn_config = {"dim": 32, "dropout": 0.1, "interests": 3, "interest_head": "comirec",
+                    "interest_window": 8}
+
+
+class TestSASRecDecayHead(SequenceModelContract):
+    model = "sasrec"
+    config = {"dim": 16, **HEAD}
+    learn_config = {"dim": 32, "dropout": 0.1, **HEAD}
+    # at the contract's lr 5e-3 SASRec with the decay head stalls after epoch 1
+    learn_train = {**SequenceModelContract.learn_train, "lr": 2e-3, "epochs": 60,
+                   "patience": 10}
+
+
+class TestSASRecComiRecHead(SequenceModelContract):
+    model = "sasrec"
+    config = {"dim": 16, "interests": 3, "interest_head": "comirec", "interest_window": 6}
+    learn_config = {"dim": 32, "dropout": 0.1, "interests": 3, "interest_head": "comirec"}
+
+
+def _history(n: int, n_items: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n_items, (3, n), generator=g), torch.tensor([n, n - 7, 1])
+
+
+def _stream(m, items: torch.Tensor, lengths: torch.Tensor):
+    """Step each row to its own length; return (hidden per position, final states per row)."""
+    out, finals = [], []
+    for r in range(items.shape[0]):
+        state, hs = None, []
+        for t in range(int(lengths[r])):
+            h, state = m.step(state, items[r:r + 1, t])
+            hs.append(h)
+        out.append(torch.cat(hs))
+        finals.append(state)
+    return out, finals
+
+
+@pytest.mark.parametrize("head", ["decay", "comirec"])
+def test_streamed_interests_equal_the_batch_computation(head):
+    # 150 events cross the decay head's 64-position blocks; the window (20) is exceeded too
+    torch.manual_seed(0)
+    m = build_model("lstm", 30, {"dim": 16, "interests": 4, "interest_head": head,
+                                 "interest_window": 20}).eval()
+    items, lengths = _history(150, 30, seed=5)
+    with torch.no_grad():
+        full = m(items, lengths)
+        batch = m.interests(items, lengths)
+        streamed, finals = _stream(m, items, lengths)
+    for r in range(3):
+        n = int(lengths[r])
+        torch.testing.assert_close(streamed[r], full[r, :n], atol=1e-5, rtol=0)
+        v, w = m.state_interests(finals[r])
+        torch.testing.assert_close(v[0], batch.vectors[r], atol=1e-5, rtol=0)
+        torch.testing.assert_close(w[0], batch.weights[r], atol=1e-5, rtol=0)
+
+
+def test_the_user_vector_is_the_weighted_mixture_of_the_interests():
+    torch.manual_seed(0)
+    m = build_model("gru", 20, {"dim": 8, "interests": 3}).eval()
+    items, lengths = _history(12, 20, seed=1)
+    it = m.interests(items, lengths)
+    mix = torch.einsum("bk,bkd->bd", it.weights, it.vectors)
+    torch.testing.assert_close(m.encode(items, lengths), mix)
+    torch.testing.assert_close(it.weights.sum(1), torch.ones(3))
+
+
+def test_assignment_shares_each_event_and_leaves_padding_empty():
+    torch.manual_seed(0)
+    m = build_model("sasrec", 20, {"dim": 8, "interests": 3}).eval()
+    items, lengths = _history(12, 20, seed=2)
+    it = m.interests(items, lengths)
+    real = torch.arange(12)[None, :] < lengths[:, None]
+    torch.testing.assert_close(it.assignment.sum(-1)[real], torch.ones(int(real.sum())))
+    assert (it.assignment[~real] == 0).all() and (it.weight_history[~real] == 0).all()
+    assert it.mass.shape == (3, 3, 2)
+
+
+def test_decay_head_keeps_a_short_and_a_long_horizon():
+    head = DecayHead(8, 2)
+    short, long = head.half_lives()
+    assert short < 5 < 20 < long
+
+
+def test_comirec_head_is_not_streaming_and_decay_head_is():
+    assert DecayHead.streaming and not SelfAttentiveHead.streaming
+
+
+@pytest.mark.parametrize("bad", [{"interests": 1}, {"interests": -2},
+                                 {"interests": 2, "interest_head": "capsule"},
+                                 {"interests": 2, "interest_window": 0}])
+def test_config_rejects_bad_interest_settings_by_name(bad):
+    with pytest.raises(ValueError, match="interest"):
+        build_model("lstm", 10, {"dim": 8, **bad})
+
+
+def test_a_model_without_a_head_says_how_to_get_interests():
+    m = build_model("lstm", 10, {"dim": 8})
+    with pytest.raises(ValueError, match="interests=K"):
+        m.interests(torch.zeros(1, 3, dtype=torch.long), torch.tensor([3]))
+
+
+def _two_group_users(n_users: int, seed: int) -> Sequences:
+    """Items 0-7 are one interest, 8-15 another; each user switches once between them."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_users):
+        first = rng.integers(2)
+        n1, n2 = rng.integers(4, 15), rng.integers(4, 15)
+        a = rng.integers(0, 8, n1) + 8 * first
+        b = rng.integers(0, 8, n2) + 8 * (1 - first)
+        rows.append(np.concatenate([a, b]).tolist())
+    return Sequences.from_lists(rows)
+
+
+def test_a_new_interest_takes_the_lead_within_a_few_events_of_a_switch():
+    torch.manual_seed(0)
+    m = build_model("lstm", 16, {"dim": 16, "interests": 3, "dropout": 0.1,
+                                 "hidden_dropout": 0.1})
+    Trainer(TrainConfig(epochs=8, lr=5e-3, progress=False, threads=1, batch_size=32,
+                        weight_decay=0.0)).fit(m, _two_group_users(300, seed=0))
+    m.eval()
+    running, kitchen = [0, 3, 1, 5, 2, 7, 4, 6, 0, 2], [9, 12, 8, 15, 11]
+    x = torch.tensor([running + kitchen])
+    it = m.interests(x, torch.tensor([x.shape[1]]))
+    comp = it.assignment[0].argmax(-1)  # (T,) component of each event
+    old, new = comp[:10].mode().values, comp[10:].mode().values
+    assert old != new, "the two groups of items went to the same component"
+    lead = it.weight_history[0].argmax(-1)  # (T,) the heaviest component after each event
+    assert lead[9] == old
+    assert (lead[10:13] == new).any(), f"lead after the switch: {lead[10:].tolist()}"
+    assert lead[-1] == new
