@@ -294,7 +294,7 @@ def main() -> None:
     ap.add_argument("--ddp-events", type=int, default=150_000, help="slice of the 1M log")
     ap.add_argument("--quality-users", type=int, default=4000)
     ap.add_argument("--quality-epochs", type=int, default=2)
-    ap.add_argument("--million-events", type=int, default=40_000,
+    ap.add_argument("--million-events", type=int, default=20_000,
                     help="events trained on in the 1M-item point")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads per process (default 1: the machine is shared)")

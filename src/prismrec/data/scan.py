@@ -3,11 +3,12 @@
 ``read_events`` builds a pandas frame with one Python string per id, which is the right
 tool for a messy CSV but costs gigabytes at tens of millions of events. ``scan_events``
 reads only the id and time columns of a Parquet file (or a folder of them) batch by batch
-with ``pyarrow.dataset``; each batch's ids are dictionary-encoded by Arrow and only the
-*distinct* ids of a batch touch Python, to be looked up in (or added to) the vocabularies.
-Per batch it keeps three flat arrays (user index, item index, seconds); at the end they are
-concatenated once and grouped by user with a stable radix (counting) sort on 16-bit digits,
-and only rows whose events are out of time order get a stable time sort. The result equals
+with ``pyarrow.dataset``. Per batch it keeps the Arrow dictionary encoding of each id column
+(int32 codes + the batch's distinct ids) and the seconds as float64; at the end Arrow
+unifies the dictionaries, only the distinct ids touch Python (to enter the vocabularies),
+each field is concatenated once and events are grouped by user with a stable radix
+(counting) sort on 16-bit digits; only rows whose events are out of time order get a stable
+time sort. The result equals
 ``Dataset.from_interactions(read_events(path))`` for the same file: vocabularies in
 first-seen order, events by time within a user, ties in file order.
 """
@@ -30,42 +31,36 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 1 << 20  # rows per record batch: ~24 MB of working arrays per batch
 
 
-class _IdMap:
-    """Raw id values → vocabulary indices. Arrow hashes every value (dictionary-encode the
-    batch, look its distinct values up among those seen so far); only ids never seen before
-    become Python strings, once per scan, to enter the ``Vocab``."""
+class _IdColumn:
+    """One id column, dictionary-encoded by Arrow batch by batch; at the end Arrow unifies
+    the batch dictionaries (one hash table, each batch's distinct ids inserted once, in
+    first-seen order) and only the distinct ids become Python strings, to enter the
+    ``Vocab`` once."""
 
     def __init__(self, vocab: Vocab) -> None:
         self.vocab = vocab
-        self.known = None  # pyarrow Array of the distinct raw values seen, in index order
-        self.index = np.empty(0, dtype=np.int64)  # their vocabulary indices
+        self.chunks: list = []  # pyarrow DictionaryArray per batch (int32 codes)
 
-    def __call__(self, column) -> np.ndarray:
-        import pyarrow as pa
+    def add(self, column) -> None:
         import pyarrow.compute as pc
 
-        enc = pc.dictionary_encode(column)
-        uniq = enc.dictionary  # distinct ids of this batch, first-seen order
-        codes = enc.indices.to_numpy(zero_copy_only=False)  # (rows,)
-        if self.known is None:
-            pos = np.full(len(uniq), -1, dtype=np.int64)
-        else:
-            uniq = uniq.cast(self.known.type)
-            pos = pc.fill_null(pc.index_in(uniq, value_set=self.known), -1).to_numpy(
-                zero_copy_only=False).astype(np.int64)
-        new = pos < 0
-        if new.any():
-            fresh = uniq.filter(pa.array(new))
-            start = len(self.index)
-            self.index = np.concatenate(
-                [self.index, self.vocab.add(fresh.to_numpy(zero_copy_only=False))])
-            self.known = fresh if self.known is None else pa.concat_arrays([self.known, fresh])
-            pos[new] = np.arange(start, start + len(fresh))
-        return self.index[pos][codes].astype(self.dtype)
+        self.chunks.append(pc.dictionary_encode(column))
 
-    @property
-    def dtype(self):
-        return np.int32 if len(self.index) < 2**31 - 1 else np.int64
+    def indices(self) -> np.ndarray:
+        """Vocabulary index of every event, (E,), int32 while the vocabulary allows."""
+        import pyarrow as pa
+
+        types = {c.dictionary.type for c in self.chunks}
+        if len(types) > 1:  # e.g. string in one file, large_string in another
+            value_type = pa.large_string() if pa.large_string() in types else types.pop()
+            self.chunks = [c.cast(pa.dictionary(pa.int32(), value_type)) for c in self.chunks]
+        unified = pa.chunked_array(self.chunks).unify_dictionaries()
+        self.chunks = []
+        ids = unified.chunk(0).dictionary.to_numpy(zero_copy_only=False)
+        index = self.vocab.add(ids)  # (distinct ids,) in first-seen order
+        index = index.astype(np.int32 if len(self.vocab) < 2**31 - 1 else np.int64)
+        return np.concatenate([index[c.indices.to_numpy(zero_copy_only=False)]
+                               for c in unified.chunks])
 
 
 def _seconds(column, path: Path, name: str, row0: int) -> np.ndarray:
@@ -155,9 +150,9 @@ def scan_events(path: str | Path, *, user: str = "user", item: str = "item",
                         f"{', '.join(present)}. Name them with user=, item=, timestamp=")
     users = Vocab() if users is None else users
     items = Vocab() if items is None else items
-    user_map, item_map = _IdMap(users), _IdMap(items)
+    user_ids, item_ids = _IdColumn(users), _IdColumn(items)
     columns = list(dict.fromkeys(c for c in wanted.values() if c is not None))
-    parts: dict[str, list[np.ndarray]] = {"user": [], "item": [], "time": []}
+    times_parts: list[np.ndarray] = []
     row0 = 0
     try:
         for batch in data.to_batches(columns=columns, batch_size=batch_rows):
@@ -167,9 +162,9 @@ def scan_events(path: str | Path, *, user: str = "user", item: str = "item",
             u, i = batch.column(user), batch.column(item)
             _check_nulls(u, path, user, "user", row0)
             _check_nulls(i, path, item, "item", row0)
-            parts["user"].append(user_map(u))
-            parts["item"].append(item_map(i))
-            parts["time"].append(np.arange(row0, row0 + n, dtype=np.float64) if timestamp
+            user_ids.add(u)
+            item_ids.add(i)
+            times_parts.append(np.arange(row0, row0 + n, dtype=np.float64) if timestamp
                                  is None else _seconds(batch.column(timestamp), path,
                                                        timestamp, row0))
             row0 += n
@@ -177,14 +172,15 @@ def scan_events(path: str | Path, *, user: str = "user", item: str = "item",
         raise DataError(f"{path}: cannot read it as Parquet ({exc})") from exc
     if row0 == 0:
         raise DataError(f"{path}: no events")
-    # one concatenation per field, each batch list freed as soon as it is joined
-    u = np.concatenate(parts.pop("user"))
-    times = np.concatenate(parts.pop("time"))
+    # one concatenation per field; each field's batches are freed once it is joined
+    u = user_ids.indices()
+    times = np.concatenate(times_parts)
+    del times_parts
     counts = np.bincount(u, minlength=len(users))
     order = group_by_row(u, times, len(users))
     del u
     times = times[order]
-    item_idx = np.concatenate(parts.pop("item"))[order]
+    item_idx = item_ids.indices()[order]
     del order
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     # without a clock, an event's time is its row number, as in Interactions.from_frame
