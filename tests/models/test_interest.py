@@ -159,3 +159,33 @@ def test_a_new_interest_takes_the_lead_within_a_few_events_of_a_switch():
     assert lead[9] == old
     assert (lead[10:13] == new).any(), f"lead after the switch: {lead[10:].tolist()}"
     assert lead[-1] == new
+
+
+def _three_group_model() -> torch.nn.Module:
+    """A GRU with a decay head whose items 0-7, 8-15, 16-23 point three clear ways."""
+    torch.manual_seed(0)
+    m = build_model("gru", 24, {"dim": 8, "interests": 3}).eval()
+    with torch.no_grad():
+        for g in range(3):
+            m.items.id.weight[1 + 8 * g:9 + 8 * g] = torch.eye(8)[g] + 0.05 * torch.randn(8, 8)
+    return m
+
+
+def test_decay_head_slots_are_each_users_own_in_order_of_appearance():
+    m = _three_group_model()
+    a = [0, 3, 5, 1, 2] + [9, 12, 8, 15, 10]  # user A: group 0, then group 1
+    b = [17, 20, 19, 23, 18] + [4, 6, 7, 0, 2]  # user B: group 2, then group 0
+    it = m.interests(torch.tensor([a, b]), torch.tensor([10, 10]))
+    comp = it.assignment.argmax(-1)  # (2, T)
+    assert comp[0].tolist() == [0] * 5 + [1] * 5
+    assert comp[1].tolist() == [0] * 5 + [1] * 5  # group 0 is slot 0 for A, slot 1 for B
+    assert (it.assignment.max(-1).values > 0.99).all()  # clear items: near-hard shares
+
+
+def test_decay_head_opens_a_slot_at_the_first_event_of_a_new_interest():
+    m = _three_group_model()
+    x = torch.tensor([[0, 3, 5, 1, 2, 4, 9]])
+    it = m.interests(x, torch.tensor([7]))
+    assert it.assignment[0, -1].argmax() == 1 and it.assignment[0, -1, 1] == 1.0
+    assert it.mass[0, 2].sum() == 0  # the third slot is still unused ...
+    assert it.weights[0, 2] < 1e-6  # ... and weighs nothing

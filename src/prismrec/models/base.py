@@ -35,7 +35,8 @@ class EncoderConfig:
     out_bias: bool = True  # per-item output bias: popularity, and the score of an empty history
     init_std: float = 0.02  # std of the item (and gap) vectors at initialisation
     interests: int = 0  # K interest vectors per user (interest.py); 0: one vector, no head
-    interest_head: str = "decay"  # "decay" (streams in O(1)) | "comirec" (self-attentive)
+    interest_head: str = "decay"  # "decay": per-user interests, O(K D) per streamed event |
+    # "comirec": self-attentive, K global directions over a window
     interest_window: int = 50  # "comirec": the last events its attention reads
 
     def validate(self) -> None:

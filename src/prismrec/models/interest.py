@@ -2,19 +2,20 @@
 
 A head sits on top of any encoder's hidden states and returns, at every position, K interest
 vectors ``v_k`` and weights ``w_k`` (how much each interest matters *now*). The encoder's
-output becomes the mixture ``sum_k w_k v_k``, so an item's score is
+output becomes the composed vector ``sum_k w_k v_k``, so an item's score is
 ``sum_k w_k <v_k, e_i> + b_i`` and the trainer's full-softmax loss trains it unchanged.
 
-- ``DecayHead`` (streaming): each event is routed to the interests by its item vector,
-  ``p_t = softmax(W_r x_t)``, and each interest keeps running, per-event-decayed sums of the
-  hidden states routed to it, one short- and one long-horizon pool:
-  ``S_k <- d * S_k + p_kt h_t``, ``Z_k <- d * Z_k + p_kt``. ``v_k`` mixes the two pool means;
-  weights come from the current hidden state and the interests' recent and lasting event
-  mass. The state is O(K D) per user and an event costs O(K D): no pass over the history.
-  The batch form computes the same recurrence in chunks (a (T, T) decay matrix per chunk).
+- ``DecayHead`` (streaming, the default): per-user online clustering. Each event joins the
+  user's own interest slots by cosine similarity of its item vector to the slots' running,
+  time-decayed centroids (or opens a new slot when none is similar enough); weights come from
+  each slot's recent and lasting event mass and from how much the encoder's current vector
+  points at it; ``v_k = h + A c_k``, so the composed vector keeps the encoder's own user
+  vector ``h`` (ranking as good as the single-vector model). O(K D) per event, no pass over
+  the history; the batch form runs the same step, so streaming equals batch.
 - ``SelfAttentiveHead`` (ComiRec-SA, Cen et al. 2020): K attention distributions over the
   last ``window`` hidden states, ``A = softmax(W2 tanh(W1 H) + age bias)``, ``v_k = A_k H``.
-  Not streamable in O(1): it carries the window and recomputes attention over it.
+  Not streamable in O(1): it carries the window and recomputes attention over it. Its
+  interests are K global directions shared by all users.
 
 Both keep their running state as one tensor with the batch on dim 1, like an RNN state, so
 the recurrent helpers (``take_state``, ``detach_state``) carry it across TBPTT chunks.
@@ -22,7 +23,6 @@ the recurrent helpers (``take_state``, ``detach_state``) carry it across TBPTT c
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,21 +31,25 @@ import torch.nn.functional as F
 from torch import nn
 
 HEADS = ("decay", "comirec")
-SHORT_HALF_LIFE = 1.0  # events: the short pool is mostly the interest's latest events
-LONG_HALF_LIFE = 50.0  # events: the long pool remembers an interest across many sessions
-EPS = 1e-6  # event mass below which an interest counts as unseen
-ROUTE_SCALE = 10.0  # cosine routing temperature: near-hard clusters of items (a learnable
-# scale drifts down to uniform routing, where every interest becomes the same vector)
-CHUNK = 64  # positions per block of the batch recurrence: (CHUNK, CHUNK) decay matrices
+SHORT_HALF_LIFE = 3.0  # events: the recent mass behind "matters now" (a switch shows in ~3)
+LONG_HALF_LIFE = 50.0  # events: centroids and lasting mass remember an interest for sessions
+EPS = 1e-6
+ROUTE_SCALE = 10.0  # cosine temperature of joining open slots: near-hard, still shared at ties
+ROUTE_THRESHOLD = 0.25  # an event less similar than this to every open slot opens a new one
+FREE_MASS = 0.05  # a slot whose lasting mass faded below this (~200 idle events) is reusable
+RECYCLE_MASS = 2.0  # a new interest may take over the weakest slot below this lasting mass
+# (a stray one- or two-event slot), so stray events do not lock all K slots
+CHUNK = 64  # positions per block of the ComiRec attention
 
 
 class HeadOutput(NamedTuple):
     """Per-position head output for a batch; ``state`` continues after each row's last event."""
 
-    vectors: torch.Tensor  # (B, T, K, D)
+    vectors: torch.Tensor  # (B, T, K, D) interest vectors (DecayHead: item-space centroids)
     weights: torch.Tensor  # (B, T, K), rows sum to 1
     assignment: torch.Tensor  # (B, T, K) share of each event given to each interest
     state: torch.Tensor  # (S, B, F) running state
+    base: torch.Tensor | None = None  # (B, T, D) the encoder's hidden (DecayHead)
 
 
 @dataclass
@@ -97,93 +101,121 @@ class InterestHead(nn.Module):
 
 
 class DecayHead(InterestHead):
-    """Streaming multi-interest pooling with short- and long-horizon decayed sums."""
+    """Per-user interests found while streaming: online clustering of the user's own items.
+
+    Each interest slot k of a user keeps decayed sums of the item vectors routed to it
+    (``S_k``), of their event mass over a long horizon (``Z_k``) and over a short one
+    (``z_k``). An event joins the slots by soft cosine similarity of its item vector to the
+    user's own centroids ``S_k / Z_k``; when no open slot is similar enough (``threshold``)
+    it opens a new slot instead: an unused one, or else the weakest if its lasting mass is
+    below ``RECYCLE_MASS`` (a stray one- or two-event slot, or one faded for ~200 events).
+    Interests are therefore this user's, not K directions shared by everyone (slot 0 is
+    the user's first interest), and K only caps how many one user holds at once. An event
+    costs O(K D); the batch form runs the same step over time, so streaming equals batch.
+
+    Routing reads the item vectors without gradient (they are trained by the next-item loss
+    anyway); what is learned is how the interests are weighed and used:
+    ``w = softmax(a log z_k + b log Z_k + g <h, c_k>)`` (recent mass, lasting mass, and how
+    strongly the sequence model's own next-item vector ``h`` points at interest k), and the
+    interest vectors are ``v_k = h + A c_k``: the encoder's user vector plus an
+    interest-specific residual. The composed vector ``sum_k w_k v_k = h + A sum_k w_k c_k``
+    keeps the encoder's ranking (A starts at the identity) and is trained by the ordinary
+    full softmax.
+    """
 
     streaming = True
 
-    def __init__(self, dim: int, k: int) -> None:
+    def __init__(self, dim: int, k: int, threshold: float = ROUTE_THRESHOLD) -> None:
         super().__init__(dim, k)
-        self.prototypes = nn.Parameter(torch.randn(k, dim))  # item directions of the interests
+        del self.weigh  # slots are per user: a per-slot linear map of h would mean nothing
+        self.threshold = float(threshold)
+        self.recycle = RECYCLE_MASS
         d = torch.tensor([0.5 ** (1 / SHORT_HALF_LIFE), 0.5 ** (1 / LONG_HALF_LIFE)])
-        self.decay_logit = nn.Parameter(torch.log(d / (1 - d)))  # learned, from these horizons
-        self.short_share = nn.Parameter(torch.zeros(k))  # sigmoid: short pool's share of v_k
-        self.mass_gain = nn.Parameter(torch.ones(2))  # weight of log event mass (short, long)
-
-    def route(self, x: torch.Tensor) -> torch.Tensor:
-        """Item vectors (..., D) → each event's share per interest (..., K), by cosine."""
-        cos = F.normalize(x, dim=-1) @ F.normalize(self.prototypes, dim=-1).T  # (..., K)
-        return torch.softmax(ROUTE_SCALE * cos, dim=-1)
-
-    def decays(self) -> torch.Tensor:
-        """Per-event decay of the (short, long) pools, (2,)."""
-        return torch.sigmoid(self.decay_logit)
+        self.register_buffer("decay", d, persistent=False)  # (short, long) per event
+        self.gains = nn.Parameter(torch.tensor([1.0, 0.5, 1.0]))  # a, b, g of the weights
+        self.residual = nn.Linear(dim, dim, bias=False)  # A
+        with torch.no_grad():
+            self.residual.weight.copy_(torch.eye(dim))
 
     def half_lives(self) -> tuple[float, float]:
-        """Events after which an event's share in the (short, long) pool halves."""
-        d = self.decays().detach().double()
-        return tuple(float(math.log(0.5) / math.log(x)) for x in d.clamp(1e-12, 1 - 1e-12))
+        """Events after which an event's share in the (short, long) mass halves."""
+        return SHORT_HALF_LIFE, LONG_HALF_LIFE
 
     def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
-        return like.new_zeros(2 * self.k, batch, self.dim + 1)  # (2K, B, D+1): sums, mass
+        return like.new_zeros(self.k, batch, self.dim + 2)  # (K, B, D+2): S, Z, z
 
-    def _pools(self, c: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
-        """c (B, T, K, F) per-event contributions, carry (B, 2, K, F) → sums (B, 2, T, K, F)."""
-        d = self.decays()  # (2,)
-        outs = []
-        for t0 in range(0, c.shape[1], CHUNK):
-            blk = c[:, t0:t0 + CHUNK]  # (B, n, K, F)
-            n = blk.shape[1]
-            i = torch.arange(n, device=c.device, dtype=c.dtype)
-            lag = i[:, None] - i[None, :]  # (n, n)
-            lmat = torch.where(lag >= 0, d[:, None, None] ** lag.clamp(min=0),
-                               torch.zeros((), dtype=c.dtype))  # (2, n, n)
-            s = torch.einsum("hij,bjkf->bhikf", lmat, blk)  # (B, 2, n, K, F)
-            s = s + (d[:, None] ** (i + 1))[None, :, :, None, None] * carry[:, :, None]
-            outs.append(s)
-            carry = s[:, :, -1]  # (B, 2, K, F)
-        return torch.cat(outs, dim=2)  # (B, 2, T, K, F)
+    def _step(self, x: torch.Tensor, m: torch.Tensor, s: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One event per row: x (B, D), real (B,), state (B, K, D+2) → (share (B, K), state)."""
+        d = self.dim
+        sums, big, small = s[..., :d], s[..., d], s[..., d + 1]  # (B, K, D), (B, K) x2
+        cos = torch.einsum("bkd,bd->bk", F.normalize(sums, dim=-1), F.normalize(x, dim=-1))
+        open_ = big > FREE_MASS  # (B, K)
+        best = torch.where(open_, cos, torch.full_like(cos, -2.0)).max(1).values  # (B,)
+        low, slot = big.min(1)  # (B,): the weakest slot (an unused one first), to (re)open
+        fresh = (best < self.threshold) & (low < self.recycle)  # (B,) open a new slot
+        one = F.one_hot(slot, self.k).to(x.dtype)  # (B, K)
+        soft = torch.softmax(torch.where(open_, ROUTE_SCALE * cos,
+                                         torch.full_like(cos, -1e9)), dim=-1)
+        p = torch.where(fresh[:, None], one, soft) * m[:, None]  # (B, K)
+        keep = 1.0 - one * (fresh & m)[:, None]  # (B, K) 0: the slot being (re)opened
+        one_ = torch.ones_like(keep)
+        dl = torch.where(m[:, None], self.decay[1] * keep, one_)  # padding: state unchanged
+        ds = torch.where(m[:, None], self.decay[0] * keep, one_)
+        new = torch.cat([dl[..., None] * sums + p[..., None] * x[:, None],
+                         (dl * big + p)[..., None], (ds * small + p)[..., None]], -1)
+        return p, new
 
-    def read(self, pools: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pools (..., 2, K, D+1), hidden (..., D) → vectors (..., K, D), weights (..., K)."""
-        sums, mass = pools[..., :-1], pools[..., -1]  # (..., 2, K, D), (..., 2, K)
-        means = sums / (mass.unsqueeze(-1) + EPS)  # (..., 2, K, D)
-        a = torch.sigmoid(self.short_share)[:, None]  # (K, 1)
-        v = a * means[..., 0, :, :] + (1 - a) * means[..., 1, :, :]  # (..., K, D)
-        logm = torch.log(mass + EPS)  # (..., 2, K)
-        logits = self.weigh(h) + self.mass_gain[0] * logm[..., 0, :] \
-            + self.mass_gain[1] * logm[..., 1, :]  # (..., K)
-        return v, torch.softmax(logits, dim=-1)
+    def read(self, s: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """state (..., K, D+2), hidden (..., D) → centroids (..., K, D), weights (..., K)."""
+        d = self.dim
+        big, small = s[..., d], s[..., d + 1]  # (..., K)
+        cents = s[..., :d] / (big.unsqueeze(-1) + EPS)  # (..., K, D)
+        a, b, g = self.gains
+        logits = a * torch.log(small + EPS) + b * torch.log(big + EPS) \
+            + g * torch.einsum("...kd,...d->...k", cents, h)  # (..., K)
+        logits = torch.where(big > 0, logits, torch.full_like(logits, -1e9))  # unused slots
+        return cents, torch.softmax(logits, dim=-1)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, mask: torch.Tensor,
                 state: torch.Tensor | None = None) -> HeadOutput:
         b, t, _ = h.shape
         if state is None:
             state = self.initial_state(b, h)
-        p = self.route(x) * mask.unsqueeze(-1)  # (B, T, K)
-        ones = torch.ones_like(h[..., :1])
-        c = p.unsqueeze(-1) * torch.cat([h, ones], dim=-1).unsqueeze(2)  # (B, T, K, D+1)
-        carry = state.view(2, self.k, b, -1).permute(2, 0, 1, 3)  # (B, 2, K, D+1)
-        pools = self._pools(c, carry).transpose(1, 2)  # (B, T, 2, K, D+1)
-        v, w = self.read(pools, h)  # (B, T, K, D), (B, T, K)
-        lengths = mask.sum(1)  # (B,)
-        last = torch.where((lengths > 0)[:, None, None, None], _last(pools, lengths),
-                           carry)  # (B, 2, K, D+1)
-        new = last.permute(1, 2, 0, 3).reshape(2 * self.k, b, -1)  # (2K, B, D+1)
-        return HeadOutput(v, w, p, new)
+        s = state.detach().permute(1, 0, 2)  # (B, K, D+2)
+        shares, states = [], []
+        with torch.no_grad():  # routing: the item vectors are trained by the next-item loss
+            xd = x.detach()
+            for i in range(t):
+                p, s = self._step(xd[:, i], mask[:, i], s)
+                shares.append(p)
+                states.append(s)
+        if t == 0:
+            empty = h.new_zeros(b, 0, self.k)
+            return HeadOutput(h.new_zeros(b, 0, self.k, self.dim), empty, empty, state, h)
+        seq = torch.stack(states, 1)  # (B, T, K, D+2)
+        cents, w = self.read(seq, h)  # (B, T, K, D), (B, T, K)
+        return HeadOutput(cents, w, torch.stack(shares, 1), s.permute(1, 0, 2).contiguous(), h)
+
+    def mix(self, out: HeadOutput, mask: torch.Tensor) -> torch.Tensor:
+        """h + A sum_k w_k c_k per position, (B, T, D), zero at padding."""
+        c = torch.einsum("btk,btkd->btd", out.weights, out.vectors)  # (B, T, D)
+        return (out.base + self.residual(c)) * mask.unsqueeze(-1)
 
     def interests(self, out: HeadOutput, mask: torch.Tensor) -> Interests:
-        base = super().interests(out, mask)
-        b = out.state.shape[1]
-        mass = out.state[..., -1].view(2, self.k, b).permute(2, 1, 0)  # (B, K, 2)
-        base.mass = mass
-        return base
+        lengths = mask.sum(1)  # (B,)
+        h = _last(out.base, lengths)  # (B, D)
+        v = h[:, None] + self.residual(_last(out.vectors, lengths))  # (B, K, D)
+        s = out.state.permute(1, 0, 2)  # (B, K, D+2)
+        mass = torch.stack([s[..., -1], s[..., -2]], -1)  # (B, K, 2): short, long
+        return Interests(v, _last(out.weights, lengths), out.assignment,
+                         out.weights * mask.unsqueeze(-1), mass)
 
     def state_interests(self, state: torch.Tensor,
                         hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Vectors (B, K, D) and weights (B, K) from a streamed state and the last hidden."""
-        b = state.shape[1]
-        pools = state.view(2, self.k, b, -1).permute(2, 0, 1, 3)  # (B, 2, K, D+1)
-        return self.read(pools, hidden)
+        cents, w = self.read(state.permute(1, 0, 2), hidden)
+        return hidden[:, None] + self.residual(cents), w
 
 
 class SelfAttentiveHead(InterestHead):
