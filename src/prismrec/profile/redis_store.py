@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -27,15 +27,20 @@ from prismrec.profile.store import (
     ConcurrentUpdateError,
     Event,
     IngestResult,
+    PutStatesResult,
+    StatePut,
     StoreBase,
     StoredState,
     StoreError,
     StoreUnavailableError,
     check_id,
     check_since,
+    check_tails,
+    check_users,
     no_events_error,
     too_many_events_error,
     validate_events,
+    validate_puts,
     validate_state,
 )
 
@@ -108,6 +113,47 @@ redis.call('HSET', KEYS[1], 'checkpoint', ARGV[2], 'version', cur + 1, 'blob', A
 return {1, cur + 1}
 """
 
+# KEYS: n_states, then (state, meta) per user. ARGV: updated_at, then per user: expected or '',
+# checkpoint, blob, last_ts, n_events, needs_rebuild. Every claim is checked before anything is
+# written; returns {code, value} per user (1 written/new version, -1 conflict/current version,
+# -2 no events), or {-3, user number, logged} alone when a state claims too many events.
+_PUT_STATES = """
+local nusers = (#KEYS - 1) / 2
+local logged = {}
+for u = 1, nusers do
+  local n = redis.call('HGET', KEYS[2 * u + 1], 'n')
+  if n then
+    n = tonumber(n)
+    if tonumber(ARGV[1 + 6 * (u - 1) + 5]) > n then return {-3, u, n} end
+  end
+  logged[u] = n
+end
+local out = {}
+local new_states = 0
+for u = 1, nusers do
+  local b = 1 + 6 * (u - 1)
+  if not logged[u] then
+    table.insert(out, -2)
+    table.insert(out, 0)
+  else
+    local cur = tonumber(redis.call('HGET', KEYS[2 * u], 'version') or '0')
+    if ARGV[b + 1] ~= '' and tonumber(ARGV[b + 1]) ~= cur then
+      table.insert(out, -1)
+      table.insert(out, cur)
+    else
+      if cur == 0 then new_states = new_states + 1 end
+      redis.call('HSET', KEYS[2 * u], 'checkpoint', ARGV[b + 2], 'version', cur + 1,
+                 'blob', ARGV[b + 3], 'last_timestamp', ARGV[b + 4], 'n_events', ARGV[b + 5],
+                 'needs_rebuild', ARGV[b + 6], 'updated_at', ARGV[1])
+      table.insert(out, 1)
+      table.insert(out, cur + 1)
+    end
+  end
+end
+if new_states > 0 then redis.call('INCRBY', KEYS[1], new_states) end
+return out
+"""
+
 # KEYS: ev, meta, state, eids, users, n_events, n_states. ARGV: user.
 _FORGET = """
 local evs = redis.call('LRANGE', KEYS[1], 0, -1)
@@ -156,6 +202,7 @@ class RedisStore(StoreBase):
         self._closed = False
         self._ingest = client.register_script(_INGEST)
         self._put = client.register_script(_PUT_STATE)
+        self._put_many = client.register_script(_PUT_STATES)
         self._forget = client.register_script(_FORGET)
 
     @classmethod
@@ -221,6 +268,19 @@ class RedisStore(StoreBase):
         return [Event(user, *json.loads(r)) for r in raw]
 
     @_translate
+    def events_since(self, since: Mapping[str, int]) -> dict[str, list[Event]]:
+        """Each user's log tail from their position on: one pipelined MULTI (a snapshot)."""
+        wanted = check_tails(since)
+        if not wanted:
+            return {}
+        pipe = self._r.pipeline(transaction=True)
+        for user, start in wanted.items():
+            pipe.lrange(self._key(b"ev:", user), start, -1)
+        replies = pipe.execute()
+        return {user: [Event(user, *json.loads(r)) for r in raw]
+                for user, raw in zip(wanted, replies, strict=True)}
+
+    @_translate
     def event_count(self, user: str) -> int:
         n = self._r.hget(self._key(b"meta:", check_id(user, "user")), "n")
         return int(n) if n is not None else 0
@@ -252,18 +312,52 @@ class RedisStore(StoreBase):
         pipe.hgetall(self._key(b"state:", user))
         pipe.hget(self._key(b"meta:", user), "rebuild_upto")
         h, rebuild_upto = pipe.execute()
-        if not h:
-            return None
-        n_events = int(h[b"n_events"])
-        return StoredState(
-            checkpoint=h[b"checkpoint"].decode(),
-            version=int(h[b"version"]),
-            blob=h[b"blob"],
-            last_timestamp=float(h[b"last_timestamp"]),
-            n_events=n_events,
-            needs_rebuild=h[b"needs_rebuild"] == b"1" or int(rebuild_upto or 0) > n_events,
-            updated_at=float(h[b"updated_at"]),
-        )
+        return _state_from_hash(h, rebuild_upto) if h else None
+
+    @_translate
+    def get_states(self, users: Sequence[str]) -> dict[str, StoredState]:
+        """The stored states of `users` (those without one are left out): one MULTI."""
+        wanted = check_users(users)
+        if not wanted:
+            return {}
+        pipe = self._r.pipeline(transaction=True)
+        for user in wanted:
+            pipe.hgetall(self._key(b"state:", user))
+            pipe.hget(self._key(b"meta:", user), "rebuild_upto")
+        replies = pipe.execute()
+        return {user: _state_from_hash(replies[2 * i], replies[2 * i + 1])
+                for i, user in enumerate(wanted) if replies[2 * i]}
+
+    @_translate
+    def put_states(self, puts: Sequence[StatePut]) -> PutStatesResult:
+        """Write many users' states in one Lua script (compare-and-set per user)."""
+        batch = validate_puts(puts)
+        if not batch:
+            return PutStatesResult({})
+        keys: list[bytes] = [self._p + b"n_states"]
+        args: list[Any] = [repr(time.time())]
+        for p in batch:
+            st = p.state
+            keys += [self._key(b"state:", p.user), self._key(b"meta:", p.user)]
+            args += ["" if p.expected_version is None else p.expected_version,
+                     st.checkpoint.encode(), st.blob, repr(st.last_timestamp), st.n_events,
+                     int(st.needs_rebuild)]
+        reply = self._put_many(keys=keys, args=args)
+        if int(reply[0]) == -3:
+            p = batch[int(reply[1]) - 1]
+            raise too_many_events_error(p.user, p.state.n_events, int(reply[2]))
+        versions: dict[str, int] = {}
+        conflicts: dict[str, int] = {}
+        missing: list[str] = []
+        for i, p in enumerate(batch):
+            code, value = int(reply[2 * i]), int(reply[2 * i + 1])
+            if code == 1:
+                versions[p.user] = value
+            elif code == -1:
+                conflicts[p.user] = value
+            else:
+                missing.append(p.user)
+        return PutStatesResult(versions, conflicts, missing)
 
     @_translate
     def put_state(
@@ -343,3 +437,16 @@ class RedisStore(StoreBase):
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, prefix={self._p.decode()!r})"
+
+
+def _state_from_hash(h: dict[bytes, bytes], rebuild_upto: bytes | None) -> StoredState:
+    n_events = int(h[b"n_events"])
+    return StoredState(
+        checkpoint=h[b"checkpoint"].decode(),
+        version=int(h[b"version"]),
+        blob=h[b"blob"],
+        last_timestamp=float(h[b"last_timestamp"]),
+        n_events=n_events,
+        needs_rebuild=h[b"needs_rebuild"] == b"1" or int(rebuild_upto or 0) > n_events,
+        updated_at=float(h[b"updated_at"]),
+    )

@@ -17,7 +17,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,15 +28,20 @@ from prismrec.profile.store import (
     ConcurrentUpdateError,
     Event,
     IngestResult,
+    PutStatesResult,
+    StatePut,
     StoreBase,
     StoredState,
     StoreError,
     StoreUnavailableError,
     check_id,
     check_since,
+    check_tails,
+    check_users,
     no_events_error,
     too_many_events_error,
     validate_events,
+    validate_puts,
     validate_state,
 )
 
@@ -168,6 +173,17 @@ class SQLiteStore(StoreBase):
                     self._idle.append(conn)
 
     @contextmanager
+    def _read(self, statements: int = 2) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every statement in the block sees the same snapshot (one
+        statement alone always does, so it needs no BEGIN and COMMIT)."""
+        with self._borrow() as conn:
+            if statements > 1:
+                conn.execute("BEGIN")
+            yield conn
+            if statements > 1:
+                conn.execute("COMMIT")
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction holding the database write lock from the start."""
         with self._borrow() as conn:
@@ -268,6 +284,29 @@ class SQLiteStore(StoreBase):
         )
         return [Event(*row) for row in rows]
 
+    def events_since(self, since: Mapping[str, int]) -> dict[str, list[Event]]:
+        """Each user's log tail from their position on, in one read transaction.
+
+        Users without events past their position map to an empty list.
+        """
+        wanted = check_tails(since)
+        out: dict[str, list[Event]] = {u: [] for u in wanted}
+        if not wanted:
+            return out
+        pairs = list(wanted.items())
+        with self._read(_n_chunks(pairs)) as c:
+            for chunk in _chunks(pairs):
+                values = ",".join(["(?, ?)"] * len(chunk))
+                params = [x for pair in chunk for x in pair]
+                for user, *rest in c.execute(
+                    f"WITH tail(u, s) AS (VALUES {values}) "
+                    "SELECT e.user, e.item, e.timestamp, e.event, e.value, e.event_id "
+                    "FROM tail CROSS JOIN events e ON e.user = tail.u AND e.user_seq >= tail.s "
+                    "ORDER BY e.user, e.user_seq", params,
+                ):
+                    out[user].append(Event(user, *rest))
+        return out
+
     def event_count(self, user: str) -> int:
         rows = self._rows("SELECT n_events FROM users WHERE user=?", (check_id(user, "user"),))
         return int(rows[0][0]) if rows else 0
@@ -294,14 +333,67 @@ class SQLiteStore(StoreBase):
             "FROM states s JOIN users u ON u.user = s.user WHERE s.user=?",
             (check_id(user, "user"),),
         )
-        if not rows:
-            return None
-        ckpt, version, blob, last_ts, n_events, flag, updated_at, rebuild_upto = rows[0]
-        return StoredState(
-            checkpoint=ckpt, version=version, blob=bytes(blob), last_timestamp=last_ts,
-            n_events=n_events, needs_rebuild=bool(flag) or rebuild_upto > n_events,
-            updated_at=updated_at,
-        )
+        return _state_from_row(rows[0]) if rows else None
+
+    def get_states(self, users: Sequence[str]) -> dict[str, StoredState]:
+        """The stored states of `users` (those without one are left out), one snapshot."""
+        wanted = check_users(users)
+        out: dict[str, StoredState] = {}
+        if not wanted:
+            return out
+        with self._read(_n_chunks(wanted)) as c:
+            for chunk in _chunks(wanted):
+                for user, *row in c.execute(
+                    "SELECT s.user, s.checkpoint, s.version, s.blob, s.last_timestamp, "
+                    "s.n_events, s.needs_rebuild, s.updated_at, u.rebuild_upto "
+                    "FROM states s JOIN users u ON u.user = s.user "
+                    f"WHERE s.user IN ({','.join('?' * len(chunk))})", chunk,
+                ):
+                    out[user] = _state_from_row(row)
+        return {u: out[u] for u in wanted if u in out}
+
+    def put_states(self, puts: Sequence[StatePut]) -> PutStatesResult:
+        """Write many users' states in one transaction (compare-and-set per user)."""
+        batch = validate_puts(puts)
+        if not batch:
+            return PutStatesResult({})
+        versions: dict[str, int] = {}
+        conflicts: dict[str, int] = {}
+        missing: list[str] = []
+        now = time.time()
+        with self._write() as c:
+            logged: dict[str, int] = {}
+            current: dict[str, int] = {}
+            users = [p.user for p in batch]
+            for chunk in _chunks(users):
+                for user, n_events, version in c.execute(
+                    "SELECT u.user, u.n_events, s.version FROM users u LEFT JOIN states s "
+                    f"ON s.user = u.user WHERE u.user IN ({','.join('?' * len(chunk))})", chunk,
+                ):
+                    logged[user] = n_events
+                    if version is not None:
+                        current[user] = version
+            rows = []
+            for p in batch:  # check every user before writing any: a bad claim writes nothing
+                if p.user in logged and p.state.n_events > logged[p.user]:
+                    raise too_many_events_error(p.user, p.state.n_events, logged[p.user])
+            for p in batch:
+                if p.user not in logged:
+                    missing.append(p.user)
+                    continue
+                cur = current.get(p.user, 0)
+                if p.expected_version is not None and p.expected_version != cur:
+                    conflicts[p.user] = cur
+                    continue
+                st = p.state
+                rows.append((p.user, st.checkpoint, cur + 1, st.blob, st.last_timestamp,
+                             st.n_events, int(st.needs_rebuild), now))
+                versions[p.user] = cur + 1
+            c.executemany(
+                "INSERT OR REPLACE INTO states (user, checkpoint, version, blob, last_timestamp, "
+                "n_events, needs_rebuild, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows,
+            )
+        return PutStatesResult(versions, conflicts, missing)
 
     def put_state(
         self, user: str, state: StoredState, *, expected_version: int | None = None
@@ -379,6 +471,21 @@ class SQLiteStore(StoreBase):
 
     def __repr__(self) -> str:
         return f"SQLiteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+
+def _state_from_row(row: Sequence) -> StoredState:
+    """checkpoint, version, blob, last_timestamp, n_events, needs_rebuild, updated_at,
+    rebuild_upto (the user's) -> the state as read."""
+    ckpt, version, blob, last_ts, n_events, flag, updated_at, rebuild_upto = row
+    return StoredState(
+        checkpoint=ckpt, version=version, blob=bytes(blob), last_timestamp=last_ts,
+        n_events=n_events, needs_rebuild=bool(flag) or rebuild_upto > n_events,
+        updated_at=updated_at,
+    )
+
+
+def _n_chunks(values: list, size: int = 500) -> int:
+    return -(-len(values) // size)
 
 
 def _chunks(values: list, size: int = 500) -> Iterator[list]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
@@ -93,6 +93,29 @@ class StoredState:
     updated_at: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class StatePut:
+    """One user's state for `put_states`: a compare-and-set when `expected_version` is given."""
+
+    user: str
+    state: StoredState
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PutStatesResult:
+    """What one `put_states` batch did, per user (the batch itself is one transaction).
+
+    `versions`: users whose state was written, with the new version. `conflicts`: users whose
+    compare-and-set failed, with the version found (nothing written for them: re-read, retry).
+    `missing`: users with no logged events any more (forgotten meanwhile): nothing written.
+    """
+
+    versions: dict[str, int]
+    conflicts: dict[str, int] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
 @runtime_checkable
 class ProfileStore(Protocol):
     """Durable event logs and versioned model states, safe across threads and processes.
@@ -107,6 +130,12 @@ class ProfileStore(Protocol):
       be stored for a user with logged events and cannot claim more events than were logged.
       A state that folds in a late event without a rebuild must be put with needs_rebuild=True.
     - `forget` erases every trace of the user (events, event ids, state).
+    - Batches, one round trip (SQLite: one transaction; Redis: one pipeline or script) however
+      many users: `get_states(users)` reads the states that exist (a snapshot),
+      `events_since({user: since_seq})` the log tails, and `put_states(puts)` writes
+      each user's state with the same per-user rules as `put_state`. A CAS conflict or a
+      forgotten user only skips that user (reported in `PutStatesResult`); an invalid state,
+      or one claiming more events than logged, rejects the whole batch and writes nothing.
     """
 
     def append_events(self, events: Sequence[Event]) -> IngestResult: ...
@@ -120,6 +149,12 @@ class ProfileStore(Protocol):
     def put_state(
         self, user: str, state: StoredState, *, expected_version: int | None = None
     ) -> int: ...
+
+    def get_states(self, users: Sequence[str]) -> dict[str, StoredState]: ...
+
+    def put_states(self, puts: Sequence[StatePut]) -> PutStatesResult: ...
+
+    def events_since(self, since: Mapping[str, int]) -> dict[str, list[Event]]: ...
 
     def users(self) -> Iterator[str]: ...
 
@@ -250,6 +285,41 @@ def validate_state(user: str, state: StoredState, expected_version: int | None) 
         n_events=int(state.n_events),
         needs_rebuild=bool(state.needs_rebuild),
     )
+
+
+def check_users(users: Sequence[str]) -> list[str]:
+    """A batch of user ids for `get_states`, duplicates dropped, order kept."""
+    if isinstance(users, str) or not isinstance(users, Sequence | set | frozenset):
+        raise DataError("get_states takes a list of user ids, not "
+                        f"{type(users).__name__}")
+    return list(dict.fromkeys(check_id(u, "user") for u in users))
+
+
+def check_tails(since: Mapping[str, int]) -> dict[str, int]:
+    """`events_since`'s argument: user id -> 0-based log position."""
+    if not isinstance(since, Mapping):
+        raise DataError("events_since takes a mapping {user: since_seq}, not "
+                        f"{type(since).__name__}")
+    return {check_id(u, "user"): check_since(s) for u, s in since.items()}
+
+
+def validate_puts(puts: Sequence[StatePut]) -> list[StatePut]:
+    """Check a whole `put_states` batch before anything is written; one entry per user."""
+    if isinstance(puts, StatePut) or not isinstance(puts, Sequence):
+        raise DataError("put_states takes a sequence (list) of StatePut records")
+    out, seen = [], set()
+    for i, p in enumerate(puts):
+        if not isinstance(p, StatePut):
+            raise DataError(f"put_states entry {i}: expected a StatePut, got "
+                            f"{type(p).__name__}")
+        st = validate_state(p.user, p.state, p.expected_version)
+        if p.user in seen:
+            raise DataError(f"put_states entry {i}: user {p.user!r} appears twice; put one "
+                            "state per user and batch")
+        seen.add(p.user)
+        out.append(StatePut(p.user, st, None if p.expected_version is None
+                            else int(p.expected_version)))
+    return out
 
 
 def no_events_error(user: str) -> UnknownIdError:

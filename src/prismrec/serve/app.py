@@ -5,12 +5,16 @@ factory, so tests and several apps in one process never share state. Every error
 ``{"error": "..."}`` with a message that says what is wrong: 400 bad data, 401/403 keys,
 404 unknown ids, 413 body or batch too large, 422 invalid fields, 501 not available, 503 the
 store cannot be reached (retry). Route handlers are plain functions, run in the server's
-thread pool; the store and ``LiveProfiles`` are thread-safe.
+thread pool, except the two hot ones (events, recommendations), which are async and hand
+their model work to worker threads (``prismrec.serve.batching``); the store and
+``LiveProfiles`` are thread-safe.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from prismrec.errors import CheckpointError, DataError, UnknownIdError, require
 
@@ -26,7 +30,7 @@ from prismrec.profile.live import LiveProfiles  # noqa: E402
 from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
 from prismrec.serve.limits import BodyLimit  # noqa: E402
 from prismrec.serve.metrics import Metrics, MetricsMiddleware  # noqa: E402
-from prismrec.serve.routes import build_router  # noqa: E402
+from prismrec.serve.routes import Workers, build_router  # noqa: E402
 from prismrec.serve.settings import ServeSettings  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -71,11 +75,19 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None) -> Fas
     settings = settings or ServeSettings()
     settings.validate()
     metrics = Metrics({"model": live.model.name, "checkpoint": live.checkpoint})
-    app = FastAPI(title="prismrec", version=prismrec.__version__,
+    workers = Workers(live, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        workers.close()  # finish queued model work, stop the worker threads
+
+    app = FastAPI(title="prismrec", version=prismrec.__version__, lifespan=lifespan,
                   description="Recommendations from dynamic user profiles, updated per event. "
                   "Send the key in the X-API-Key header.")
     app.state.live, app.state.settings, app.state.metrics = live, settings, metrics
-    app.include_router(build_router(live, settings, metrics))
+    app.state.workers = workers
+    app.include_router(build_router(live, settings, metrics, workers))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 import pandas as pd
@@ -10,9 +11,10 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
-from prismrec.profile.live import LiveProfiles
+from prismrec.profile.live import LiveProfiles, Recommendations, UpdateResult
 from prismrec.profile.store import MAX_ID_LENGTH, Event
 from prismrec.serve.auth import admin_guard, client_guard
+from prismrec.serve.batching import Batcher, each
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
     ErrorOut,
@@ -82,14 +84,52 @@ Exclude = Annotated[list[str], Query(description="item ids to leave out (repeat 
 FilterSeen = Annotated[bool, Query(description="leave out items the user already had")]
 
 
-def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics) -> APIRouter:
-    """Routes bound to one ``LiveProfiles`` (no globals: two apps never share state)."""
+@dataclass(frozen=True)
+class RecommendRequest:
+    user: str
+    k: int
+    filter_seen: bool
+    exclude: tuple[str, ...]
+    diversity: float
+
+
+class Workers:
+    """The worker threads of the hot routes: one for recommendations, one for ingest.
+
+    Ingest has its own thread so that a 100-event batch never delays a recommendation;
+    SQLite takes one writer at a time anyway, and a batch is a few store round trips.
+    """
+
+    def __init__(self, live: LiveProfiles, settings: ServeSettings) -> None:
+        def recommend(r: RecommendRequest) -> Recommendations:
+            return live.recommendations(r.user, r.k, filter_seen=r.filter_seen,
+                                        exclude=list(r.exclude), diversity=r.diversity)
+
+        self.recommend: Batcher[RecommendRequest, Recommendations] = Batcher(
+            each(recommend), window=settings.batch_window_ms / 1e3,
+            max_batch=settings.max_request_batch, name="prismrec-recommend")
+        self.ingest: Batcher[list[Event], UpdateResult] = Batcher(
+            each(live.update), window=0.0, max_batch=1, name="prismrec-ingest")
+
+    def close(self) -> None:
+        self.recommend.close()
+        self.ingest.close()
+
+
+def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
+                 workers: Workers | None = None) -> APIRouter:
+    """Routes bound to one ``LiveProfiles`` (no globals: two apps never share state).
+
+    The two hot routes (events, recommendations) are async and run their model work on
+    ``workers``' threads (see ``prismrec.serve.batching``); the others use the thread pool.
+    """
+    workers = workers or Workers(live, settings)
     client = [Depends(client_guard(settings))]
     admin = [Depends(admin_guard(settings))]
     router = APIRouter()
     @router.post("/v1/events", response_model=IngestOut, dependencies=client,
                  responses=ERRORS, tags=["events"])
-    def post_events(batch: Annotated[EventBatch, Body()]) -> dict:
+    async def post_events(batch: Annotated[EventBatch, Body()]) -> dict:
         """Log a batch of events (all or nothing) and advance each user's profile."""
         n = len(batch.events)
         if n > settings.max_batch:
@@ -108,7 +148,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics) 
                     _check_id(v, f"events[{i}].{what}")
             events.append(Event(e.user, e.item, float(e.timestamp), e.event,
                                 None if e.value is None else float(e.value), e.event_id))
-        result = live.update(events)
+        result = await workers.ingest.submit(events)
         metrics.inc("prismrec_events_ingested_total", result.accepted)
         metrics.inc("prismrec_events_duplicate_total", result.duplicates)
         metrics.inc("prismrec_events_late_total", result.late)
@@ -120,9 +160,9 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics) 
 
     @router.get("/v1/users/{user}/recommendations", response_model=RecommendationsOut,
                 dependencies=client, responses=ERRORS, tags=["users"])
-    def recommendations(user: UserId, k: K = 10, diversity: Diversity = 0.0,
-                        exclude: Exclude = (), filter_seen: FilterSeen = True
-                        ) -> JSONResponse:
+    async def recommendations(user: UserId, k: K = 10, diversity: Diversity = 0.0,
+                              exclude: Exclude = (), filter_seen: FilterSeen = True
+                              ) -> JSONResponse:
         """Top-k items with scores and reasons; unknown users get popular items (stated)."""
         _check_id(user, "user id")
         if k > settings.max_k:
@@ -131,8 +171,8 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics) 
         if len(exclude) > settings.max_exclude:
             raise HTTPException(422, f"{len(exclude)} exclude ids are over the limit of "
                                      f"{settings.max_exclude}")
-        recs = live.recommendations(user, k, filter_seen=filter_seen, exclude=exclude,
-                                    diversity=diversity)
+        recs = await workers.recommend.submit(
+            RecommendRequest(user, k, filter_seen, tuple(exclude), diversity))
         metrics.inc("prismrec_recommendations_popular_total" if recs.fallback
                     else "prismrec_recommendations_model_total")
         items = []

@@ -29,6 +29,8 @@ class ServeSettings:
     max_exclude: int = 1000  # item ids in one request's exclude list
     max_future_seconds: float = 86_400.0  # event timestamps later than now + this are refused
     min_timestamp: float = 0.0  # and so are timestamps before this (unix seconds)
+    batch_window_ms: float = 0.0  # recommend worker: wait this long for more requests per batch
+    max_request_batch: int = 32  # recommendation requests computed together at most
 
     def validate(self) -> None:
         for name in ("api_key", "admin_key"):
@@ -36,10 +38,13 @@ class ServeSettings:
             if key is not None and (not isinstance(key, str) or len(key) < 8
                                     or not key.isascii() or not key.isprintable()):
                 raise ValueError(f"{name} must be printable ASCII of at least 8 characters")
-        for name in ("max_body_bytes", "max_batch", "max_k", "max_exclude"):
+        for name in ("max_body_bytes", "max_batch", "max_k", "max_exclude",
+                     "max_request_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0 <= self.batch_window_ms <= 1000:
+            raise ValueError(f"batch_window_ms must be in [0, 1000], got {self.batch_window_ms}")
         if not self.max_future_seconds >= 0:
             raise ValueError(f"max_future_seconds must be >= 0, got {self.max_future_seconds}")
 

@@ -1,0 +1,141 @@
+"""The serve layer's Batcher: async requests run on one worker thread, in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from prismrec.serve.batching import Batcher, each
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_each_request_gets_its_own_result_in_order():
+    batcher = Batcher(each(lambda x: x * x))
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(20)))
+
+    assert run(main()) == [i * i for i in range(20)]
+    batcher.close()
+
+
+def test_requests_queued_together_run_as_one_batch_on_one_thread():
+    seen: list[tuple[list[int], str]] = []
+
+    def square_all(xs):
+        seen.append((list(xs), threading.current_thread().name))
+        return [x * x for x in xs]
+
+    batcher = Batcher(square_all, window=0.05, max_batch=8, name="sq")
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(8)))
+
+    assert run(main()) == [i * i for i in range(8)]
+    assert [xs for xs, _ in seen] == [list(range(8))]
+    assert {name for _, name in seen} == {"sq"}
+    assert (batcher.batches, batcher.requests) == (1, 8)
+    batcher.close()
+
+
+def test_max_batch_caps_a_batch():
+    sizes = []
+
+    def record(xs):
+        sizes.append(len(xs))
+        return list(xs)
+
+    batcher = Batcher(record, window=0.05, max_batch=3)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(i) for i in range(7)))
+
+    assert run(main()) == list(range(7))
+    assert max(sizes) <= 3 and sum(sizes) == 7
+    batcher.close()
+
+
+def test_an_error_fails_only_its_own_request():
+    def invert(x):
+        return 1 / x
+
+    batcher = Batcher(each(invert), window=0.05)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(x) for x in (1, 0, 4)),
+                                    return_exceptions=True)
+
+    one, zero, four = run(main())
+    assert (one, four) == (1.0, 0.25)
+    assert isinstance(zero, ZeroDivisionError)
+    batcher.close()
+
+
+def test_a_failing_batch_function_fails_every_request_of_the_batch():
+    def broken(xs):
+        raise RuntimeError("model exploded")
+
+    batcher = Batcher(broken, window=0.05)
+
+    async def main():
+        return await asyncio.gather(*(batcher.submit(x) for x in range(3)),
+                                    return_exceptions=True)
+
+    assert all(isinstance(r, RuntimeError) and "exploded" in str(r) for r in run(main()))
+    batcher.close()
+
+
+def test_a_batch_function_returning_the_wrong_count_is_an_error():
+    batcher = Batcher(lambda xs: [], window=0.0)
+    with pytest.raises(RuntimeError, match="returned 0 results for 1 requests"):
+        run(batcher.submit(1))
+    batcher.close()
+
+
+def test_a_closed_batcher_refuses_new_requests():
+    batcher = Batcher(each(str))
+    assert run(batcher.submit(5)) == "5"
+    batcher.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        run(batcher.submit(6))
+
+
+@pytest.mark.parametrize("kwargs", [{"window": -1.0}, {"max_batch": 0}, {"max_batch": 1.5}])
+def test_bad_settings_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        Batcher(each(str), **kwargs)
+
+
+def test_concurrent_http_recommendations_equal_the_direct_answer(tiny_checkpoint, tmp_path):
+    import httpx
+
+    from prismrec.profile import Event, open_store
+    from prismrec.profile.live import LiveProfiles
+    from prismrec.recommender import Recommender
+    from prismrec.serve import create_app
+
+    with open_store(f"sqlite:///{tmp_path / 'p.db'}") as store:
+        live = LiveProfiles(Recommender.load(tiny_checkpoint), store)
+        live.update([Event("ann", "i00003", 1.7e9), Event("u0001", "i00004", 1.7e9)])
+        app = create_app(live)
+        users = ["ann", "u0001", "u0002", "nobody"] * 3
+
+        async def main():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return await asyncio.gather(*(
+                    client.get(f"/v1/users/{u}/recommendations", params={"k": 5})
+                    for u in users))
+
+        replies = run(main())
+        app.state.workers.close()
+        assert [r.status_code for r in replies] == [200] * len(users)
+        for user, reply in zip(users, replies, strict=True):
+            direct = live.recommendations(user, 5)
+            assert [x["item"] for x in reply.json()["items"]] == direct.items
+            assert reply.json()["fallback"] == direct.fallback
