@@ -19,6 +19,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -59,6 +60,12 @@ CONFIGS: dict[str, dict[str, tuple[dict, dict]]] = {
                    {"lr": 1e-3, "batch_size": 64, "patience": 8}),
     },
 }
+# "+blend" mixes the model's scores with EASE item-item scores of the recency-weighted history
+# (Recommender(blend=True)); EASE lam, the recency decay and the weight are chosen on
+# validation after training, the sequence model's settings are the unblended ones.
+for _models in CONFIGS.values():
+    for _name in list(_models):
+        _models[f"{_name}+blend"] = _models[_name]
 TEXT_CACHE = Path(tempfile.gettempdir()) / "prismrec-bench-text"
 
 
@@ -96,15 +103,24 @@ def run_one(dataset: str, model: str, seed: int, threads: int, data_dir: str) ->
     model_cfg, train_cfg = CONFIGS[dataset][model]
     tc = {**train_cfg, "seed": seed, "threads": threads, "progress": False,
           "max_seconds": WALL_LIMIT_S}
-    text = np.load(text_vectors(dataset, data_dir)) if model.endswith("+text") else None
-    rec = Recommender(model.removesuffix("+text"), model_config=model_cfg, train_config=tc)
+    base, *parts = model.split("+")
+    text = np.load(text_vectors(dataset, data_dir)) if "text" in parts else None
+    rec = Recommender(base, model_config=model_cfg, train_config=tc,
+                      blend=True if "blend" in parts else None)
+    t0 = time.perf_counter()
     rec.fit_split(split, ds.users, ds.items, text_vectors=text)
+    fit_s = time.perf_counter() - t0
     r = rec.result_
     out = {"dataset": dataset, "model": model, "seed": seed, "best_epoch": r.best_epoch,
            "epochs": r.epochs, "stopped": r.stopped, "train_s": r.seconds,
            "to_best_s": r.seconds_to_best, "cpu_to_best_s": r.cpu_seconds_to_best,
            "epoch_s": r.seconds_per_epoch,
            "valid_ndcg@10": r.best_metrics.get("ndcg@10", float("nan"))}
+    if rec.blend_ is not None:  # the blend's choice; valid_ndcg@10 above is the model alone
+        b = rec.blend_
+        out |= {"blend_lam": b.lam, "blend_decay": b.decay, "blend_weight": b.weight,
+                "blend_valid_ndcg@10": b.best,
+                "blend_s": fit_s - r.seconds}  # fitting EASE and choosing the blend
     for filt in (True, False):
         rep = evaluate(rec, split.test, ks=(10,), filter_seen=filt, n_bootstrap=0)
         tag = "f" if filt else "u"

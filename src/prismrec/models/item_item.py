@@ -1,0 +1,172 @@
+"""Item-item scores from EASE's closed form (Steck, WWW 2019), with a recency-weighted history.
+
+    min_B ||X - X B||^2 + lam ||B||^2  subject to diag(B) = 0
+    P = (X^T X + lam I)^-1,  B_ij = -P_ij / P_jj (i != j),  B_jj = 0
+
+X is the binary user x item training matrix. A user's scores are their history bag times B.
+The bag weighs the t-th of L history items by ``decay ** (L - 1 - t)`` (the latest item 1);
+an item seen more than once keeps the weight of its latest occurrence, so ``decay=1`` is
+EASE's binary bag. Co-purchase structure is what sequence models learn slowest on sparse
+catalogues, so these scores are a strong partner for them (``blend``).
+
+One N x N inverse (Cholesky, float64) per fit: seconds for a few thousand items, but O(N^2)
+memory and O(N^3) time, hence ``MAX_ITEMS``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.linalg import get_lapack_funcs
+from torch import nn
+
+from prismrec.data.sequences import Sequences
+from prismrec.errors import DataError
+
+MAX_ITEMS = 40_000  # the dense N x N float64 Gram matrix alone is 12.8 GB at this size
+
+
+def _check_items(seqs: Sequences, n_items: int, what: str) -> None:
+    if n_items < 1:
+        raise ValueError(f"n_items must be at least 1, got {n_items}")
+    if seqs.n_events and (seqs.items.min() < 0 or seqs.items.max() >= n_items):
+        raise DataError(
+            f"{what} items must be indices in [0, {n_items}); got "
+            f"[{seqs.items.min()}, {seqs.items.max()}]: pass the catalogue size as n_items"
+        )
+
+
+def check_size(n_items: int) -> None:
+    """Refuse catalogues whose dense N x N matrices would not fit in memory."""
+    if n_items > MAX_ITEMS:
+        raise ValueError(
+            f"item-item (EASE) weights need an N x N dense matrix; {n_items} items is more "
+            f"than {MAX_ITEMS}. Use ItemKNN or the sequence model alone for catalogues this "
+            "large."
+        )
+
+
+def history_bag(histories: Sequences, n_items: int, decay: float = 1.0) -> sp.csr_matrix:
+    """(B, n_items) float32: weight ``decay ** age`` per item (age 0 = latest event).
+
+    An item that occurs more than once keeps the weight of its latest occurrence.
+    """
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"decay must be in (0, 1], got {decay}")
+    age = np.repeat(histories.lengths, histories.lengths) - 1 - histories.positions()  # (E,)
+    rows, items = histories.row_ids(), histories.items
+    order = np.lexsort((age, items, rows))  # per (row, item): youngest first
+    rows, items, age = rows[order], items[order], age[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])
+    w = np.power(float(decay), age[first].astype(np.float64)).astype(np.float32)
+    return sp.csr_matrix((w, (rows[first], items[first])), shape=(len(histories), n_items))
+
+
+def gram_matrix(train: Sequences, n_items: int) -> np.ndarray:
+    """Dense X^T X (item co-occurrence counts) of the binary training matrix, (N, N) float64."""
+    check_size(n_items)
+    _check_items(train, n_items, "training")
+    x = history_bag(train, n_items).astype(np.float64)  # (U, N) binary
+    return (x.T @ x).toarray()  # (N, N)
+
+
+def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
+    """B from the (N, N) Gram matrix X^T X; ``gram`` is not modified."""
+    if not lam > 0:
+        raise ValueError(f"lam must be positive, got {lam}")
+    g = np.array(gram, dtype=np.float64, copy=True)
+    g[np.diag_indices_from(g)] += lam
+    potrf, potri = get_lapack_funcs(("potrf", "potri"), (g,))
+    c, info = potrf(g, lower=False, overwrite_a=True)
+    if info != 0:
+        raise DataError(f"X^T X + {lam} I is not positive definite; use a larger lam (> 0)")
+    p, info = potri(c, lower=False, overwrite_c=True)  # upper triangle of P
+    if info != 0:
+        raise DataError(f"could not invert X^T X + {lam} I; use a larger lam")
+    p = np.triu(p) + np.triu(p, 1).T  # (N, N) symmetric P
+    b = p / -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj
+    b[np.diag_indices_from(b)] = 0.0
+    return b
+
+
+def standardize(scores: torch.Tensor) -> torch.Tensor:
+    """Per-row z-scores (B, N); a constant row gives zeros.
+
+    The two parts of a blend live on unrelated scales (logits vs. regression outputs), so
+    each is put on a unit scale per user before mixing.
+    """
+    std, mean = torch.std_mean(scores, dim=1, correction=0, keepdim=True)  # (B, 1) each
+    return torch.where(std > 0, (scores - mean) / std.clamp_min(1e-12), torch.zeros_like(scores))
+
+
+def blend(sequence: torch.Tensor, item_item: torch.Tensor, weight: float) -> torch.Tensor:
+    """(1 - weight) * z(sequence) + weight * z(item_item), both (B, N)."""
+    if weight == 0.0:
+        return standardize(sequence)
+    if weight == 1.0:
+        return standardize(item_item)
+    return (1.0 - weight) * standardize(sequence) + weight * standardize(item_item)
+
+
+class ItemItem(nn.Module):
+    """EASE weights (N, N) as a float32 buffer and the recency ``decay`` of the history bag.
+
+    ``fit`` solves the closed form; ``scores`` is the (decayed) history bag times the
+    weights. Items added later (``resize``) get zero rows and columns: they neither score
+    nor contribute until the weights are refitted.
+    """
+
+    weights: torch.Tensor
+
+    def __init__(self, n_items: int = 0, decay: float = 1.0, lam: float | None = None) -> None:
+        super().__init__()
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        check_size(n_items)
+        self.decay = float(decay)
+        self.lam = lam  # the ridge penalty the weights were fitted with; None: not fitted
+        self.register_buffer("weights", torch.zeros(n_items, n_items))  # (N, N)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.weights.shape[0])
+
+    def extra_repr(self) -> str:
+        return f"n_items={self.n_items}, decay={self.decay}, lam={self.lam}"
+
+    def fit(self, train: Sequences, n_items: int, lam: float) -> ItemItem:
+        """Solve for the weights on ``train`` (item indices in [0, n_items)); returns self."""
+        return self.fit_gram(gram_matrix(train, n_items), lam)
+
+    def fit_gram(self, gram: np.ndarray, lam: float) -> ItemItem:
+        """The same from a precomputed ``gram_matrix`` (to try several lam cheaply)."""
+        w = ease_weights(gram, lam).astype(np.float32)  # (N, N)
+        self.weights = torch.from_numpy(w)
+        self.lam = float(lam)
+        return self
+
+    def resize(self, n_items: int) -> None:
+        """Grow to ``n_items`` items; the new rows and columns are zero."""
+        n = self.n_items
+        if n_items < n:
+            raise ValueError(f"cannot shrink item-item weights from {n} to {n_items} items")
+        if n_items == n:
+            return
+        check_size(n_items)
+        w = torch.zeros(n_items, n_items, dtype=self.weights.dtype)
+        w[:n, :n] = self.weights
+        self.weights = w
+
+    @torch.no_grad()
+    def scores(self, histories: Sequences) -> torch.Tensor:
+        """(B, N) float32: each row's decayed history bag times the weights."""
+        _check_items(histories, self.n_items, "history")
+        bag = history_bag(histories, self.n_items, self.decay)  # (B, N) sparse
+        w = self.weights.detach().cpu().numpy()  # (N, N), a view
+        return torch.from_numpy(np.ascontiguousarray(bag @ w, dtype=np.float32))  # (B, N)
+
+
+__all__ = ["MAX_ITEMS", "ItemItem", "blend", "ease_weights", "gram_matrix", "history_bag",
+           "standardize"]

@@ -1,0 +1,44 @@
+"""``Recommender``: the user-facing object — ids in, DataFrames out, one sequence model inside.
+
+Two ways to fit, for two purposes:
+
+- ``fit(data)`` trains for use. ``data`` is a ``Dataset``, an ``Interactions`` table or a
+  DataFrame with user/item/timestamp columns. Every event is history; to choose the epoch,
+  each user's last event is held out as the validation target (users with at least 3
+  events), and it is still part of the history the recommendations start from.
+- ``fit_split(split, users, items)`` trains on ``split.train`` and stops early on
+  ``split.valid``: the benchmark path, where ``split.test`` is scored later with ``score``.
+
+Item text. With a catalogue, ``fit(data, catalog, text=True)`` encodes every item's text
+(``prismrec.text.encode_catalog``, default encoder all-MiniLM-L6-v2) and trains the
+``"id+text"`` item embedding; ``text_vectors=`` passes vectors computed elsewhere. A model
+with a text part can then take new items from their text alone (``add_items``), find items
+near a query (``search``), and the catalogue, encoder name and template are saved with it.
+
+Streaming. ``update(events)`` appends new events to the users' histories in memory and
+advances their model state by the new events only; ``forget(user)`` drops a user. The
+durable, store-backed version of this path for the service is ``prismrec.profile.live``.
+
+Blend. ``Recommender(..., blend=True)`` mixes the sequence model's scores with EASE
+item-item scores of each user's recency-weighted history, ``(1 - a) * z(sequence) +
+a * z(item-item)``, with EASE's ``lam``, the recency ``decay`` and ``a`` chosen on
+validation after training (``blend_`` records the choice; ``_blend`` says why). Every
+scoring path applies it: ``score``, ``recommend``, ``recommend_for_sequence``, streamed
+states and ``prismrec.profile.live.LiveProfiles``.
+
+Scikit-learn manners: ``__init__`` stores parameters only; learned state (``model_``,
+``users_``, ``items_``, ``histories_``, ``result_``, ``catalog_``, ``text_encoder_``,
+``text_template_``, ``item_item_``, ``blend_``) exists after fitting or loading.
+
+The code is split by concern: ``core`` (the class: fit, score, recommend), ``_text``,
+``_stream``, ``_persist`` and ``_blend`` (plain functions taking the recommender).
+"""
+
+from prismrec.recommender._blend import BlendConfig, BlendResult
+from prismrec.recommender._persist import CATALOG_FILE, RECOMMENDER_FORMAT
+from prismrec.recommender._stream import StreamUpdate
+from prismrec.recommender._text import TEXT_MODES, NoTextPathError
+from prismrec.recommender.core import Recommender, holdout_last
+
+__all__ = ["CATALOG_FILE", "RECOMMENDER_FORMAT", "TEXT_MODES", "BlendConfig", "BlendResult",
+           "NoTextPathError", "Recommender", "StreamUpdate", "holdout_last"]

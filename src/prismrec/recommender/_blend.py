@@ -1,0 +1,256 @@
+"""The blended model: sequence-model scores mixed with EASE item-item scores.
+
+    blended = (1 - a) * z(sequence scores) + a * z(item-item scores)
+
+``z`` standardizes each user's row over every item (``prismrec.models.item_item.blend``).
+Item-item scores are the user's recency-weighted history bag (the t-th of L items weighted
+``decay ** (L - 1 - t)``) times EASE weights fitted on the training sequences. On sparse
+catalogues co-purchase structure is what a sequence model learns slowest, and the two
+rank errors are only partly shared, so a blend beats either part (measured on Amazon
+Scientific: see docs/benchmarks.md).
+
+After the sequence model is trained, the EASE penalty ``lam``, the ``decay`` and the weight
+``a`` are chosen together on the validation cases only (filtered NDCG@k, the trainer's
+definition: ties count against the model); without validation cases the documented
+defaults are used.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from prismrec.data.sequences import Sequences
+from prismrec.data.split import EvalCases
+from prismrec.models.item_item import ItemItem, blend, gram_matrix, standardize
+from prismrec.train.inference import encode_sequences
+
+if TYPE_CHECKING:
+    from prismrec.recommender.core import Recommender
+
+log = logging.getLogger(__name__)
+
+SCORE_FLOATS = 8_000_000  # validation rows scored at a time: a few (B, N) float32 blocks
+CACHE_FLOATS = 64_000_000  # keep every row's standardized sequence scores up to ~256 MB
+
+
+@dataclass
+class BlendConfig:
+    """What the blend tries on validation, and what it uses without validation cases."""
+
+    lams: tuple[float, ...] = (10.0, 20.0, 50.0, 100.0, 200.0, 500.0)
+    decays: tuple[float, ...] = (1.0, 0.8, 0.6)
+    weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    # Without validation cases: the values chosen on Amazon Scientific's validation set.
+    default_lam: float = 50.0
+    default_decay: float = 0.8
+    default_weight: float = 0.4
+    k: int = 10  # validation metric: filtered NDCG@k
+
+    def validate(self) -> None:
+        for name in ("lams", "decays", "weights"):
+            if len(getattr(self, name)) == 0:
+                raise ValueError(f"blend {name} is empty: give at least one value to try")
+        if any(not lam > 0 for lam in (*self.lams, self.default_lam)):
+            raise ValueError("blend lam values must be positive")
+        if any(not 0.0 < d <= 1.0 for d in (*self.decays, self.default_decay)):
+            raise ValueError("blend decay values must be in (0, 1]")
+        if any(not 0.0 <= a <= 1.0 for a in (*self.weights, self.default_weight)):
+            raise ValueError("blend weights must be in [0, 1]")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"blend k must be a positive integer, got {self.k!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlendConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown blend option(s) {unknown}; known: {sorted(known)}")
+        d = {k: (tuple(float(x) for x in v) if k in ("lams", "decays", "weights") else v)
+             for k, v in d.items()}
+        return cls(**d)
+
+
+@dataclass
+class BlendResult:
+    """The blend in use: its ``lam``, ``decay`` and weight ``a``, and how they were chosen.
+
+    ``chosen_on`` is ``"validation"`` (``table`` lists every point tried with its
+    validation metric; ``weight`` 0 is the sequence model alone, 1 item-item alone) or
+    ``"defaults"`` (no validation cases).
+    """
+
+    lam: float
+    decay: float
+    weight: float
+    chosen_on: str
+    metric: str
+    best: float | None = None
+    table: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BlendResult:
+        return cls(lam=float(d["lam"]), decay=float(d["decay"]), weight=float(d["weight"]),
+                   chosen_on=str(d["chosen_on"]), metric=str(d["metric"]),
+                   best=None if d.get("best") is None else float(d["best"]),
+                   table=[dict(r) for r in d.get("table", [])])
+
+
+def resolve(blend_opt: bool | str | dict | BlendConfig | None) -> BlendConfig | None:
+    """The ``Recommender(blend=...)`` argument as a validated config, or None (no blend)."""
+    if blend_opt is None or blend_opt is False:
+        return None
+    if blend_opt is True or blend_opt == "ease":
+        cfg = BlendConfig()
+    elif isinstance(blend_opt, BlendConfig):
+        cfg = blend_opt
+    elif isinstance(blend_opt, dict):
+        cfg = BlendConfig.from_dict(blend_opt)
+    else:
+        raise ValueError(f"blend must be None/False, True, 'ease', a dict or a BlendConfig; "
+                         f"got {blend_opt!r}")
+    cfg.validate()
+    return cfg
+
+
+def fit_blend(rec: Recommender, train: Sequences, valid: EvalCases | None) -> None:
+    """Fit the item-item part on ``train`` and choose the blend on ``valid``; sets
+    ``rec.item_item_`` and ``rec.blend_`` (both None when the blend is off)."""
+    cfg = resolve(rec.blend)
+    rec.item_item_, rec.blend_ = None, None
+    if cfg is None:
+        return
+    n = len(rec.items_)
+    gram = gram_matrix(train, n)  # (N, N), once for every lam
+    metric = f"ndcg@{cfg.k}"
+    if valid is None or len(valid) == 0:
+        rec.item_item_ = ItemItem(n, cfg.default_decay).fit_gram(gram, cfg.default_lam)
+        rec.blend_ = BlendResult(cfg.default_lam, cfg.default_decay, cfg.default_weight,
+                                 "defaults", metric)
+        log.info("blend: no validation cases; defaults lam=%g decay=%g a=%g",
+                 cfg.default_lam, cfg.default_decay, cfg.default_weight)
+        return
+    table, fitted = _validation_table(rec, gram, valid, cfg)
+    scores = np.array([r[metric] for r in table])
+    best = table[int(np.argmax(scores))]  # ties: the first point tried
+    if fitted.lam != best["lam"]:  # only if rounding reordered near-equal points
+        fitted = ItemItem(n).fit_gram(gram, best["lam"])
+    fitted.decay = best["decay"]
+    rec.item_item_ = fitted
+    rec.blend_ = BlendResult(best["lam"], best["decay"], best["weight"], "validation", metric,
+                             best[metric], table)
+    alone = max(r[metric] for r in table if r["weight"] == 0.0) if 0.0 in cfg.weights else None
+    log.info("blend: lam=%g decay=%g a=%g, validation %s=%.5f (sequence model alone %s)",
+             best["lam"], best["decay"], best["weight"], metric, best[metric],
+             "n/a" if alone is None else f"{alone:.5f}")
+
+
+@torch.no_grad()
+def _validation_table(rec: Recommender, gram: np.ndarray, valid: EvalCases, cfg: BlendConfig
+                      ) -> tuple[list[dict[str, float]], ItemItem]:
+    """Mean filtered NDCG@k on ``valid`` for every (lam, decay, weight), and the item-item
+    part fitted with the best lam (kept, so it is not solved twice)."""
+    model = rec.model_
+    was_training = model.training
+    model.eval()
+    try:
+        reprs = encode_sequences(model, valid.history)  # (R, D), once
+        n = model.n_items
+        step = max(1, SCORE_FLOATS // n)
+        chunks = [np.arange(lo, min(lo + step, len(valid))) for lo in range(0, len(valid), step)]
+        keep = len(valid) * n <= CACHE_FLOATS  # keep z(sequence scores) between lams
+        cache: dict[int, torch.Tensor] = {}
+        sums = np.zeros((len(cfg.lams), len(cfg.decays), len(cfg.weights)))
+        best: tuple[float, ItemItem] | None = None
+        for li, lam in enumerate(cfg.lams):
+            ii = ItemItem(n).fit_gram(gram, lam)
+            for c, rows in enumerate(chunks):
+                hist, tgt = valid.history.take(rows), valid.targets.take(rows)
+                seq = cache.get(c)
+                if seq is None:
+                    seq = standardize(model.score_all(reprs[rows[0]:rows[-1] + 1]))  # (b, N)
+                    _filter(seq, hist)
+                    if keep:
+                        cache[c] = seq
+                for di, decay in enumerate(cfg.decays):
+                    ii.decay = decay
+                    other = _filter(standardize(ii.scores(hist)), hist)  # (b, N)
+                    sums[li, di] += _ndcg_sums(seq, other, tgt, cfg.weights, cfg.k)
+            if best is None or sums[li].max() > best[0]:  # ties: the first lam tried
+                best = (float(sums[li].max()), ii)
+    finally:
+        model.train(was_training)
+    metric = f"ndcg@{cfg.k}"
+    table = [{"lam": float(lam), "decay": float(d), "weight": float(a),
+              metric: float(sums[li, di, wi] / len(valid))}
+             for li, lam in enumerate(cfg.lams) for di, d in enumerate(cfg.decays)
+             for wi, a in enumerate(cfg.weights)]
+    return table, best[1]
+
+
+def _filter(scores: torch.Tensor, hist: Sequences) -> torch.Tensor:
+    """Seen items to -inf, in place (after standardizing, as the evaluation protocol does)."""
+    if hist.n_events:
+        scores[torch.from_numpy(hist.row_ids()), torch.from_numpy(hist.items)] = -torch.inf
+    return scores
+
+
+def _ndcg_sums(x: torch.Tensor, y: torch.Tensor, tgt: Sequences,
+               weights: tuple[float, ...], k: int) -> np.ndarray:
+    """Summed NDCG@k of the rows of ``(1 - a) * x + a * y`` for each weight ``a``: (W,).
+
+    ``x`` and ``y`` are the standardized parts with seen items at -inf. Ranks follow the
+    trainer's validation: rank = items scoring at least the target (ties count against the
+    model), a filtered target is a miss, several targets per row allowed. An item at least
+    as good as the target in both parts beats it at every weight (rounding is monotone),
+    so a target with more than ``k`` such items scores 0 everywhere and only the other
+    targets are ranked per weight.
+    """
+    b = x.shape[0]
+    discount = torch.from_numpy(1.0 / np.log2(np.arange(2, k + 2)))  # (k,)
+    pairs = np.unique(np.stack([tgt.row_ids(), tgt.items], 1), axis=0)  # distinct targets
+    r, it = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
+    one_each = len(pairs) == b and bool((pairs[:, 0] == np.arange(b)).all())
+    xr, yr = (x, y) if one_each else (x[r], y[r])  # (E, N)
+    xt, yt = x[r, it], y[r, it]  # (E,)
+    dominated = ((xr >= xt[:, None]) & (yr >= yt[:, None])).sum(1, dtype=torch.int32)  # (E,)
+    live = torch.nonzero(torch.isfinite(xt) & (dominated <= k)).flatten()  # (L,)
+    n_t = np.bincount(pairs[:, 0], minlength=b)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))[np.clip(n_t, 1, k) - 1]  # (b,)
+    out = np.zeros(len(weights))
+    if len(live) == 0:
+        return out
+    xl, yl = xr[live], yr[live]  # (L, N)
+    at = (torch.arange(len(live)), it[live])
+    owner = torch.from_numpy(1.0 / ideal)[r[live]]  # (L,) 1 / ideal of the target's row
+    mixed, part = torch.empty_like(xl), torch.empty_like(xl)  # (L, N) buffers, reused
+    for wi, a in enumerate(weights):
+        torch.mul(xl, 1.0 - a, out=mixed)  # as blend() computes it, op by op
+        torch.mul(yl, a, out=part)
+        mixed.add_(part)
+        target = mixed[at]  # (L,)
+        rank = (mixed >= target[:, None]).sum(1, dtype=torch.int32)  # (L,) 1-based
+        ok = rank <= k
+        out[wi] = float((discount[rank[ok] - 1] * owner[ok]).sum())
+    return out
+
+
+def blended(rec: Recommender, scores: torch.Tensor, histories: Sequences) -> torch.Tensor:
+    """The sequence model's (B, N) ``scores`` blended with item-item scores of ``histories``
+    (row b is the history behind ``scores[b]``); unchanged when the blend is off."""
+    ii = getattr(rec, "item_item_", None)
+    if ii is None:
+        return scores
+    if len(histories) != scores.shape[0]:
+        raise ValueError(f"{scores.shape[0]} score rows but {len(histories)} histories")
+    return blend(scores, ii.scores(histories), rec.blend_.weight)

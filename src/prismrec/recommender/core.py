@@ -1,0 +1,480 @@
+"""The ``Recommender`` class: fitting, scoring and recommending; the rest is delegated.
+
+Item text (``_text``), streaming (``_stream``), persistence (``_persist``) and the
+item-item blend (``_blend``) are plain functions taking the recommender; the methods here
+are their public face. See the package docstring for the whole picture.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from prismrec.data.catalog import Catalog
+from prismrec.data.dataset import Dataset
+from prismrec.data.interactions import Interactions
+from prismrec.data.sequences import Sequences
+from prismrec.data.split import EvalCases, Split
+from prismrec.data.vocab import Vocab
+from prismrec.errors import DataError, UnknownIdError
+from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
+from prismrec.models.item_item import check_size
+from prismrec.recommender import _blend, _persist, _stream, _text
+from prismrec.recommender._blend import BlendConfig
+from prismrec.recommender._stream import StreamUpdate, _UserState
+from prismrec.train.config import TrainConfig
+from prismrec.train.inference import encode_sequences, score_sequences
+from prismrec.train.trainer import Trainer, TrainResult
+
+if TYPE_CHECKING:  # prismrec.text loads lazily: id-only users never pay for it
+    from prismrec.text import TextEncoder, TextTemplate
+
+
+def holdout_last(seqs: Sequences, min_events: int = 3) -> tuple[Sequences, EvalCases]:
+    """(training rows without each user's last event, cases predicting that event).
+
+    Users with fewer than ``min_events`` events keep everything and get no case.
+    """
+    n = seqs.lengths
+    ok = n >= min_events
+    train = seqs.head(np.where(ok, n - 1, n))
+    rows = np.flatnonzero(ok)
+    last = seqs.mask(np.repeat(ok, n) & (seqs.positions() == np.repeat(n - 1, n)))
+    return train, EvalCases(rows, train.take(rows), last.take(rows))
+
+
+class Recommender:
+    """Next-item recommendations from a sequence model (``"lstm"``, ``"gru"``, ``"sasrec"``).
+
+    ``blend`` adds EASE item-item scores to the sequence model's (see
+    ``prismrec.recommender._blend``): None/False (default) for none; True or ``"ease"`` to
+    choose the EASE ``lam``, the history recency ``decay`` and the blend weight on validation
+    over ``BlendConfig()``'s grid; a dict or ``BlendConfig`` for another grid. The choice
+    and its validation table are in ``blend_``; the fitted part is ``item_item_``.
+    """
+
+    def __init__(self, model: str = "lstm", *,
+                 model_config: EncoderConfig | dict | None = None,
+                 train_config: TrainConfig | dict | None = None,
+                 log_dir: str | Path | None = None,
+                 blend: bool | str | dict | BlendConfig | None = None) -> None:
+        self.model = model
+        self.model_config = model_config
+        self.train_config = train_config
+        self.log_dir = log_dir
+        self.blend = blend
+
+    def get_params(self) -> dict[str, Any]:
+        return {"model": self.model, "model_config": self.model_config,
+                "train_config": self.train_config, "log_dir": self.log_dir,
+                "blend": self.blend}
+
+    def __repr__(self) -> str:
+        if self.blend is None or self.blend is False:
+            return f"Recommender(model={self.model!r})"
+        return f"Recommender(model={self.model!r}, blend={self.blend!r})"
+
+    # -- histories (the stream appends to them) -------------------------------------------------
+    @property
+    def histories_(self) -> Sequences:
+        """Every user's history (item indices, oldest first), streamed events included."""
+        if self._hist_rows:  # fold streamed rows into one CSR (only when someone reads it)
+            self._hist_base = self._merged_histories()
+            self._hist_rows = {}
+        return self._hist_base
+
+    @histories_.setter
+    def histories_(self, value: Sequences) -> None:
+        self._hist_base = value
+        self._hist_rows: dict[int, tuple[list[int], list[float]]] = {}
+        self._states: dict[str, _UserState] = {}
+        self._event_ids: dict[str, str] = {}  # event_id -> user, for dedup and forget
+        self._own_users = False  # users_ may be shared (LiveProfiles): copy before growing
+
+    def _merged_histories(self) -> Sequences:
+        base, over = self._hist_base, self._hist_rows
+        n_users = len(self.users_)
+        rows = np.repeat(np.arange(len(base), dtype=np.int64), base.lengths)
+        keep = ~np.isin(rows, np.fromiter(over, dtype=np.int64, count=len(over)))
+        parts_r, parts_i, parts_t = [rows[keep]], [base.items[keep]], [base.times[keep]]
+        for r, (items, times) in over.items():
+            parts_r.append(np.full(len(items), r, dtype=np.int64))
+            parts_i.append(np.asarray(items, dtype=np.int64))
+            parts_t.append(np.asarray(times, dtype=np.float64))
+        return Sequences.from_arrays(np.concatenate(parts_r), np.concatenate(parts_i),
+                                     np.concatenate(parts_t), n_users)
+
+    def _row(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        """User row ``r``'s items and times, streamed events included."""
+        over = self._hist_rows.get(r)
+        if over is not None:
+            return np.asarray(over[0], dtype=np.int64), np.asarray(over[1], dtype=np.float64)
+        if r < len(self._hist_base):
+            return self._hist_base.row(r), self._hist_base.row_times(r)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+
+    def _take(self, rows: np.ndarray) -> Sequences:
+        if not self._hist_rows and (len(rows) == 0 or rows.max() < len(self._hist_base)):
+            return self._hist_base.take(rows)
+        pairs = [self._row(int(r)) for r in rows]
+        return Sequences.from_lists([p[0] for p in pairs], [p[1] for p in pairs])
+
+    # -- fitting --------------------------------------------------------------------------
+    def _train_config(self) -> TrainConfig:
+        c = self.train_config
+        c = TrainConfig() if c is None else TrainConfig.from_dict(c) if isinstance(c, dict) else c
+        c.validate()
+        return c
+
+    def _config_dict(self) -> dict:
+        cfg = self.model_config
+        if isinstance(cfg, EncoderConfig):
+            cfg = cfg.to_dict()
+        return dict(cfg or {})
+
+    def _build(self, n_items: int, seed: int, text_vectors: np.ndarray | None,
+               embedding: str | None = None) -> SequenceEncoder:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
+        cfg = self._config_dict()
+        if embedding is not None:
+            cfg["embedding"] = embedding
+        mode = cfg.get("embedding", "id")
+        if (mode == "id") != (text_vectors is None):
+            raise ValueError(
+                f"model_config embedding={mode!r} and text_vectors disagree: text modes "
+                "('text', 'id+text') need text_vectors (one row per item, in item "
+                "vocabulary order, e.g. from prismrec.text.encode_catalog) or a catalog with "
+                "item text, which fit encodes; 'id' takes none"
+            )
+        tv = None
+        if text_vectors is not None:
+            tv = torch.as_tensor(np.asarray(text_vectors, dtype=np.float32))
+            if tv.ndim != 2 or tv.shape[0] != n_items:
+                raise DataError(f"text_vectors must have shape ({n_items}, D), one row per "
+                                f"item; got {tuple(tv.shape)}")
+        torch.manual_seed(seed)
+        return MODELS[self.model](n_items, cfg or None, text_vectors=tv)
+
+
+    def fit(self, data: Dataset | Interactions | pd.DataFrame, catalog: Catalog | None = None,
+            *, valid: bool = True, text_vectors: np.ndarray | None = None,
+            text: bool | str = "auto", encoder: TextEncoder | None = None,
+            template: TextTemplate | None = None,
+            text_cache: str | os.PathLike | None = None) -> Recommender:
+        """Train on all events of ``data`` (see the module docstring); returns self.
+
+        ``valid=False`` trains for ``train_config.epochs`` without holding anything out.
+
+        Item text (the catalogue is ``catalog``, or the Dataset's own):
+
+        - ``text=True`` encodes each item's catalogue text with ``encoder`` (default
+          ``prismrec.text.default_encoder()``) composed by ``template`` (default
+          ``TextTemplate()``), optionally through the disk cache ``text_cache``, and trains
+          ``embedding="id+text"`` (or the text mode ``model_config`` names). Every item needs
+          a catalogue row with text, or a ``DataError`` names those that lack it.
+        - ``text="auto"`` (default) encodes only when ``model_config`` asks for a text
+          embedding and no ``text_vectors`` are given; ``text=False`` never encodes.
+        - ``text_vectors`` (one row per item of the item vocabulary) are used as given, for
+          a text-mode ``model_config``; pass ``encoder``/``template`` too if you want
+          ``add_items`` and ``search`` to know how they were made.
+
+        With ``blend``, the item-item part is fitted on the same training rows as the
+        sequence model and the blend is chosen on the held-out last events.
+        """
+        if isinstance(data, pd.DataFrame):
+            data = Interactions.from_frame(data)
+        if isinstance(data, Interactions):
+            data = Dataset.from_interactions("data", data, catalog)
+        if not isinstance(data, Dataset):
+            raise TypeError("fit takes a Dataset, an Interactions table or a DataFrame")
+        catalog = data.catalog if catalog is None else catalog
+        vectors, mode = _text.text_inputs(self, data.items, catalog, text_vectors, text,
+                                          encoder, template, text_cache)
+        seqs = data.sequences
+        if valid:
+            train, cases = holdout_last(seqs)
+            if len(cases) == 0:
+                train, cases = seqs, None
+        else:
+            train, cases = seqs, None
+        self._fit(train, cases, data.users, data.items, seqs, vectors, mode)
+        self.catalog_ = catalog
+        return self
+
+    def fit_split(self, split: Split, users: Vocab, items: Vocab,
+                  catalog: Catalog | None = None, *,
+                  text_vectors: np.ndarray | None = None, text: bool | str = "auto",
+                  encoder: TextEncoder | None = None, template: TextTemplate | None = None,
+                  text_cache: str | os.PathLike | None = None) -> Recommender:
+        """Train on ``split.train``, stop early on ``split.valid``; returns self.
+
+        The text arguments work as in ``fit``. With ``blend``, the item-item part is fitted
+        on ``split.train`` and the blend is chosen on ``split.valid``.
+        """
+        vectors, mode = _text.text_inputs(self, items, catalog, text_vectors, text, encoder,
+                                          template, text_cache)
+        self._fit(split.train, split.valid if len(split.valid) else None, users, items,
+                  split.train, vectors, mode)
+        self.catalog_ = catalog
+        return self
+
+
+    def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
+             histories: Sequences, text_vectors: np.ndarray | None = None,
+             embedding: str | None = None) -> None:
+        if len(items) == 0 or train.n_events == 0:
+            raise DataError("no events to train on")
+        if len(histories) != len(users):
+            raise DataError(f"{len(histories)} histories for {len(users)} users")
+        if _blend.resolve(self.blend) is not None:  # refuse before training, not after
+            check_size(len(items))
+        tc = self._train_config()
+        self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
+        self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir).fit(self.model_, train,
+                                                                         valid)
+        self.users_, self.items_, self.histories_ = users, items, histories
+        self.train_config_ = tc
+        threads = torch.get_num_threads()
+        if tc.threads is not None:
+            torch.set_num_threads(tc.threads)
+        try:
+            _blend.fit_blend(self, train, valid)
+        finally:
+            torch.set_num_threads(threads)
+
+    # -- scoring and recommending -------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "model_"):
+            raise ValueError("this Recommender is not fitted: call fit() or Recommender.load()")
+
+    def score(self, users: np.ndarray, histories: Sequences) -> np.ndarray:
+        """The evaluation Scorer protocol: (B, N) float32 scores, each history from scratch."""
+        self._check_fitted()
+        if len(users) != len(histories):
+            raise ValueError(f"{len(users)} users but {len(histories)} histories")
+        if histories.n_events and (histories.items.min() < 0
+                                   or histories.items.max() >= len(self.items_)):
+            raise DataError(f"history items must be indices in [0, {len(self.items_)})")
+        scores = score_sequences(self.model_, histories)  # (B, N)
+        return _blend.blended(self, scores, histories).numpy()
+
+    def _top(self, scores: torch.Tensor, seen: Sequences | None, k: int) -> tuple:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        if seen is not None and seen.n_events:
+            scores[torch.from_numpy(seen.row_ids()), torch.from_numpy(seen.items)] = -torch.inf
+        k = min(k, scores.shape[1])
+        top = torch.topk(scores, k, dim=1, sorted=True)
+        return top.values.numpy(), top.indices.numpy()
+
+    def _frame(self, user_ids: list[str] | None, values: np.ndarray,
+               indices: np.ndarray) -> pd.DataFrame:
+        keep = np.isfinite(values)  # filtered items are not recommendations
+        rows, cols = np.nonzero(keep)
+        out = {"rank": cols + 1, "item": self.items_.ids(indices[rows, cols]),
+               "score": values[rows, cols].astype(np.float64)}
+        if user_ids is not None:
+            out = {"user": [user_ids[r] for r in rows], **out}
+        return pd.DataFrame(out)
+
+    def recommend(self, users, k: int = 10, filter_seen: bool = True) -> pd.DataFrame:
+        """Top-``k`` items for one user id or a list of them.
+
+        Columns user, rank (1 = best), item, score; ids are strings. Items a user already
+        had are left out with ``filter_seen``. An unknown user raises ``UnknownIdError``.
+        Users updated by ``update`` are scored from their carried state (no history re-read).
+        """
+        self._check_fitted()
+        ids = [users] if isinstance(users, (str, bytes, int, np.integer)) else list(users)
+        rows = np.empty(len(ids), dtype=np.int64)
+        for i, u in enumerate(ids):
+            try:
+                rows[i] = self.users_.index_of(u)
+            except UnknownIdError:
+                raise UnknownIdError(
+                    f"unknown user {Vocab._key(u)!r}: not in the training data or the stream; "
+                    "use recommend_for_sequence() with their items, or update() with events"
+                ) from None
+        hist = self._take(rows)
+        user_ids = self.users_.ids(rows)
+        if not any(u in self._states for u in user_ids):
+            scores = score_sequences(self.model_, hist)
+        else:
+            scores = self._score_with_states(user_ids, hist)
+        scores = _blend.blended(self, scores, hist)
+        values, indices = self._top(scores, hist if filter_seen else None, k)
+        return self._frame(user_ids, values, indices)
+
+    @torch.no_grad()
+    def _score_with_states(self, user_ids: list[str], hist: Sequences) -> torch.Tensor:
+        missing = np.array([u not in self._states for u in user_ids])
+        reprs = torch.zeros(len(user_ids), self.model_.dim)
+        if missing.any():
+            reprs[torch.from_numpy(missing)] = encode_sequences(
+                self.model_, hist.take(np.flatnonzero(missing)))
+        for i, u in enumerate(user_ids):
+            if not missing[i]:
+                reprs[i] = self._states[u].hidden
+        was_training = self.model_.training
+        self.model_.eval()
+        try:
+            return self.model_.score_all(reprs)  # (B, N)
+        finally:
+            self.model_.train(was_training)
+
+    def recommend_for_sequence(self, items: list, k: int = 10, filter_seen: bool = True,
+                               times: list[float] | None = None) -> pd.DataFrame:
+        """Top-``k`` for an arbitrary history (item ids, oldest first): rank, item, score."""
+        self._check_fitted()
+        idx = []
+        for it in items:
+            try:
+                idx.append(self.items_.index_of(it))
+            except UnknownIdError:
+                raise UnknownIdError(
+                    f"unknown item {Vocab._key(it)!r}: the model was not trained with it"
+                ) from None
+        if times is not None and len(times) != len(idx):
+            raise ValueError(f"{len(idx)} items but {len(times)} times")
+        hist = Sequences.from_lists([idx], None if times is None else [times])
+        scores = _blend.blended(self, score_sequences(self.model_, hist), hist)
+        values, indices = self._top(scores, hist if filter_seen else None, k)
+        return self._frame(None, values, indices)
+
+    def blend_scores(self, scores: torch.Tensor, histories: Sequences) -> torch.Tensor:
+        """The sequence model's (B, N) ``scores`` as this recommender serves them.
+
+        With a blend, ``(1 - a) * z(scores) + a * z(item-item scores of histories)``, row b
+        of ``histories`` being the history behind ``scores[b]``; otherwise ``scores``
+        unchanged. Every scoring path goes through this (``score``, ``recommend``,
+        ``recommend_for_sequence``, streamed states, ``LiveProfiles``).
+        """
+        self._check_fitted()
+        return _blend.blended(self, scores, histories)
+
+    # -- items: text, similarity, search, new items ---------------------------------------------
+    @property
+    def text_vectors_(self) -> np.ndarray | None:
+        """The frozen item text vectors (N, Dt) the model uses, item order; None for 'id'."""
+        return _text.text_vectors(self)
+
+    def similar_items(self, item, k: int = 10, *, by: str = "model") -> pd.DataFrame:
+        """The ``k`` items nearest to ``item`` by cosine: columns rank, item, score.
+
+        ``by="model"`` (default) compares the model's output item vectors (what the model
+        learned from behaviour, plus text for text modes); ``by="text"`` compares the frozen
+        text vectors (needs a text part). The item itself is left out; ties go to the lower
+        item index. An unknown item raises ``UnknownIdError``.
+        """
+        return _text.similar_items(self, item, k, by)
+
+    def search(self, text: str, k: int = 10, *, encoder: TextEncoder | None = None
+               ) -> pd.DataFrame:
+        """Items whose text is nearest to a free-text query (cosine): rank, item, score.
+
+        The query is encoded with the model's text encoder (see ``add_items`` for how it is
+        found) and compared with every item's text vector. Needs a model with a text part.
+        """
+        return _text.search(self, text, k, encoder)
+
+    def add_items(self, rows: pd.DataFrame | Catalog, encoder: TextEncoder | None = None
+                  ) -> list[str]:
+        """Make items recommendable from their text alone, without retraining.
+
+        ``rows`` is a ``Catalog`` or a DataFrame with an ``item`` column and text columns
+        (title, description, categories, brand, tags; other columns are kept in
+        ``catalog_``). Each item's text is composed with the template used at fit and
+        encoded with ``encoder`` — default: the encoder from fit, or one rebuilt from its
+        saved name (the packaged MiniLM, or a ``HashingEncoder``); otherwise pass it.
+
+        New ids get the next item indices: their vector is the model's text projection of
+        their text (their ID row is zero), so users can be recommended them at once. Ids
+        the model already has are upserts: their text is replaced and re-encoded (the
+        learned ID part is kept; unchanged text gives the same vector). Returns the new ids,
+        in order. With a blend, new items get zero item-item rows and columns: they are
+        recommended through the sequence model's text path only. Errors:
+        ``NoTextPathError`` for an ``embedding='id'`` model; ``DataError`` for missing or
+        empty text (naming the items); ``DimensionMismatchError`` when the encoder's width
+        is not the model's text width; ``ValueError`` when a blended model would pass
+        ``MAX_ITEMS`` items.
+        """
+        return _text.add_items(self, rows, encoder)
+
+    # -- streaming --------------------------------------------------------------------------------
+    def update(self, events: pd.DataFrame) -> StreamUpdate:
+        """Append ``events`` to the users' histories and advance their states; in memory.
+
+        ``events`` has columns user, item, timestamp (unix seconds or date-times) and may
+        have ``event_id``. Rules:
+
+        - an ``event_id`` seen before (this batch or an earlier one) is a duplicate: ignored;
+        - an event whose item the model does not know is reported (``unknown_items``) and
+          not stored; new users are added to ``users_`` with their first stored event;
+        - a user's events are taken in time order (ties: arrival order). Each new event
+          advances a carried recurrent state by one step: O(1) in the history length (the
+          first update of a user runs their history once to build the state); SASRec
+          recomputes over its last ``max_len`` events;
+        - an event older than the user's latest is late: it is stored at its place in time
+          and that user's state is recomputed from their whole history.
+
+        The next ``recommend`` uses the new states: streaming a history event by event
+        scores like recommending from the whole history in one batch. With a blend, the
+        item-item part reads the user's history bag at ``recommend`` (O(history) for the
+        bag only). Event ids are kept in memory only (``save`` keeps the histories, not the
+        ids).
+        """
+        return _stream.update(self, events)
+
+    def forget(self, user) -> bool:
+        """Remove ``user``: their history, carried state and event ids; False if unknown.
+
+        The user's id leaves ``users_`` (other users keep their order), so ``recommend``
+        raises ``UnknownIdError`` for them until new events arrive. What the model's weights
+        learned from the user stays until retraining.
+        """
+        return _stream.forget(self, user)
+
+    # -- interests ------------------------------------------------------------------------------
+    def profile(self, user, **kwargs):
+        """The user's named interests as a ``Profile`` (see ``prismrec.explain.interests``)."""
+        from prismrec.explain.interests import profile_for
+
+        return profile_for(self, user, **kwargs)
+
+    def recommend_composed(self, user, k: int = 10, *, diversity: float = 0.0,
+                           exclude_ids=None, exclude_categories=None,
+                           filter_seen: bool = True) -> pd.DataFrame:
+        """Top-``k`` composed from the user's interests, each with its interest and reason."""
+        from prismrec.explain.interests import compose_for
+
+        return compose_for(self, user, k, diversity=diversity, exclude_ids=exclude_ids,
+                           exclude_categories=exclude_categories, filter_seen=filter_seen)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint folder (safetensors + JSON) that ``load`` reads back.
+
+        Histories (streamed events included) go in the safetensors file; the item text
+        vectors are part of the model's weights there; the catalogue, if any, goes to
+        ``catalog.json`` (JSON rows, checksummed in ``checkpoint.json``); the encoder name
+        and text template go in ``checkpoint.json``. A blended model adds its item-item
+        weights to the safetensors file and its ``blend_`` record to ``checkpoint.json``.
+        """
+        return _persist.save(self, path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """A fitted Recommender from ``save``'s folder; needs no training data.
+
+        Checkpoints written before catalogues and text were saved load with
+        ``catalog_``, ``text_encoder_`` and ``text_template_`` set to None; those written
+        without a blend load with ``item_item_`` and ``blend_`` set to None.
+        """
+        return _persist.load(cls, path)
+
