@@ -27,6 +27,7 @@ from prismrec.models.item_item import check_size
 from prismrec.recommender import _blend, _persist, _stream, _text
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate, _UserState
+from prismrec.retrieve.filters import exclusion_mask
 from prismrec.train.config import TrainConfig
 from prismrec.train.inference import encode_sequences, score_sequences
 from prismrec.train.trainer import Trainer, TrainResult
@@ -283,12 +284,21 @@ class Recommender:
             out = {"user": [user_ids[r] for r in rows], **out}
         return pd.DataFrame(out)
 
-    def recommend(self, users, k: int = 10, filter_seen: bool = True) -> pd.DataFrame:
+    def recommend(self, users, k: int = 10, filter_seen: bool = True, *,
+                  diversity: float | None = None, exclude=None) -> pd.DataFrame:
         """Top-``k`` items for one user id or a list of them.
 
         Columns user, rank (1 = best), item, score; ids are strings. Items a user already
-        had are left out with ``filter_seen``. An unknown user raises ``UnknownIdError``.
-        Users updated by ``update`` are scored from their carried state (no history re-read).
+        had are left out with ``filter_seen``; ``exclude`` (item ids) are never recommended
+        (an id the model does not know raises ``UnknownIdError``). An unknown user raises
+        ``UnknownIdError``. Users updated by ``update`` are scored from their carried state.
+
+        ``diversity`` λ in [0, 1] composes each user's list from their interests, as
+        ``recommend_composed`` does: 0 ranks by ``max_k w_k s_k(item)`` (the interest an item
+        serves best), 1 fills the list in proportion to the interest weights. The frame then
+        also has columns interest, interest_label and reason, and ``score`` is that
+        relevance. It needs a model with an interest head (``model_config={"interests": K}``);
+        the composed path reads the model only, so a blend's item-item part is not applied.
         """
         self._check_fitted()
         ids = [users] if isinstance(users, (str, bytes, int, np.integer)) else list(users)
@@ -301,15 +311,39 @@ class Recommender:
                     f"unknown user {Vocab._key(u)!r}: not in the training data or the stream; "
                     "use recommend_for_sequence() with their items, or update() with events"
                 ) from None
-        hist = self._take(rows)
         user_ids = self.users_.ids(rows)
+        excluded = None if exclude is None else list(exclude)
+        if diversity is not None:
+            return self._recommend_composed_many(user_ids, k, float(diversity), excluded,
+                                                 filter_seen)
+        hist = self._take(rows)
         if not any(u in self._states for u in user_ids):
             scores = score_sequences(self.model_, hist)
         else:
             scores = self._score_with_states(user_ids, hist)
         scores = _blend.blended(self, scores, hist)
+        if excluded:
+            mask = exclusion_mask(scores.shape[1], exclude_ids=excluded, item_vocab=self.items_)
+            scores[:, torch.from_numpy(mask)] = -torch.inf
         values, indices = self._top(scores, hist if filter_seen else None, k)
         return self._frame(user_ids, values, indices)
+
+    def _recommend_composed_many(self, user_ids: list[str], k: int, diversity: float,
+                                 exclude: list | None, filter_seen: bool) -> pd.DataFrame:
+        from prismrec.explain.interests import COLUMNS, compose_for
+
+        if self.model_.head is None:
+            raise ValueError(
+                "diversity= needs a model with an interest head: fit with "
+                "model_config={'interests': K} (K >= 2); recommend_composed() composes a "
+                "single-vector model from k-means clusters of the history instead")
+        if not 0.0 <= diversity <= 1.0:
+            raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
+        frames = [compose_for(self, u, k, diversity=diversity, exclude_ids=exclude,
+                              filter_seen=filter_seen).assign(user=u) for u in user_ids]
+        if not frames:
+            return pd.DataFrame(columns=["user", *COLUMNS])
+        return pd.concat(frames, ignore_index=True)[["user", *COLUMNS]]
 
     @torch.no_grad()
     def _score_with_states(self, user_ids: list[str], hist: Sequences) -> torch.Tensor:
