@@ -49,6 +49,9 @@ def holdout_last(seqs: Sequences, min_events: int = 3) -> tuple[Sequences, EvalC
     return train, EvalCases(rows, train.take(rows), last.take(rows))
 
 
+DEFAULT_DIVERSITY = 0.5  # recommend_composed's λ; see its docstring
+
+
 class Recommender:
     """Next-item recommendations from a sequence model (``"lstm"``, ``"gru"``, ``"sasrec"``).
 
@@ -481,10 +484,15 @@ class Recommender:
 
         return profile_for(self, user, **kwargs)
 
-    def recommend_composed(self, user, k: int = 10, *, diversity: float = 0.0,
-                           exclude_ids=None, exclude_categories=None,
-                           filter_seen: bool = True) -> pd.DataFrame:
-        """Top-``k`` composed from the user's interests, each with its interest and reason."""
+    def recommend_composed(self, user, k: int = 10, *,
+                           diversity: float = DEFAULT_DIVERSITY, exclude_ids=None,
+                           exclude_categories=None, filter_seen: bool = True) -> pd.DataFrame:
+        """Top-``k`` composed from the user's interests, each with its interest and reason.
+
+        The default λ=0.5 kept NDCG@10 within 2% of the single-vector model on Scientific,
+        ml-100k and ml-latest-small while serving 2-3 interests per list instead of ~1
+        (``bench/interests_real.py``); λ=0 ranks by relevance alone.
+        """
         from prismrec.explain.interests import compose_for
 
         return compose_for(self, user, k, diversity=diversity, exclude_ids=exclude_ids,
