@@ -3,6 +3,13 @@
 from prismrec.train.batching import Batch, TrainBatches, event_gaps
 from prismrec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from prismrec.train.config import TrainConfig
+from prismrec.train.distributed import (
+    DistContext,
+    bf16_supported,
+    default_backend,
+    init_distributed,
+    shutdown,
+)
 from prismrec.train.inference import encode_sequences, score_sequences
 from prismrec.train.trainer import Chunk, Trainer, TrainResult, chunk_steps
 from prismrec.train.tune import tune
@@ -12,16 +19,21 @@ __all__ = [
     "Batch",
     "Checkpoint",
     "Chunk",
+    "DistContext",
     "TrainBatches",
     "TrainConfig",
     "TrainResult",
     "Trainer",
+    "bf16_supported",
     "chunk_steps",
+    "default_backend",
     "encode_sequences",
     "event_gaps",
+    "init_distributed",
     "load_checkpoint",
     "rank_metrics",
     "save_checkpoint",
     "score_sequences",
+    "shutdown",
     "tune",
 ]
