@@ -19,6 +19,7 @@ from prismrec.train import (
     rank_metrics,
     score_sequences,
 )
+from prismrec.train.batching import recent_inputs
 from prismrec.train.losses import SampledSoftmax, full_ce
 
 FAST = {"progress": False, "threads": 1}
@@ -37,7 +38,8 @@ def test_train_config_round_trips_and_names_unknown_fields():
 
 
 @pytest.mark.parametrize("bad", [{"loss": "bpr"}, {"negatives": "hard"}, {"batch_size": 0},
-                                 {"lr": 0.0}, {"valid_metric": "mrr@10"}])
+                                 {"lr": 0.0}, {"valid_metric": "mrr@10"},
+                                 {"exclude_seen": -1}, {"loss": "sampled", "exclude_seen": 5}])
 def test_train_config_rejects_bad_values(bad):
     with pytest.raises(ValueError):
         Trainer(TrainConfig(**bad))
@@ -114,6 +116,31 @@ def test_fused_full_softmax_equals_plain_cross_entropy_in_value_and_gradient():
     torch.testing.assert_close(got, ref)
     for a, b in zip(g_got, g_ref, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_excluded_items_leave_the_softmax_but_the_target_never_does():
+    m = small(tied=False)
+    h = torch.randn(40, 16, requires_grad=True)
+    y = torch.randint(0, CYCLE_ITEMS, (40,))
+    exclude = torch.stack([(y + 1) % CYCLE_ITEMS, (y + 2) % CYCLE_ITEMS, y,
+                           torch.full_like(y, -1)], dim=1)  # (40, 4): two items, target, pad
+    logits = m.score_all(h)
+    masked = logits.scatter(1, exclude[:, :2], -torch.inf)
+    ref = F.cross_entropy(masked, y)
+    g_ref = torch.autograd.grad(ref, [h, m.out_table, m.out_bias])
+    got = full_ce(m, h, y, exclude=exclude)  # fused path
+    g_got = torch.autograd.grad(got, [h, m.out_table, m.out_bias])
+    torch.testing.assert_close(got, ref)
+    for a, b in zip(g_got, g_ref, strict=True):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(full_ce(m, h, y, exclude=exclude), ref)
+    assert got < full_ce(m, h, y)  # fewer competitors, lower loss
+
+
+def test_recent_inputs_window_each_position_over_its_own_past():
+    x = torch.tensor([[5, 6, 7]])
+    assert recent_inputs(x, 2).tolist() == [[[-1, 5], [5, 6], [6, 7]]]
 
 
 def test_sampled_softmax_never_counts_the_target_as_its_own_negative():
