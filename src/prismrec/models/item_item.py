@@ -27,7 +27,8 @@ from prismrec.errors import DataError
 MAX_ITEMS = 40_000  # the dense N x N float64 Gram matrix alone is 12.8 GB at this size
 
 
-def _check_items(seqs: Sequences, n_items: int, what: str) -> None:
+def check_items(seqs: Sequences, n_items: int, what: str) -> None:
+    """Raise a DataError naming ``what`` if any item is not an index in [0, n_items)."""
     if n_items < 1:
         raise ValueError(f"n_items must be at least 1, got {n_items}")
     if seqs.n_events and (seqs.items.min() < 0 or seqs.items.max() >= n_items):
@@ -67,7 +68,7 @@ def history_bag(histories: Sequences, n_items: int, decay: float = 1.0) -> sp.cs
 def gram_matrix(train: Sequences, n_items: int) -> np.ndarray:
     """Dense X^T X (item co-occurrence counts) of the binary training matrix, (N, N) float64."""
     check_size(n_items)
-    _check_items(train, n_items, "training")
+    check_items(train, n_items, "training")
     x = history_bag(train, n_items).astype(np.float64)  # (U, N) binary
     return (x.T @ x).toarray()  # (N, N)
 
@@ -162,7 +163,7 @@ class ItemItem(nn.Module):
     @torch.no_grad()
     def scores(self, histories: Sequences) -> torch.Tensor:
         """(B, N) float32: each row's decayed history bag times the weights."""
-        _check_items(histories, self.n_items, "history")
+        check_items(histories, self.n_items, "history")
         bag = history_bag(histories, self.n_items, self.decay)  # (B, N) sparse
         w = self.weights.detach().cpu().numpy()  # (N, N), a view
         return torch.from_numpy(np.ascontiguousarray(bag @ w, dtype=np.float32))  # (B, N)
