@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -97,52 +96,67 @@ def serve(checkpoint: str, store_url: str, port: int) -> None:
 
 def load(url: str, kind: str, users: list[str], clients: int, max_requests: int,
          seconds: float) -> dict:
-    import httpx
+    """``clients`` concurrent keep-alive connections driven by one asyncio loop (raw HTTP/1.1:
+    a client thread per connection spent as much CPU as the server, and waited for the GIL)."""
+    import asyncio
+    from urllib.parse import urlsplit
 
+    host = urlsplit(url)
     lat: list[float] = []
     errors = [0]
-    lock = threading.Lock()
     deadline = time.perf_counter() + seconds
     counter = iter(range(max_requests))
 
-    def worker(c: int) -> None:
+    def request(rng, j: int) -> bytes:
+        if kind.startswith("ingest:"):  # ingest:U = 100 events over U users
+            who = rng.choice(len(users), size=int(kind[7:]), replace=False)
+            batch = [{"user": users[who[e % len(who)]], "item": f"i{rng.integers(N_ITEMS):05d}",
+                      "timestamp": T0 + 1e6 + j * 100 + e, "event_id": f"bench-{j}-{e}"}
+                     for e in range(100)]
+            body = json.dumps({"events": batch}).encode()
+            return (b"POST /v1/events HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                    b"application/json\r\nContent-Length: " + str(len(body)).encode() +
+                    b"\r\n\r\n" + body)
+        # warm-up (kind "...:warm") visits every user once, in order; the timed runs draw
+        user = users[j % len(users)] if kind.endswith(":warm") else users[rng.integers(len(users))]
+        path = (f"/bench/naive/{user}" if kind.startswith("naive")
+                else f"/v1/users/{user}/recommendations")
+        return f"GET {path}?k=10 HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+
+    async def client(c: int) -> None:
         rng = np.random.default_rng(c)
-        with httpx.Client(base_url=url, timeout=30) as client:
+        reader, writer = await asyncio.open_connection(host.hostname, host.port)
+        try:
             while time.perf_counter() < deadline:
-                with lock:
-                    j = next(counter, None)
+                j = next(counter, None)
                 if j is None:
                     return
-                if kind.startswith("ingest:"):  # ingest:U = 100 events over U users
-                    who = rng.choice(len(users), size=int(kind[7:]), replace=False)
-                    batch = [{"user": users[who[e % len(who)]],
-                              "item": f"i{rng.integers(N_ITEMS):05d}",
-                              "timestamp": T0 + 1e6 + j * 100 + e,
-                              "event_id": f"bench-{j}-{e}"} for e in range(100)]
-                    t = time.perf_counter()
-                    r = client.post("/v1/events", json={"events": batch})
-                else:
-                    path = "/bench/naive/" if kind == "naive" else "/v1/users/"
-                    suffix = "" if kind == "naive" else "/recommendations"
-                    user = users[rng.integers(len(users))]
-                    t = time.perf_counter()
-                    r = client.get(f"{path}{user}{suffix}", params={"k": 10})
+                data = request(rng, j)
+                t = time.perf_counter()
+                writer.write(data)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
                 dt = time.perf_counter() - t
-                with lock:
-                    if r.status_code == 200:
-                        lat.append(dt)
-                    else:
-                        errors[0] += 1
+                if head.startswith(b"HTTP/1.1 200"):
+                    lat.append(dt)
+                else:
+                    errors[0] += 1
+        finally:
+            writer.close()
 
-    start = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
+    async def main() -> float:
+        start = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(clients)))
+        return time.perf_counter() - start
+
+    wall = asyncio.run(main())
     return {"n": len(lat), "errors": errors[0], "wall": wall, "p50": pct(lat, 50),
-            "p99": pct(lat, 99), "rps": len(lat) / wall}
+            "p90": pct(lat, 90), "p99": pct(lat, 99), "max": pct(lat, 100),
+            "rps": len(lat) / wall}
 
 
 def run_client(url: str, kind: str, users: list[str], clients: int, max_requests: int,
@@ -344,7 +358,7 @@ def main() -> None:
         try:
             res = {}
             for kind in ("live", "naive"):
-                run_client(server.url, kind, users, 10, 100, 5)  # warm-up
+                run_client(server.url, f"{kind}:warm", users, 10, len(users), 30)
                 res[kind] = r = run_client(server.url, kind, users, 10, args.requests,
                                            args.seconds)
                 rows.append({"what": f"HTTP recommend k=10, {kind} path (10 clients)",

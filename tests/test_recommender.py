@@ -136,6 +136,33 @@ def test_fit_accepts_a_dataset_and_fit_split_a_split():
     assert rec2.histories_ is split.train and rec2.result_.epochs == 2
 
 
+def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(tmp_path):
+    df = cycle_frame(60).rename(columns={"ts": "timestamp"})
+    ds = Dataset.from_interactions("cycles", Interactions.from_frame(df))
+    split = ds.split("loo")
+    cfg = {**TRAIN, "epochs": 6, "patience": 2}
+    rec = Recommender("gru", model_config={"dim": 8}, train_config=cfg)
+    rec.fit_split(split, ds.users, ds.items, refit=True)
+    chosen = rec.result_.best_epoch
+    assert rec.refit_result_.epochs == chosen and rec.refit_result_.best_metrics == {}
+    full = split.train_and_valid()
+    assert rec.histories_.n_events == full.n_events == split.train.n_events + len(split.valid)
+    loaded = Recommender.load(rec.save(tmp_path / "refit"))
+    assert loaded.refit_result_.epochs == chosen
+    # fit(refit=True) retrains on every event, the held-out last ones included
+    again = Recommender("gru", model_config={"dim": 8}, train_config=cfg).fit(ds, refit=True)
+    assert again.refit_result_.epochs == again.result_.best_epoch
+
+
+def test_train_and_valid_appends_each_validation_target_to_its_users_row():
+    split = leave_one_out(cycle_sequences(12))
+    full = split.train_and_valid()
+    for j, user in enumerate(split.valid.users):
+        want = [*split.valid.history.row(j), *split.valid.targets.row(j)]
+        assert full.row(user).tolist() == want
+    assert split.test.history.take(np.arange(len(split.test))).n_events == full.n_events
+
+
 def test_text_modes_take_text_vectors_aligned_with_the_item_vocabulary(tmp_path):
     df = cycle_frame(40).rename(columns={"ts": "timestamp"})
     ds = Dataset.from_interactions("cycles", Interactions.from_frame(df))

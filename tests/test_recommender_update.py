@@ -156,6 +156,31 @@ def test_an_invalid_batch_changes_nothing(gru):
     assert (len(gru.users_), gru.histories_.n_events) == (n_users, n_events)
 
 
+def test_a_list_of_records_updates_like_a_frame(gru):
+    events = [{"user": "rec-a", "item": "i3", "timestamp": T0, "event_id": "ra1"},
+              {"user": "rec-a", "item": "i4", "timestamp": T0 + 5}]
+    got = gru.update(events)
+    gru.update(frame("frm-a", ["i3", "i4"], [T0, T0 + 5]))
+    assert got.accepted == 2 and gru.update(events[:1]).duplicates == 1
+    np.testing.assert_allclose(scores(gru, "rec-a").to_numpy(),
+                               scores(gru, "frm-a").to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("events,error,match", [
+    ({"user": "x", "item": "i0", "timestamp": T0}, TypeError, "list"),
+    (["x", "i0"], TypeError, r"events\[0\]"),
+    ([{"user": "x", "item": "i0"}], DataError, "timestamp is missing"),
+    ([{"user": None, "item": "i0", "timestamp": T0}], DataError, "user is missing"),
+    ([{"user": "x", "item": "i0", "timestamp": "soon"}], DataError, "soon"),
+    ([{"user": "x", "item": "i0", "timestamp": float("inf")}], DataError, "not finite"),
+])
+def test_malformed_records_are_refused_and_change_nothing(gru, events, error, match):
+    n_users, n_events = len(gru.users_), gru.histories_.n_events
+    with pytest.raises(error, match=match):
+        gru.update(events)
+    assert (len(gru.users_), gru.histories_.n_events) == (n_users, n_events)
+
+
 def test_batch_and_single_recommendations_agree_for_streamed_and_untouched_users(gru):
     gru.update(frame("mix", ["i5", "i6"], [T0, T0 + 1]))
     both = gru.recommend(["mix", "u2"], k=4)

@@ -149,6 +149,28 @@ def test_seen_and_excluded_items_are_left_out(live):
     assert {"i00001", "i00002"} <= set(live.recommend("cat", k=60, filter_seen=False)["item"])
 
 
+def test_many_requests_scored_together_equal_one_call_each(live):
+    for j, user in enumerate(("ann", "bob", "cy")):
+        live.update([Event(user, f"i{j + 1:05d}", T0), Event(user, f"i{j + 7:05d}", T0 + 1)])
+    asks = [dict(user="ann", k=5), dict(user="bob", k=8, diversity=0.5),
+            dict(user="stranger", k=3), dict(user="cy", k=4, exclude=["i00002"]),
+            dict(user="ann", k=5, filter_seen=False)]
+    got = live.recommendations_many(asks)
+    for ask, one in zip(asks, got, strict=True):
+        want = live.recommendations(**ask)
+        assert one.items == want.items and one.fallback == want.fallback
+        np.testing.assert_allclose(one.scores, want.scores, atol=1e-5)
+
+
+def test_a_bad_request_in_a_batch_fails_alone(live):
+    live.update([Event("ok", "i00001", T0)])
+    good, bad_k, bad_div = live.recommendations_many(
+        [dict(user="ok", k=3), dict(user="ok", k=0), dict(user="ok", k=3, diversity=2)])
+    assert len(good.items) == 3
+    assert isinstance(bad_k, ValueError) and "k" in str(bad_k)
+    assert isinstance(bad_div, ValueError) and "diversity" in str(bad_div)
+
+
 def test_diversity_zero_keeps_the_model_order_and_is_validated(live):
     live.update([Event("dee", "i00001", T0)])
     plain = live.recommend("dee", k=10)

@@ -38,6 +38,20 @@ class Split:
     valid: EvalCases
     test: EvalCases
 
+    def train_and_valid(self) -> Sequences:
+        """Training rows where each validation case's user gets its history and targets
+        instead: what to retrain on once validation has chosen the settings (``refit``).
+
+        The targets join in time order after the history; the test cases are untouched.
+        """
+        rows = [self.train.row(r) for r in range(len(self.train))]
+        times = [self.train.row_times(r) for r in range(len(self.train))]
+        v = self.valid
+        for j, user in enumerate(v.users):
+            rows[user] = np.concatenate([v.history.row(j), v.targets.row(j)])
+            times[user] = np.concatenate([v.history.row_times(j), v.targets.row_times(j)])
+        return Sequences.from_lists(rows, times)
+
 
 def _cases(users: np.ndarray, history: Sequences, targets: Sequences) -> EvalCases:
     keep = (targets.lengths > 0) & (history.lengths > 0)

@@ -183,8 +183,10 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
 
     def score_all(self, user_repr: torch.Tensor) -> torch.Tensor:
         """(B, D) → (B, N): every item's score."""
-        s = user_repr @ self.output_table().T  # (B, N)
-        return s if self.out_bias is None else s + self.out_bias
+        table = self.output_table()
+        if self.out_bias is None:
+            return user_repr @ table.T  # (B, N)
+        return torch.addmm(self.out_bias, user_repr, table.T)  # one pass instead of two
 
     def score(self, user_repr: torch.Tensor, item_ids: torch.Tensor) -> torch.Tensor:
         """(B, D), item indices (B, K) → (B, K): scores of chosen items only."""

@@ -46,8 +46,8 @@ def save(rec: Recommender, path: str | Path) -> Path:
     template = getattr(rec, "text_template_", None)
     meta = {"recommender_format": RECOMMENDER_FORMAT, "users": rec.users_.to_list(),
             "items": rec.items_.to_list(),
-            "result": ({k: v for k, v in rec.result_.to_dict().items() if k != "history"}
-                       if rec.result_ is not None else {}),
+            "result": _result_meta(rec.result_),
+            "refit_result": _result_meta(getattr(rec, "refit_result_", None)),
             "text": {"encoder": getattr(rec, "text_encoder_", None),
                      "template": None if template is None else template.to_dict()}}
     if getattr(rec, "catalog_", None) is not None:
@@ -102,8 +102,8 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
               blend=None if blend is None else (meta.get("blend_config") or True))
     rec.model_, rec.users_, rec.items_, rec.histories_ = ck.model, users, items, hist
     rec.train_config_ = ck.train_config or TrainConfig()
-    r = meta.get("result") or {}
-    rec.result_ = TrainResult(**{**r, "history": []}) if r else None
+    rec.result_, rec.refit_result_ = (_result_from(meta.get(k)) for k in ("result",
+                                                                           "refit_result"))
     rec.catalog_ = _read_catalog(path, meta.get("catalog"))
     rec.text_encoder_, rec.text_template_, rec._encoder = encoder, template, None
     rec.item_item_, rec.blend_ = item_item, blend
@@ -183,3 +183,12 @@ def _write_bytes(path: Path, data: bytes) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _result_meta(result: TrainResult | None) -> dict:
+    return {} if result is None else {k: v for k, v in result.to_dict().items()
+                                      if k != "history"}
+
+
+def _result_from(meta: dict | None) -> TrainResult | None:
+    return TrainResult(**{**meta, "history": []}) if meta else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from prismrec.data.interactions import parse_timestamps
 from prismrec.data.sequences import Sequences
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError
+from prismrec.models.stepper import Stepper
 from prismrec.train.inference import encode_sequences
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ class _UserState:
     # (GRU: (h,), LSTM: (h, c), each (L, D); more parts if the model adds any); None: windowed
 
 
-def update(rec: Recommender, events: pd.DataFrame) -> StreamUpdate:
+def update(rec: Recommender, events: pd.DataFrame | Iterable[Mapping]) -> StreamUpdate:
     """See ``Recommender.update``."""
     rec._check_fitted()
     users, items, times, ids = event_columns(events)
@@ -127,14 +129,16 @@ def advance(rec: Recommender, step: dict[str, list[tuple[float, int]]],
     """Carried states: one recurrent step per new event, or a run over the history."""
     model = rec.model_
     was_training = model.training
-    model.eval()
+    if was_training:  # train()/eval() walk every submodule: ~0.2 ms, more than a step
+        model.eval()
     try:
         if rebuild:
             rebuild_states(rec, rebuild)
         if step:
             step_states(rec, step)
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train()
 
 def rebuild_states(rec: Recommender, users: list[str]) -> None:
     model = rec.model_
@@ -153,6 +157,8 @@ def rebuild_states(rec: Recommender, users: list[str]) -> None:
 
 def step_states(rec: Recommender, step: dict[str, list[tuple[float, int]]]) -> None:
     users = list(step)
+    if all(len(evs) == 1 for evs in step.values()) and step_one(rec, step):
+        return
     rows, times = [], []
     first_gap = np.empty(len(users))
     for b, u in enumerate(users):
@@ -169,6 +175,29 @@ def step_states(rec: Recommender, step: dict[str, list[tuple[float, int]]]) -> N
     hidden, parts = run(rec, seqs, parts, first_gap)
     for b, u in enumerate(users):
         rec._states[u] = _UserState(hidden[b].clone(), tuple(p[:, b].clone() for p in parts))
+
+def step_one(rec: Recommender, step: dict[str, list[tuple[float, int]]]) -> bool:
+    """One event per user through the model's cells (``Stepper``); False if it has none."""
+    stepper = rec.__dict__.get("_stepper")
+    if stepper is None or stepper.model is not rec.model_:
+        stepper = rec._stepper = Stepper(rec.model_)
+    if stepper.cells is None:  # interest heads, unusual RNNs: the general path
+        return False
+    users = list(step)
+    items = torch.tensor([step[u][0][1] for u in users], dtype=torch.int64)
+    gaps = None
+    if rec.model_.gap_emb is not None:
+        g = []
+        for u in users:
+            ts = rec._hist_rows[rec.users_.index_of(u)][1]
+            g.append(ts[-1] - ts[-2] if len(ts) > 1 else -1.0)
+        gaps = torch.tensor(g, dtype=torch.float64)
+    state = torch.stack([torch.stack(rec._states[u].rnn) for u in users], dim=2)  # (S,L,B,D)
+    hidden, new, _ = stepper.step(state, items, gaps)
+    for b, u in enumerate(users):
+        rec._states[u] = _UserState(hidden[b].clone(), tuple(new[:, :, b].clone()))
+    return True
+
 
 def run(rec: Recommender, seqs: Sequences, parts: tuple[torch.Tensor, ...] | None,
          first_gap: np.ndarray | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
@@ -212,23 +241,61 @@ def forget(rec: Recommender, user) -> bool:
     return True
 
 
-def event_columns(events: pd.DataFrame) -> tuple[list[str], list[str], np.ndarray, list]:
+def event_columns(events: pd.DataFrame | Iterable[Mapping]
+                  ) -> tuple[list[str], list[str], np.ndarray, list]:
     """(users, items, timestamps, event ids or None) of an events frame, validated."""
+    if isinstance(events, Mapping):
+        raise TypeError("update takes a DataFrame or a list of event records; wrap one "
+                        "event in a list")
     if not isinstance(events, pd.DataFrame):
-        raise TypeError(f"update takes a DataFrame of events, got {type(events).__name__}")
+        return record_columns(events)
     missing = [c for c in ("user", "item", "timestamp") if c not in events.columns]
     if missing:
         raise DataError(f"events frame lacks column(s) {missing}; it needs user, item, "
                         "timestamp and may have event_id")
-    for c in ("user", "item"):
-        if events[c].isna().any():
-            row = int(np.flatnonzero(events[c].isna().to_numpy())[0])
-            raise DataError(f"events: row {row}: {c} id is missing")
-    users = [Vocab._key(u) for u in events["user"]]
-    items = [Vocab._key(i) for i in events["item"]]
+    cols = {c: events[c].tolist() for c in ("user", "item")}  # lists: no per-cell pandas cost
+    for c, values in cols.items():
+        for row, v in enumerate(values):
+            if _missing(v):
+                raise DataError(f"events: row {row}: {c} id is missing")
+    users = [Vocab._key(u) for u in cols["user"]]
+    items = [Vocab._key(i) for i in cols["item"]]
     times = parse_timestamps(events["timestamp"], "events")
     ids = [None] * len(users)
     if "event_id" in events.columns:
-        ids = [None if v is None or (isinstance(v, float) and math.isnan(v)) else Vocab._key(v)
-               for v in events["event_id"]]
+        ids = [None if _missing(v) else Vocab._key(v) for v in events["event_id"].tolist()]
     return users, items, times, ids
+
+
+def record_columns(events: Iterable[Mapping]) -> tuple[list[str], list[str], np.ndarray, list]:
+    """``event_columns`` for a list of records (dicts with user, item, timestamp[, event_id]):
+    a streaming consumer's natural input, without a DataFrame's per-call cost."""
+    try:
+        rows = list(events)
+    except TypeError:
+        raise TypeError("update takes a DataFrame or a list of event records, got "
+                        f"{type(events).__name__}") from None
+    users, items, stamps, ids = [], [], [], []
+    for j, e in enumerate(rows):
+        if not isinstance(e, Mapping):
+            raise TypeError(f"events[{j}] is a {type(e).__name__}, not a mapping with user, "
+                            "item and timestamp")
+        for c in ("user", "item", "timestamp"):
+            if _missing(e.get(c)):
+                raise DataError(f"events: row {j}: {c} is missing")
+        users.append(Vocab._key(e["user"]))
+        items.append(Vocab._key(e["item"]))
+        stamps.append(e["timestamp"])
+        eid = e.get("event_id")
+        ids.append(None if _missing(eid) else Vocab._key(eid))
+    numeric = all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in stamps)
+    times = (np.asarray(stamps, dtype=np.float64) if numeric
+             else parse_timestamps(pd.Series(stamps, dtype=object), "events"))
+    bad = ~np.isfinite(times)
+    if bad.any():
+        raise DataError(f"events: row {int(np.flatnonzero(bad)[0])}: timestamp is not finite")
+    return users, items, times, ids
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -101,12 +102,13 @@ class Workers:
     """
 
     def __init__(self, live: LiveProfiles, settings: ServeSettings) -> None:
-        def recommend(r: RecommendRequest) -> Recommendations:
-            return live.recommendations(r.user, r.k, filter_seen=r.filter_seen,
-                                        exclude=list(r.exclude), diversity=r.diversity)
+        def recommend(batch: Sequence[RecommendRequest]) -> list:
+            return live.recommendations_many([
+                dict(user=r.user, k=r.k, filter_seen=r.filter_seen, exclude=list(r.exclude),
+                     diversity=r.diversity) for r in batch])
 
         self.recommend: Batcher[RecommendRequest, Recommendations] = Batcher(
-            each(recommend), window=settings.batch_window_ms / 1e3,
+            recommend, window=settings.batch_window_ms / 1e3,
             max_batch=settings.max_request_batch, name="prismrec-recommend")
         self.ingest: Batcher[list[Event], UpdateResult] = Batcher(
             each(live.update), window=0.0, max_batch=1, name="prismrec-ingest")
