@@ -328,7 +328,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import os
     from urllib.parse import urlsplit
 
-    from prismrec.serve.worker import CONFIG_ENV, WorkerConfig, build
+    from prismrec.serve.worker import CONFIG_ENV, WorkerConfig, build, settle
 
     scheme = urlsplit(args.store).scheme.lower()
     if args.workers < 1:
@@ -366,6 +366,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     common = {"host": args.host, "port": args.port, "log_level": args.log_level,
               "access_log": args.access_log}
     if args.workers == 1:
+        settle()
         uvicorn.run(app, **common)
     else:
         live.store.close()

@@ -59,6 +59,7 @@ from prismrec.data.sequences import Sequences
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError
 from prismrec.models.stepper import Stepper
+from prismrec.models.topk import topk
 from prismrec.profile.store import (
     ConcurrentUpdateError,
     Event,
@@ -798,8 +799,8 @@ class LiveProfiles:
                 pools.append(min(self.n_items - len(banned),
                                  k if diversity == 0 else max(4 * k, k + 20)))
             # one top-k over the batch (cheaper than one per row); each row keeps its pool
-            top = torch.topk(scores, max(max(pools), 1), dim=1, sorted=True)
-            top_idx, top_val = top.indices.numpy(), top.values.double().numpy()
+            values, indices = topk(scores, max(pools))
+            top_idx, top_val = indices.numpy(), values.double().numpy()
             for b, (j, user, k, diversity, st, _) in enumerate(scored):
                 try:
                     out[j] = self._top(user, k, diversity, st, top_idx[b, :pools[b]],

@@ -26,6 +26,7 @@ from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
 from prismrec.models.item_item import ItemItem, check_size, gram_matrix
+from prismrec.models.topk import topk
 from prismrec.recommender import _blend, _persist, _stream, _text
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate, _UserState
@@ -302,9 +303,8 @@ class Recommender:
             raise ValueError(f"k must be at least 1, got {k}")
         if seen is not None and seen.n_events:
             scores[torch.from_numpy(seen.row_ids()), torch.from_numpy(seen.items)] = -torch.inf
-        k = min(k, scores.shape[1])
-        top = torch.topk(scores, k, dim=1, sorted=True)
-        return top.values.numpy(), top.indices.numpy()
+        values, indices = topk(scores, min(k, scores.shape[1]))
+        return values.numpy(), indices.numpy()
 
     def _frame(self, user_ids: list[str] | None, values: np.ndarray,
                indices: np.ndarray) -> pd.DataFrame:

@@ -7,6 +7,7 @@ else reads it. Each worker loads the checkpoint and opens the (shared, Redis) st
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass, field
@@ -49,9 +50,24 @@ def build(config: WorkerConfig):
     return create_app(LiveProfiles(rec, store), settings)
 
 
+def settle() -> None:
+    """Move everything loaded so far (model, vocabularies, caches) out of the garbage
+    collector's sight, once, before serving.
+
+    A full collection walks every tracked object; with a 100k-item catalogue that is tens of
+    milliseconds, paid by whichever request triggers it. Objects made before this call are
+    never collected, which is right for a server process that keeps them to its end (and is
+    why only server entry points call it, not ``create_app``).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_environ():
     """uvicorn factory: ``uvicorn --factory prismrec.serve.worker:app_from_environ``."""
     text = os.environ.get(CONFIG_ENV)
     if not text:
         raise RuntimeError(f"{CONFIG_ENV} is not set: start workers with `prismrec serve`")
-    return build(WorkerConfig.from_json(text))
+    app = build(WorkerConfig.from_json(text))
+    settle()
+    return app
