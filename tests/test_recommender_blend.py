@@ -14,7 +14,7 @@ from prismrec.data import Catalog, Dataset, Interactions, leave_one_out
 from prismrec.errors import CheckpointError
 from prismrec.eval.baselines import EASE
 from prismrec.eval.evaluate import evaluate
-from prismrec.models.item_item import MAX_ITEMS
+from prismrec.models.item_item import MAX_ITEMS, ItemItem, gram_matrix, text_gram
 from prismrec.profile import Event, open_store
 from prismrec.profile.live import LiveProfiles
 from prismrec.recommender import BlendConfig, Recommender
@@ -80,15 +80,45 @@ def test_the_blend_is_chosen_on_validation_and_the_table_is_the_evaluation_proto
     b = rec.blend_
     assert b.chosen_on == "validation" and b.metric == "ndcg@10"
     table = pd.DataFrame(b.table)
-    assert len(table) == 6 * 3 * 11 and b.best == table["ndcg@10"].max()
-    assert (b.lam, b.decay) == (rec.item_item_.lam, rec.item_item_.decay)
+    assert len(table) == 3 * 6 * 3 * 11 and b.best == table["ndcg@10"].max()
+    assert (b.lam, b.decay, b.text_alpha) == (rec.item_item_.lam, rec.item_item_.decay,
+                                              rec.item_item_.text_alpha)
     assert ndcg(rec, split.valid) == pytest.approx(b.best, abs=1e-9)
     seq_alone = ndcg(sequence_only(rec), split.valid)
     assert table.loc[table.weight == 0.0, "ndcg@10"].to_numpy() == pytest.approx(seq_alone)
+    plain = table[table.text_alpha == 0.0]
     for lam, decay in [(10.0, 1.0), (50.0, 0.8), (500.0, 0.6)]:
-        row = table[(table.lam == lam) & (table.decay == decay) & (table.weight == 1.0)]
+        row = plain[(plain.lam == lam) & (plain.decay == decay) & (plain.weight == 1.0)]
         ease = EASE(lam, decay).fit(split.train, len(ds.items))
         assert row["ndcg@10"].item() == pytest.approx(ndcg(ease, split.valid), abs=1e-9)
+
+
+class ItemItemScorer:
+    def __init__(self, ii: ItemItem) -> None:
+        self.ii = ii
+
+    def score(self, users, histories):
+        return self.ii.scores(histories).numpy()
+
+
+def test_a_text_model_gives_ease_its_text_similarity_as_side_information(rec, data):
+    ds, split = data
+    table = pd.DataFrame(rec.blend_.table)
+    vectors = rec.model_.items.text_vectors[1:].numpy()
+    gram = gram_matrix(split.train, len(ds.items)) + 10.0 * text_gram(vectors)
+    ii = ItemItem(len(ds.items), 0.8).fit_gram(gram, 50.0, 10.0)
+    row = table[(table.text_alpha == 10.0) & (table.lam == 50.0) & (table.decay == 0.8)
+                & (table.weight == 1.0)]
+    assert row["ndcg@10"].item() == pytest.approx(ndcg(ItemItemScorer(ii), split.valid),
+                                                  abs=1e-9)
+
+
+def test_an_id_only_model_tries_plain_ease_only(data):
+    ds, split = data
+    rec = Recommender("gru", model_config={"dim": 8}, train_config={**TRAIN, "epochs": 1},
+                      blend={"lams": [50.0], "decays": [0.8]})
+    rec.fit_split(split, ds.users, ds.items)
+    assert {r["text_alpha"] for r in rec.blend_.table} == {0.0}
 
 
 def test_the_blend_beats_both_parts_on_held_out_test_cases(rec, data):
@@ -234,3 +264,14 @@ def test_a_blend_above_max_items_is_refused_before_training():
     with pytest.raises(ValueError, match=f"more than {MAX_ITEMS}"):
         rec.fit(frame)
     assert not hasattr(rec, "model_")
+
+
+def test_refit_keeps_the_chosen_blend_and_refits_item_item_on_train_and_valid(data):
+    ds, split = data
+    rec = Recommender("gru", model_config={"dim": 8}, train_config={**TRAIN, "epochs": 2},
+                      blend={"lams": [50.0], "decays": [0.8]})
+    rec.fit_split(split, ds.users, ds.items, refit=True)
+    want = ItemItem(len(ds.items)).fit_gram(gram_matrix(split.train_and_valid(), len(ds.items)),
+                                            50.0)
+    torch.testing.assert_close(rec.item_item_.weights, want.weights)
+    assert rec.item_item_.decay == rec.blend_.decay

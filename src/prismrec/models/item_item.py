@@ -73,6 +73,24 @@ def gram_matrix(train: Sequences, n_items: int) -> np.ndarray:
     return (x.T @ x).toarray()  # (N, N)
 
 
+def text_gram(vectors: np.ndarray) -> np.ndarray:
+    """(N, N) float64 cosine similarities of item text vectors: EASE's side information.
+
+    Added to the Gram matrix as ``X^T X + alpha * S`` (EASE with side information, Jeunen
+    et al. 2020): as if alpha-weighted pseudo-users had bought every pair of items in
+    proportion to how alike their texts are, so sparse co-purchase counts borrow strength
+    from meaning. S = F F^T with unit rows is positive semi-definite, so the sum stays
+    positive definite and the closed form still applies. An all-zero vector (an item without
+    text) adds nothing.
+    """
+    f = np.asarray(vectors, dtype=np.float64)
+    if f.ndim != 2:
+        raise ValueError(f"text vectors must be (N, D), got shape {f.shape}")
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    f = np.divide(f, norms, out=np.zeros_like(f), where=norms > 0)
+    return f @ f.T
+
+
 def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
     """B from the (N, N) Gram matrix X^T X; ``gram`` is not modified."""
     if not lam > 0:
@@ -128,6 +146,7 @@ class ItemItem(nn.Module):
         check_size(n_items)
         self.decay = float(decay)
         self.lam = lam  # the ridge penalty the weights were fitted with; None: not fitted
+        self.text_alpha = 0.0  # weight of the text similarity in the Gram (0: plain EASE)
         self.register_buffer("weights", torch.zeros(n_items, n_items))  # (N, N)
 
     @property
@@ -135,17 +154,20 @@ class ItemItem(nn.Module):
         return int(self.weights.shape[0])
 
     def extra_repr(self) -> str:
-        return f"n_items={self.n_items}, decay={self.decay}, lam={self.lam}"
+        return (f"n_items={self.n_items}, decay={self.decay}, lam={self.lam}, "
+                f"text_alpha={self.text_alpha}")
 
     def fit(self, train: Sequences, n_items: int, lam: float) -> ItemItem:
         """Solve for the weights on ``train`` (item indices in [0, n_items)); returns self."""
         return self.fit_gram(gram_matrix(train, n_items), lam)
 
-    def fit_gram(self, gram: np.ndarray, lam: float) -> ItemItem:
-        """The same from a precomputed ``gram_matrix`` (to try several lam cheaply)."""
+    def fit_gram(self, gram: np.ndarray, lam: float, text_alpha: float = 0.0) -> ItemItem:
+        """The same from a precomputed ``gram_matrix`` (to try several lam cheaply);
+        ``text_alpha`` records the weight of a ``text_gram`` already added to ``gram``."""
         w = ease_weights(gram, lam).astype(np.float32)  # (N, N)
         self.weights = torch.from_numpy(w)
         self.lam = float(lam)
+        self.text_alpha = float(text_alpha)
         return self
 
     def resize(self, n_items: int) -> None:
@@ -170,4 +192,4 @@ class ItemItem(nn.Module):
 
 
 __all__ = ["MAX_ITEMS", "ItemItem", "blend", "ease_weights", "gram_matrix", "history_bag",
-           "standardize"]
+           "standardize", "text_gram"]

@@ -126,7 +126,7 @@ def _read_blend(path: Path, meta: dict, extra: dict[str, torch.Tensor],
         if not torch.isfinite(weights).all():
             raise ValueError("item-item weights are not finite")
         ii = ItemItem(0, result.decay, result.lam)
-        ii.weights = weights
+        ii.weights, ii.text_alpha = weights, result.text_alpha
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: the saved blend (item-item weights and settings) is "
                               f"invalid ({exc}); save the model again") from exc

@@ -25,7 +25,7 @@ from prismrec.data.split import EvalCases, Split
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
-from prismrec.models.item_item import ItemItem, check_size, gram_matrix
+from prismrec.models.item_item import check_size
 from prismrec.models.topk import topk
 from prismrec.recommender import _blend, _persist, _stream, _text
 from prismrec.recommender._blend import BlendConfig
@@ -278,9 +278,7 @@ class Recommender:
         self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir).fit(
             self.model_, full, None)
         if self.item_item_ is not None:
-            b = self.blend_
-            self.item_item_ = ItemItem(len(self.items_), b.decay).fit_gram(
-                gram_matrix(full, len(self.items_)), b.lam)
+            _blend.refit_item_item(self, full)
 
     # -- scoring and recommending -------------------------------------------------------------
     def _check_fitted(self) -> None:
