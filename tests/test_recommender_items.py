@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from prismrec.data import Catalog, Interactions
+from prismrec.data import Catalog, Dataset, Interactions
 from prismrec.errors import CheckpointError, DataError, UnknownIdError
 from prismrec.recommender import NoTextPathError, Recommender
 from prismrec.testing import cycle_sequences
@@ -122,6 +122,28 @@ def test_a_new_item_can_be_recommended_at_once():
     r.update(pd.DataFrame({"user": ["buyer"] * 3, "item": ["i7-copy", "i8", "i9"],
                            "timestamp": [1.0, 2.0, 3.0]}))
     assert r.recommend("buyer", k=1).loc[0, "item"] == "i7"
+
+
+def test_items_without_training_events_are_scored_from_their_text():
+    frame = pd.concat([cycle_frame(60), pd.DataFrame(
+        {"user": ["solo"] * 3, "item": ["i1", "i2", "i13"], "timestamp": [1.0, 2.0, 3.0]})])
+    frame = frame[(frame["item"] != "i13") | (frame["user"] == "solo")]  # i13: a test target
+    ds = Dataset.from_interactions("cycles", Interactions.from_frame(frame), catalog())
+    split = ds.split("loo")
+    cold = ds.items.index_of("i13")
+    assert cold not in set(split.train.items)
+    rec = Recommender("gru", model_config={"dim": 16, "embedding": "id+text"},
+                      train_config={**TRAIN, "epochs": 3})
+    rec.fit_split(split, ds.users, ds.items, ds.catalog, text=True, encoder=ENCODER)
+    m = rec.model_
+    assert torch.equal(m.items.id.weight[cold + 1], torch.zeros(16))  # like an added item
+    trained = torch.ones(len(ds.items), dtype=torch.bool)
+    trained[cold] = False
+    bias = m.out_bias.detach()
+    assert float(bias[cold]) == pytest.approx(float(bias[trained].mean()))
+    id_only = Recommender("gru", model_config={"dim": 16}, train_config={**TRAIN, "epochs": 1})
+    id_only.fit_split(split, ds.users, ds.items)
+    assert id_only.model_.items.id.weight[cold + 1].abs().sum() > 0  # nothing to fall back on
 
 
 def test_known_ids_are_upserts_their_text_is_replaced(rec):

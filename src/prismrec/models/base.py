@@ -195,6 +195,27 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         return s if self.out_bias is None else s + self.out_bias[item_ids]
 
     @torch.no_grad()
+    def reset_untrained(self, trained: torch.Tensor) -> int:
+        """Give the items outside ``trained`` (bool (N,)) the standing of items added later
+        with ``add_items``: a zero ID row and the trained items' mean output bias.
+
+        Why: the full softmax only ever pushes an item without training events down (its ID
+        row and bias learn "not this"), so an item with text but no events would rank last
+        although its text vector could place it. Text modes with tied output only (an
+        untied output row cannot be made from text); returns the number of items reset.
+        """
+        if self.items.proj is None or self.out_table is not None:
+            return 0
+        cold = torch.nonzero(~trained.bool()).flatten()  # item indices
+        if cold.numel() == 0 or cold.numel() == self.n_items:
+            return 0
+        if self.items.id is not None:
+            self.items.id.weight[cold + 1] = 0.0  # model row = item index + 1
+        if self.out_bias is not None:
+            self.out_bias[cold] = self.out_bias[trained.bool()].mean()
+        return int(cold.numel())
+
+    @torch.no_grad()
     def add_items(self, text_vectors: torch.Tensor) -> None:
         """Append M items from their text vectors (M, Dt) without retraining (text modes).
 

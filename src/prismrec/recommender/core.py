@@ -7,6 +7,7 @@ are their public face. See the package docstring for the whole picture.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -52,7 +53,17 @@ def holdout_last(seqs: Sequences, min_events: int = 3) -> tuple[Sequences, EvalC
     return train, EvalCases(rows, train.take(rows), last.take(rows))
 
 
+log = logging.getLogger(__name__)
+
 DEFAULT_DIVERSITY = 0.5  # recommend_composed's λ; see its docstring
+
+
+def _reset_untrained(model: SequenceEncoder, train: Sequences) -> None:
+    """Items with no training event are scored from their text alone, like added items."""
+    trained = torch.from_numpy(np.bincount(train.items, minlength=model.n_items) > 0)
+    n = model.reset_untrained(trained)
+    if n:
+        log.info("%d item(s) had no training events: scored from their text alone", n)
 
 
 class Recommender:
@@ -256,6 +267,7 @@ class Recommender:
         self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir).fit(self.model_, train,
                                                                          valid)
+        _reset_untrained(self.model_, train)
         self.users_, self.items_, self.histories_ = users, items, histories
         self.train_config_ = tc
         threads = torch.get_num_threads()
@@ -277,6 +289,7 @@ class Recommender:
         self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding)
         self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir).fit(
             self.model_, full, None)
+        _reset_untrained(self.model_, full)
         if self.item_item_ is not None:
             _blend.refit_item_item(self, full)
 
