@@ -261,7 +261,8 @@ def main() -> None:
     cols = ["dataset", "model", "NDCG@10 filtered", "HR@10 filtered", "NDCG@10 unfiltered",
             "HR@10 unfiltered", "sd NDCG@10 f", "best epoch", "s to best", "CPU s to best",
             "s/epoch", "train s", "peak RSS MB"]
-    body = [f"Machine: {machine()}; torch threads per run: {args.threads}, {args.jobs} "
+    body = ["## Sequence models: LSTM, GRU4Rec, SASRec", "",
+            f"Machine: {machine()}; torch threads per run: {args.threads}, {args.jobs} "
             "run(s) at a time; the machine was shared with other work, so times are "
             "pessimistic.",
             f"Command: `{command()}`", "",
@@ -269,7 +270,14 @@ def main() -> None:
             "stopping on validation NDCG@10 (filtered). Budget: the process CPU time to the "
             f"best epoch (validation included) must stay under {BUDGET_S:.0f} s, so each "
             "result is reached within 10 minutes even on one dedicated core; hard stop at "
-            f"{WALL_LIMIT_S:.0f} s of wall time.", "", markdown_table(rows, cols)]
+            f"{WALL_LIMIT_S:.0f} s of wall time.", "",
+            "Model suffixes: `+text` adds a projected all-MiniLM-L6-v2 vector of each item's "
+            "text to its ID embedding; `+blend` mixes the model's scores with EASE item-item "
+            "scores of the recency-weighted history (for a text model EASE also gets the text "
+            "cosine as side information), every blend setting chosen on validation; `+refit` "
+            "trains a fresh model on train + validation targets for the number of epochs "
+            "validation chose (`fit_split(refit=True)`): the test cases stay unseen, and the "
+            "time columns add both trainings.", "", markdown_table(rows, cols)]
     if epochs:
         body += ["", "One training epoch on ml-1m-sas train/input.txt (full softmax over "
                  "3416 items, default settings: dim 64, batch 128; SASRec on every 50-event "
