@@ -97,6 +97,16 @@ def test_train_saves_a_checkpoint_that_evaluates_on_its_own_data(checkpoint, tmp
     assert 0.0 <= doc["metrics"]["ndcg@10"] <= 1.0
 
 
+def test_train_refit_retrains_on_train_and_validation(events_dir, tmp_path, capsys):
+    out, doc = tmp_path / "refit", tmp_path / "train.json"
+    assert main(["train", "--dataset", "events", "--data-dir", str(events_dir), "--model",
+                 "lstm", "--out", str(out), "--epochs", "2", "--quiet", "--threads", "1",
+                 "--refit", "--json", str(doc)]) == 0
+    assert "refit on train + validation for" in capsys.readouterr().out
+    result = json.loads(doc.read_text())
+    assert result["refit"]["epochs"] == result["training"]["best_epoch"]
+
+
 def test_recommend_for_a_user_and_for_a_history(checkpoint, capsys):
     assert main(["recommend", "--checkpoint", str(checkpoint), "--user", "u0003", "-k", "4",
                  "--json"]) == 0

@@ -185,7 +185,7 @@ def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
     model_config = json.loads(args.model_config) if args.model_config else None
     rec = Recommender(args.model, model_config=model_config, train_config=train_config,
                       log_dir=args.log_dir)
-    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog)
+    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=args.refit)
     if not main_rank:  # torchrun: rank 0 evaluates, prints and writes the checkpoint
         return 0
     popular = popularity(split.train, len(dataset.items))
@@ -201,6 +201,9 @@ def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
     r = rec.result_
     print(f"{args.model} on {dataset.name} ({split.name} split): best epoch {r.best_epoch} "
           f"of {r.epochs}, {r.seconds_per_epoch:.1f} s/epoch, {r.seconds_to_best:.0f} s to best")
+    if rec.refit_result_ is not None:
+        print(f"  refit on train + validation for {rec.refit_result_.epochs} epochs: "
+              f"{rec.refit_result_.seconds:.0f} s")
     for tag, m in metrics.items():
         print(f"  test {tag:<10} ndcg@10 {m['ndcg@10']:.4f}  hr@10 {m['hr@10']:.4f}  "
               f"recall@50 {m['recall@50']:.4f}")
@@ -209,6 +212,8 @@ def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
                             "metrics": metrics["filtered" if args.filter_seen else "unfiltered"],
                             "filter_seen": args.filter_seen, "all_metrics": metrics,
                             "training": {k: v for k, v in r.to_dict().items()},
+                            "refit": None if rec.refit_result_ is None
+                            else rec.refit_result_.to_dict(),
                             "config": {"model": rec.model_.config.to_dict(),
                                        "train": rec.train_config_.to_dict()}})
     return 0
@@ -480,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
                       ("--seed", int), ("--max-len", int)):
         s.add_argument(flag, type=typ, help="training setting (default: TrainConfig's)")
     s.add_argument("--log-dir", help="write TensorBoard event files here")
+    s.add_argument("--refit", action="store_true",
+                   help="after validation has chosen the epochs, train a fresh model on "
+                   "train + validation for that many epochs (costs a second training)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True,
                    help="which test metrics go under 'metrics' in --json")
     s.add_argument("--json", help="write the result document to this file")
