@@ -182,6 +182,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="runs at the same time")
     ap.add_argument("--epoch-models", default="lstm,gru,sasrec",
                     help="models to time for one ML-1M epoch ('' to skip)")
+    ap.add_argument("--epoch-threads", type=int,
+                    help="torch threads for the ML-1M epoch timing (default: --threads)")
     ap.add_argument("--results", metavar="JSONL",
                     help="keep each run's result in this file and skip runs already in it "
                          "(resume a long benchmark)")
@@ -252,8 +254,10 @@ def main() -> None:
                 "peak RSS MB": max(r["rss_mb"] for r in runs),
             })
     epochs = []
+    epoch_threads = args.epoch_threads or args.threads
     for model in filter(None, args.epoch_models.split(",")):
-        r = _child(["--epoch", model, *common])
+        r = _child(["--epoch", model, "--threads", str(epoch_threads), "--data-dir",
+                    args.data_dir])
         print(json.dumps(r), file=sys.stderr, flush=True)
         epochs.append({"model": model, "events": r["events"], "epoch s": r["train_epoch_s"],
                        "loss": r["loss"], "peak RSS MB": r["rss_mb"]})
@@ -281,7 +285,7 @@ def main() -> None:
     if epochs:
         body += ["", "One training epoch on ml-1m-sas train/input.txt (full softmax over "
                  "3416 items, default settings: dim 64, batch 128; SASRec on every 50-event "
-                 "window):", "",
+                 f"window), {epoch_threads} torch thread(s):", "",
                  markdown_table(epochs, ["model", "events", "epoch s", "loss", "peak RSS MB"])]
     text = "\n".join(body)
     print(text)
