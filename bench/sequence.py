@@ -131,6 +131,7 @@ def run_one(dataset: str, model: str, seed: int, threads: int, data_dir: str) ->
     if rec.blend_ is not None:  # the blend's choice; valid_ndcg@10 above is the model alone
         b = rec.blend_
         out |= {"blend_lam": b.lam, "blend_decay": b.decay, "blend_weight": b.weight,
+                "blend_text_alpha": b.text_alpha,
                 "blend_valid_ndcg@10": b.best,
                 "blend_s": fit_s - r.seconds}  # fitting EASE and choosing the blend
     for filt in (True, False):
