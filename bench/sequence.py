@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -253,6 +254,8 @@ def main() -> None:
                 "CPU s to best": mean("cpu_to_best_s"),
                 "s/epoch": mean("epoch_s"), "train s": mean("train_s"),
                 "peak RSS MB": max(r["rss_mb"] for r in runs),
+                "stopped": ", ".join(f"{why} {n}" for why, n in sorted(
+                    Counter(r["stopped"] for r in runs).items())),
             })
     epochs = []
     epoch_threads = args.epoch_threads or args.threads
@@ -263,9 +266,9 @@ def main() -> None:
         epochs.append({"model": model, "events": r["events"], "epoch s": r["train_epoch_s"],
                        "loss": r["loss"], "peak RSS MB": r["rss_mb"]})
 
-    cols = ["dataset", "model", "NDCG@10 filtered", "HR@10 filtered", "NDCG@10 unfiltered",
-            "HR@10 unfiltered", "sd NDCG@10 f", "best epoch", "s to best", "CPU s to best",
-            "s/epoch", "train s", "peak RSS MB"]
+    cols = ["dataset", "model", "seeds", "NDCG@10 filtered", "HR@10 filtered",
+            "NDCG@10 unfiltered", "HR@10 unfiltered", "sd NDCG@10 f", "best epoch", "stopped",
+            "s to best", "CPU s to best", "s/epoch", "train s", "peak RSS MB"]
     body = ["## Sequence models: LSTM, GRU4Rec, SASRec", "",
             f"Machine: {machine()}; torch threads per run: {args.threads}, {args.jobs} "
             "run(s) at a time; the machine was shared with other work, so times are "
@@ -282,7 +285,9 @@ def main() -> None:
             "cosine as side information), every blend setting chosen on validation; `+refit` "
             "trains a fresh model on train + validation targets for the number of epochs "
             "validation chose (`fit_split(refit=True)`): the test cases stay unseen, and the "
-            "time columns add both trainings.", "", markdown_table(rows, cols)]
+            "time columns add both trainings. `stopped`: how many runs ended by patience "
+            "and how many by the wall-clock stop (`time`: still improving, so an "
+            "underestimate).", "", markdown_table(rows, cols)]
     if epochs:
         body += ["", "One training epoch on ml-1m-sas train/input.txt (full softmax over "
                  "3416 items, default settings: dim 64, batch 128; SASRec on every 50-event "

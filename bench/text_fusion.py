@@ -422,8 +422,8 @@ def report(results: list[dict], seeds: list[int], args) -> str:
             "sasrec+text: ID + projected MiniLM text vector, ID dropout 0.1, cold items in the "
             "vocabulary with text but no events (after training their ID row is zeroed and "
             "their bias set to the trained items' mean, as for added items; only the "
-            "sasrec+text rows were run after that change). sasrec+text/new: the same, trained on the "
-            "warm items only; the cold items are added after training with "
+            "sasrec+text rows were run after that change). sasrec+text/new: the same, "
+            "trained on the warm items only; the cold items are added after training with "
             "`Recommender.add_items` (text only, ID part zero).", "",
             markdown_table(cold_rows, ["dataset", "model", "seeds", "cold items", "cold cases",
                                        "warm cases", "NDCG@10 cold", "HR@10 cold", "95% CI cold",
