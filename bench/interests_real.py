@@ -71,25 +71,15 @@ def head_profiles(model, hist, batch_events: int = 65_536) -> list[tuple[np.ndar
     """
     import torch
 
-    from prismrec.train.batching import event_gaps, gather_padded
+    from prismrec.train.batching import event_gaps, length_batches
 
     model.eval()
     gaps = event_gaps(hist) if model.gap_emb is not None else None
-    lengths = hist.lengths
     out: list = [None] * len(hist)
-    order = np.argsort(-lengths, kind="stable")
-    i = 0
     with torch.no_grad():
-        while i < len(order):
-            t = max(int(lengths[order[i]]), 1)
-            rows = order[i:i + max(1, batch_events // t)]
-            i += len(rows)
-            starts, lens = hist.offsets[rows], lengths[rows]
-            x = torch.from_numpy(gather_padded(hist.items, starts, lens, t))
-            g = None if gaps is None else torch.from_numpy(
-                gather_padded(gaps, starts, lens, t, fill=-1.0))
-            it = model.interests(x, torch.from_numpy(lens), g)
-            for j, (r, n) in enumerate(zip(rows, lens, strict=True)):
+        for rows, x, lens, g in length_batches(hist, gaps, batch_events):
+            it = model.interests(x, lens, g)
+            for j, (r, n) in enumerate(zip(rows, lens.tolist(), strict=True)):
                 keep = np.unique(it.assignment[j, :n].argmax(-1).numpy())
                 w = it.weights[j, keep].double().numpy()
                 o = np.lexsort((keep, -w))  # heaviest first, as the profile lists them

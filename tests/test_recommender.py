@@ -154,6 +154,18 @@ def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(tmp_path):
     assert again.refit_result_.epochs == again.result_.best_epoch
 
 
+def test_refit_without_validation_is_refused_with_a_reason():
+    df = cycle_frame(20).rename(columns={"ts": "timestamp"})
+    rec = Recommender("gru", model_config={"dim": 8}, train_config={**TRAIN, "epochs": 1})
+    with pytest.raises(ValueError, match="needs valid=True"):
+        rec.fit(df, valid=False, refit=True)
+    ds = Dataset.from_interactions("cycles", Interactions.from_frame(df))
+    split = ds.split("loo")
+    no_valid = type(split)(split.name, split.train, split.valid.take(np.arange(0)), split.test)
+    with pytest.raises(ValueError, match="needs validation cases"):
+        rec.fit_split(no_valid, ds.users, ds.items, refit=True)
+
+
 def test_train_and_valid_appends_each_validation_target_to_its_users_row():
     split = leave_one_out(cycle_sequences(12))
     full = split.train_and_valid()

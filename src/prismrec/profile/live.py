@@ -791,9 +791,8 @@ class LiveProfiles:
                 scores = self.model.score_all(hidden)  # (B, N)
             pools = []
             for b, (_, user, k, diversity, _, banned) in enumerate(scored):
-                row = self._blended(user, scores[b])
-                if row is not scores[b]:
-                    scores[b] = row
+                if getattr(self.recommender, "item_item_", None) is not None:
+                    scores[b] = self._blended(user, scores[b])
                 if len(banned):
                     scores[b, torch.from_numpy(banned)] = -torch.inf
                 pools.append(min(self.n_items - len(banned),

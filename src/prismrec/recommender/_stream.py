@@ -178,8 +178,8 @@ def step_states(rec: Recommender, step: dict[str, list[tuple[float, int]]]) -> N
 
 def step_one(rec: Recommender, step: dict[str, list[tuple[float, int]]]) -> bool:
     """One event per user through the model's cells (``Stepper``); False if it has none."""
-    stepper = rec.__dict__.get("_stepper")
-    if stepper is None or stepper.model is not rec.model_:
+    stepper = rec._stepper
+    if stepper is None or stepper.model is not rec.model_:  # first update, or a new model
         stepper = rec._stepper = Stepper(rec.model_)
     if stepper.cells is None:  # interest heads, unusual RNNs: the general path
         return False

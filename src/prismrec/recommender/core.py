@@ -27,6 +27,7 @@ from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
 from prismrec.models.item_item import check_size
+from prismrec.models.stepper import Stepper
 from prismrec.models.topk import topk
 from prismrec.recommender import _blend, _persist, _stream, _text
 from prismrec.recommender._blend import BlendConfig
@@ -113,6 +114,7 @@ class Recommender:
         self._states: dict[str, _UserState] = {}
         self._event_ids: dict[str, str] = {}  # event_id -> user, for dedup and forget
         self._own_users = False  # users_ may be shared (LiveProfiles): copy before growing
+        self._stepper: Stepper | None = None  # fast one-event step, built on first update
 
     def _merged_histories(self) -> Sequences:
         base, over = self._hist_base, self._hist_rows
@@ -220,6 +222,9 @@ class Recommender:
         vectors, mode = _text.text_inputs(self, data.items, catalog, text_vectors, text,
                                           encoder, template, text_cache)
         seqs = data.sequences
+        if refit and not valid:
+            raise ValueError("refit=True retrains for the epochs chosen on validation: it "
+                             "needs valid=True")
         if valid:
             train, cases = holdout_last(seqs)
             if len(cases) == 0:
@@ -247,7 +252,10 @@ class Recommender:
         vectors, mode = _text.text_inputs(self, items, catalog, text_vectors, text, encoder,
                                           template, text_cache)
         valid = split.valid if len(split.valid) else None
-        full = split.train_and_valid() if refit and valid is not None else None
+        if refit and valid is None:
+            raise ValueError(f"refit=True needs validation cases to choose the epochs; split "
+                             f"{split.name!r} has none")
+        full = split.train_and_valid() if refit else None
         self._fit(split.train, valid, users, items, full if full is not None else split.train,
                   vectors, mode, refit_on=full)
         self.catalog_ = catalog

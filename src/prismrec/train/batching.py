@@ -40,6 +40,25 @@ def gather_padded(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, t
     return np.where(mask, out, fill)
 
 
+def length_batches(seqs: Sequences, gaps: np.ndarray | None, batch_events: int
+                   ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor,
+                                       torch.Tensor | None]]:
+    """Whole rows for inference, longest first, each batch capped at ``batch_events`` padded
+    events: (row indices, items (B, T), lengths (B,), gaps (B, T) or None) per batch."""
+    lengths = seqs.lengths
+    order = np.argsort(-lengths, kind="stable")
+    i = 0
+    while i < len(order):
+        t = max(int(lengths[order[i]]), 1)
+        rows = order[i:i + max(1, batch_events // t)]
+        i += len(rows)
+        starts, lens = seqs.offsets[rows], lengths[rows]
+        x = torch.from_numpy(gather_padded(seqs.items, starts, lens, t))
+        g = None if gaps is None else torch.from_numpy(
+            gather_padded(gaps, starts, lens, t, fill=-1.0))
+        yield rows, x, torch.from_numpy(lens), g
+
+
 def recent_inputs(inputs: torch.Tensor, window: int) -> torch.Tensor:
     """(B, T) inputs → (B, T, window): each position's last ``window`` inputs, itself
     included, -1 where the row has fewer (padding positions are ignored by the caller)."""

@@ -13,7 +13,7 @@ import torch
 
 from prismrec.data.sequences import Sequences
 from prismrec.models.base import SequenceEncoder
-from prismrec.train.batching import event_gaps, gather_padded
+from prismrec.train.batching import event_gaps, length_batches
 
 BATCH_EVENTS = 131_072  # padded events per forward pass: (B*T*D) floats stay ~32 MB at D=64
 
@@ -34,19 +34,9 @@ def encode_sequences(model: SequenceEncoder, seqs: Sequences, *,
     model.eval()
     try:
         win, gaps = _windowed(model, seqs)
-        lengths = win.lengths
         out = torch.zeros(len(win), model.dim)
-        order = np.argsort(-lengths, kind="stable")
-        i = 0
-        while i < len(order):
-            t = max(int(lengths[order[i]]), 1)
-            rows = order[i:i + max(1, batch_events // t)]
-            i += len(rows)
-            starts, lens = win.offsets[rows], lengths[rows]
-            x = torch.from_numpy(gather_padded(win.items, starts, lens, t))
-            g = None if gaps is None else torch.from_numpy(
-                gather_padded(gaps, starts, lens, t, fill=-1.0))
-            out[torch.from_numpy(rows)] = model.encode(x, torch.from_numpy(lens), g)
+        for rows, x, lens, g in length_batches(win, gaps, batch_events):
+            out[torch.from_numpy(rows)] = model.encode(x, lens, g)
         return out
     finally:
         model.train(was_training)
