@@ -1,4 +1,4 @@
-"""The serve layer's Batcher: async requests run on one worker thread, in batches."""
+"""The serve layer's batchers: async requests run in batches, on the loop or one thread."""
 
 from __future__ import annotations
 
@@ -7,15 +7,18 @@ import threading
 
 import pytest
 
-from prismrec.serve.batching import Batcher, each
+from prismrec.serve.batching import Batcher, LoopBatcher, each
+
+KINDS = pytest.mark.parametrize("kind", [Batcher, LoopBatcher], ids=["thread", "loop"])
 
 
 def run(coro):
     return asyncio.run(coro)
 
 
-def test_each_request_gets_its_own_result_in_order():
-    batcher = Batcher(each(lambda x: x * x))
+@KINDS
+def test_each_request_gets_its_own_result_in_order(kind):
+    batcher = kind(each(lambda x: x * x))
 
     async def main():
         return await asyncio.gather(*(batcher.submit(i) for i in range(20)))
@@ -43,14 +46,15 @@ def test_requests_queued_together_run_as_one_batch_on_one_thread():
     batcher.close()
 
 
-def test_max_batch_caps_a_batch():
+@KINDS
+def test_max_batch_caps_a_batch(kind):
     sizes = []
 
     def record(xs):
         sizes.append(len(xs))
         return list(xs)
 
-    batcher = Batcher(record, window=0.05, max_batch=3)
+    batcher = kind(record, window=0.05, max_batch=3)
 
     async def main():
         return await asyncio.gather(*(batcher.submit(i) for i in range(7)))
@@ -60,11 +64,12 @@ def test_max_batch_caps_a_batch():
     batcher.close()
 
 
-def test_an_error_fails_only_its_own_request():
+@KINDS
+def test_an_error_fails_only_its_own_request(kind):
     def invert(x):
         return 1 / x
 
-    batcher = Batcher(each(invert), window=0.05)
+    batcher = kind(each(invert), window=0.05)
 
     async def main():
         return await asyncio.gather(*(batcher.submit(x) for x in (1, 0, 4)),
@@ -76,11 +81,12 @@ def test_an_error_fails_only_its_own_request():
     batcher.close()
 
 
-def test_a_failing_batch_function_fails_every_request_of_the_batch():
+@KINDS
+def test_a_failing_batch_function_fails_every_request_of_the_batch(kind):
     def broken(xs):
         raise RuntimeError("model exploded")
 
-    batcher = Batcher(broken, window=0.05)
+    batcher = kind(broken, window=0.05)
 
     async def main():
         return await asyncio.gather(*(batcher.submit(x) for x in range(3)),
@@ -90,25 +96,66 @@ def test_a_failing_batch_function_fails_every_request_of_the_batch():
     batcher.close()
 
 
-def test_a_batch_function_returning_the_wrong_count_is_an_error():
-    batcher = Batcher(lambda xs: [], window=0.0)
+@KINDS
+def test_a_batch_function_returning_the_wrong_count_is_an_error(kind):
+    batcher = kind(lambda xs: [], window=0.0)
     with pytest.raises(RuntimeError, match="returned 0 results for 1 requests"):
         run(batcher.submit(1))
     batcher.close()
 
 
-def test_a_closed_batcher_refuses_new_requests():
-    batcher = Batcher(each(str))
+@KINDS
+def test_a_closed_batcher_refuses_new_requests(kind):
+    batcher = kind(each(str))
     assert run(batcher.submit(5)) == "5"
     batcher.close()
     with pytest.raises(RuntimeError, match="closed"):
         run(batcher.submit(6))
 
 
+@KINDS
 @pytest.mark.parametrize("kwargs", [{"window": -1.0}, {"max_batch": 0}, {"max_batch": 1.5}])
-def test_bad_settings_are_refused(kwargs):
+def test_bad_settings_are_refused(kind, kwargs):
     with pytest.raises(ValueError):
-        Batcher(each(str), **kwargs)
+        kind(each(str), **kwargs)
+
+
+def test_the_loop_batcher_runs_one_turns_requests_as_one_batch_on_the_loop_thread():
+    seen: list[tuple[list[int], str]] = []
+
+    def square_all(xs):
+        seen.append((list(xs), threading.current_thread().name))
+        return [x * x for x in xs]
+
+    batcher = LoopBatcher(square_all, max_batch=8)
+
+    async def main():
+        first = await asyncio.gather(*(batcher.submit(i) for i in range(5)))
+        return first, await batcher.submit(9)
+
+    assert run(main()) == ([0, 1, 4, 9, 16], 81)
+    assert seen == [([0, 1, 2, 3, 4], threading.current_thread().name), ([9], seen[0][1])]
+    assert (batcher.batches, batcher.requests) == (2, 6)
+
+
+def test_the_loop_batcher_skips_a_request_cancelled_before_its_batch_ran():
+    ran: list[int] = []
+
+    def record(xs):
+        ran.extend(xs)
+        return list(xs)
+
+    batcher = LoopBatcher(record, window=0.05)
+
+    async def main():
+        gone = asyncio.ensure_future(batcher.submit(1))
+        kept = asyncio.ensure_future(batcher.submit(2))
+        await asyncio.sleep(0)  # both queued
+        gone.cancel()
+        return await kept
+
+    assert run(main()) == 2
+    assert ran == [2]
 
 
 def test_concurrent_http_recommendations_equal_the_direct_answer(tiny_checkpoint, tmp_path):

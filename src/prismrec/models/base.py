@@ -18,6 +18,7 @@ from torch import nn
 
 from prismrec.models.embedding import MODES, ItemEmbedding, TimeGapEmbedding
 from prismrec.models.interest import HEADS, InterestHead, Interests, build_head
+from prismrec.models.topk import ScoreTable
 
 
 @dataclass
@@ -187,6 +188,11 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         if self.out_bias is None:
             return user_repr @ table.T  # (B, N)
         return torch.addmm(self.out_bias, user_repr, table.T)  # one pass instead of two
+
+    @torch.no_grad()
+    def score_table(self) -> ScoreTable:
+        """A frozen copy of the output table laid out for serving (``score_all`` + top-k)."""
+        return ScoreTable(self.output_table(), self.out_bias)
 
     def score(self, user_repr: torch.Tensor, item_ids: torch.Tensor) -> torch.Tensor:
         """(B, D), item indices (B, K) → (B, K): scores of chosen items only."""

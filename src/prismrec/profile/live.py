@@ -59,7 +59,6 @@ from prismrec.data.sequences import Sequences
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError
 from prismrec.models.stepper import Stepper
-from prismrec.models.topk import topk
 from prismrec.profile.store import (
     ConcurrentUpdateError,
     Event,
@@ -253,6 +252,7 @@ class LiveProfiles:
         with torch.no_grad():
             table = self.model.output_table().detach().float()
             self._unit_items = nn.functional.normalize(table, dim=1).contiguous()  # (N, D)
+        self._scorer = self.model.score_table()
         self._lock = threading.Lock()
         # SQLite takes one writer at a time, and a thread that finds the file locked sleeps
         # (1, 2, 5, 10 ... ms back-off); threads of one process therefore take turns here.
@@ -786,19 +786,19 @@ class LiveProfiles:
             except Exception as exc:  # handed back to its own request
                 out[j] = exc
         if scored:
+            scorer, n = self._scorer, self._scorer.n_items  # one catalogue for the batch
             with torch.no_grad():
                 hidden = torch.from_numpy(np.stack([s[4].hidden for s in scored]))  # (B, D)
-                scores = self.model.score_all(hidden)  # (B, N)
+                scores = scorer.scores(hidden)  # (B, N + padding), a reused buffer
             pools = []
             for b, (_, user, k, diversity, _, banned) in enumerate(scored):
                 if getattr(self.recommender, "item_item_", None) is not None:
-                    scores[b] = self._blended(user, scores[b])
+                    scores[b, :n] = self._blended(user, scores[b, :n])
                 if len(banned):
                     scores[b, torch.from_numpy(banned)] = -torch.inf
-                pools.append(min(self.n_items - len(banned),
-                                 k if diversity == 0 else max(4 * k, k + 20)))
+                pools.append(min(n - len(banned), k if diversity == 0 else max(4 * k, k + 20)))
             # one top-k over the batch (cheaper than one per row); each row keeps its pool
-            values, indices = topk(scores, max(pools))
+            values, indices = scorer.topk(scores, max(pools))
             top_idx, top_val = indices.numpy(), values.double().numpy()
             for b, (j, user, k, diversity, st, _) in enumerate(scored):
                 try:
@@ -964,6 +964,7 @@ class LiveProfiles:
             with torch.no_grad():
                 table = self.model.output_table().detach().float()
                 unit = nn.functional.normalize(table, dim=1).contiguous()  # (N, D)
+            scorer = self.model.score_table()
             with self._lock:
                 self.items = rec.items_
                 self.n_items = len(self.items)
@@ -971,6 +972,7 @@ class LiveProfiles:
                 self._popularity = counts.astype(np.float64)
                 self._popular_order = np.lexsort((np.arange(self.n_items), -counts))
                 self._unit_items = unit
+                self._scorer = scorer
                 self.checkpoint = _fingerprint(rec)
                 self._states.clear()
                 self._train_states.clear()

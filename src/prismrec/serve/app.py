@@ -5,9 +5,9 @@ factory, so tests and several apps in one process never share state. Every error
 ``{"error": "..."}`` with a message that says what is wrong: 400 bad data, 401/403 keys,
 404 unknown ids, 413 body or batch too large, 422 invalid fields, 501 not available, 503 the
 store cannot be reached (retry). Route handlers are plain functions, run in the server's
-thread pool, except the two hot ones (events, recommendations), which are async and hand
-their model work to worker threads (``prismrec.serve.batching``); the store and
-``LiveProfiles`` are thread-safe.
+thread pool, except the two hot ones (events, recommendations), which are async and batch
+their model work (``prismrec.serve.batching``: recommendations on the event loop, ingest on
+a worker thread); the store and ``LiveProfiles`` are thread-safe.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        workers.close()  # finish queued model work, stop the worker threads
+        workers.close()  # finish queued model work, stop the worker thread
 
     app = FastAPI(title="prismrec", version=prismrec.__version__, lifespan=lifespan,
                   description="Recommendations from dynamic user profiles, updated per event. "

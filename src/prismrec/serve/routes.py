@@ -15,7 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstrain
 from prismrec.profile.live import LiveProfiles, Recommendations, UpdateResult
 from prismrec.profile.store import MAX_ID_LENGTH, Event
 from prismrec.serve.auth import admin_guard, client_guard
-from prismrec.serve.batching import Batcher, each
+from prismrec.serve.batching import Batcher, LoopBatcher, each
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
     ErrorOut,
@@ -95,10 +95,11 @@ class RecommendRequest:
 
 
 class Workers:
-    """The worker threads of the hot routes: one for recommendations, one for ingest.
+    """Where the hot routes' model work runs (``prismrec.serve.batching``).
 
-    Ingest has its own thread so that a 100-event batch never delays a recommendation;
-    SQLite takes one writer at a time anyway, and a batch is a few store round trips.
+    Recommendations: batched on the event loop (scoring a stored state is short and
+    CPU-bound). Ingest: one worker thread, so that a 100-event batch's store transaction
+    never holds up the loop; SQLite takes one writer at a time anyway.
     """
 
     def __init__(self, live: LiveProfiles, settings: ServeSettings) -> None:
@@ -107,7 +108,7 @@ class Workers:
                 dict(user=r.user, k=r.k, filter_seen=r.filter_seen, exclude=list(r.exclude),
                      diversity=r.diversity) for r in batch])
 
-        self.recommend: Batcher[RecommendRequest, Recommendations] = Batcher(
+        self.recommend: LoopBatcher[RecommendRequest, Recommendations] = LoopBatcher(
             recommend, window=settings.batch_window_ms / 1e3,
             max_batch=settings.max_request_batch, name="prismrec-recommend")
         self.ingest: Batcher[list[Event], UpdateResult] = Batcher(
@@ -122,8 +123,8 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                  workers: Workers | None = None) -> APIRouter:
     """Routes bound to one ``LiveProfiles`` (no globals: two apps never share state).
 
-    The two hot routes (events, recommendations) are async and run their model work on
-    ``workers``' threads (see ``prismrec.serve.batching``); the others use the thread pool.
+    The two hot routes (events, recommendations) are async and batch their model work
+    through ``workers`` (see ``prismrec.serve.batching``); the others use the thread pool.
     """
     workers = workers or Workers(live, settings)
     client = [Depends(client_guard(settings))]
