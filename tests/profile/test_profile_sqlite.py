@@ -51,6 +51,42 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path):
         open_store(f"sqlite:///{other}")
 
 
+def test_a_schema_1_file_is_migrated_on_open_and_keeps_its_states(tmp_path):
+    path = tmp_path / "p.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.append_events([Event("ann", "i1", 1.0, "e1"), Event("ann", "i2", 2.0, "e2")])
+        store.put_state("ann", _state(2, blob=b"x" * 1500))
+    with sqlite3.connect(path) as conn:  # rewrite it the way schema 1 laid the states out
+        conn.execute("CREATE TABLE old (user TEXT PRIMARY KEY, checkpoint TEXT NOT NULL, "
+                     "version INTEGER NOT NULL, blob BLOB NOT NULL, last_timestamp REAL NOT "
+                     "NULL, n_events INTEGER NOT NULL, needs_rebuild INTEGER NOT NULL, "
+                     "updated_at REAL NOT NULL) WITHOUT ROWID")
+        conn.execute("INSERT INTO old SELECT * FROM states")
+        conn.execute("DROP TABLE states")
+        conn.execute("ALTER TABLE old RENAME TO states")
+        conn.execute("UPDATE store_meta SET value='1' WHERE key='schema'")
+    conn.close()
+    with open_store(f"sqlite:///{path}") as store:
+        got = store.get_state("ann")
+        assert (got.blob, got.version, got.n_events) == (b"x" * 1500, 1, 2)
+        assert store.put_state("ann", _state(2, blob=b"y"), expected_version=1) == 2
+    with sqlite3.connect(path) as conn:
+        ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='states'").fetchone()[0]
+        version = conn.execute("SELECT value FROM store_meta WHERE key='schema'").fetchone()[0]
+    conn.close()
+    assert "WITHOUT ROWID" not in ddl and version == "2"
+
+
+def test_a_store_from_a_newer_prismrec_is_refused(tmp_path):
+    path = tmp_path / "p.db"
+    open_store(f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE store_meta SET value='99' WHERE key='schema'")
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 99"):
+        open_store(f"sqlite:///{path}")
+
+
 def test_forget_leaves_no_bytes_of_the_user_in_the_file_even_before_vacuum(tmp_path):
     path = tmp_path / "p.db"
     secret = "quentin-42c1"

