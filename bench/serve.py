@@ -455,8 +455,9 @@ the store (ingest transaction, read of the state and of the new log tail, compar
 write of the state); then batches of 100 events over 100 of 1,000 already-seen users.
 HTTP ingest: 4 clients posting batches of 100 events spread over 100 or over 10 distinct
 users, drawn from 1,000 users (900 new, 100 with training histories; first sight of one of
-those runs the model over the history once). A batch costs four store round trips however
-many users it touches and one batched LSTM step per event position.
+those runs the model over the history once). A batch costs three store round trips however
+many users it touches (ingest, read the states, write them; the ingest hands its events to the
+model, so the log is not read back) and one batched LSTM step per event position.
 
 {markdown_table(rows, ["what", "p50 ms", "p99 ms", "throughput", "target"])}
 """

@@ -80,7 +80,7 @@ def test_a_user_known_from_training_continues_from_their_training_history(rec, l
     assert scores(after) != scores(before)
 
 
-def test_an_update_reads_only_the_new_events_of_the_log(rec, store):
+def test_an_update_reads_from_the_log_only_what_the_state_lacks(rec, store):
     class CountingStore:  # the real store, counting what is read from the logs
         def __init__(self, inner):
             self.inner, self.read = inner, 0
@@ -104,8 +104,11 @@ def test_an_update_reads_only_the_new_events_of_the_log(rec, store):
     live.update([Event("long", i, t) for i, t in zip(items, times, strict=True)])
     counting.read = 0
     result = live.update([Event("long", "i00001", times[-1] + 1)])
-    assert counting.read == 1 and result.folded == 1
+    assert counting.read == 0 and result.folded == 1  # the ingest hands its events over
     assert "O(1) per event" in result.step_cost
+    store.append_events([Event("long", "i00002", times[-1] + 2)])  # logged, not folded
+    result = live.update([Event("long", "i00003", times[-1] + 3)])
+    assert counting.read == 2 and result.folded == 2  # the state's gap is read: both
 
 
 def test_unknown_items_are_logged_and_reported_but_not_fed_to_the_model(rec, live, store):

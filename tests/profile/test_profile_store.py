@@ -101,6 +101,17 @@ def test_same_event_id_is_stored_once(store):
     assert [e.event_id for e in store.events("ann")] == ["e1", "e2", "e3"]
 
 
+def test_ingest_reports_each_users_appended_tail_as_the_log_holds_it(store):
+    store.append_events([ev("ann", "i1", 1.0, "e1"), ev("bob", "i1", 1.0, "b1")])
+    result = store.append_events([ev("ann", "i1", 1.0, "e1"), ev("bob", "i2", 2.0, "b2"),
+                                  ev("ann", "i3", 3.0, "e3"), ev("cy", "i4", 4.0),
+                                  ev("ann", "i5", 0.5, "e5"), ev("bob", "i2", 2.0, "b2")])
+    assert set(result.tails) == {"ann", "bob", "cy"}  # duplicates are not in any tail
+    for user, (start, events) in result.tails.items():
+        assert store.events(user, since_seq=start) == events
+    assert [start for start, _ in (result.tails[u] for u in ("ann", "bob", "cy"))] == [1, 1, 0]
+
+
 def test_repeated_event_id_within_one_batch_is_stored_once(store):
     result = store.append_events([ev("ann", "i1", 1.0, "e1"), ev("ann", "i1", 1.0, "e1")])
     assert (result.accepted, result.duplicates) == (1, 1)

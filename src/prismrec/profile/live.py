@@ -42,7 +42,7 @@ import math
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -278,18 +278,22 @@ class LiveProfiles:
         with self._writing:
             ingest = self.store.append_events(batch)  # validates the whole batch first
             users = list(dict.fromkeys(e.user for e in batch))
-            folded, deferred_late, updated, gave_up = self._advance(users)
+            folded, deferred_late, updated, gave_up = self._advance(users, ingest.tails)
         unknown = list(dict.fromkeys(e.item for e in batch if e.item not in self._item_index))
         return UpdateResult(ingest.accepted, ingest.duplicates, ingest.late,
                             list(ingest.late_users), unknown, updated, folded, deferred_late,
                             gave_up, self.step_cost)
 
-    def _advance(self, users: list[str]) -> tuple[int, int, list[str], list[str]]:
+    def _advance(self, users: list[str],
+                 known: Mapping[str, tuple[int, list[Event]]] | None = None
+                 ) -> tuple[int, int, list[str], list[str]]:
         """Fold every user's not yet folded log events; retry users that lost a race.
 
-        However many users, one round costs three store round trips (read the states, read
-        the log tails, write the states with compare-and-set) and one batched model step per
-        event position; only users that lost a race go round again.
+        However many users, one round costs at most three store round trips (read the
+        states, read the log tails, write the states with compare-and-set) and one batched
+        model step per event position; only users that lost a race go round again.
+        ``known``: the log tails the caller just appended (``IngestResult.tails``); in the
+        first round a user whose state ends where their tail begins is not read back.
         """
         folded = deferred = 0
         updated: list[str] = []
@@ -297,7 +301,8 @@ class LiveProfiles:
         for _ in range(MAX_RETRIES):
             if not pending:
                 break
-            plans = [p for p in self._plans(pending) if p is not None]
+            plans = [p for p in self._plans(pending, known) if p is not None]
+            known = None  # a retry reads what the winner of the race left
             self._run_steps(plans)
             written = self._write_many(plans)
             retry = []
@@ -320,15 +325,25 @@ class LiveProfiles:
 
     # -- planning and stepping ---------------------------------------------------------------------
 
-    def _plans(self, users: list[str]) -> list[_Plan | None]:
+    def _plans(self, users: list[str],
+               known: Mapping[str, tuple[int, list[Event]]] | None = None
+               ) -> list[_Plan | None]:
         """Read the users' states and new log events (two store round trips for all of
-        them); decide what to feed the model. None: nothing to do for that user."""
+        them, one when ``known`` holds the tails); decide what to feed the model. None:
+        nothing to do for that user."""
         stored = self.store.get_states(users)
         bases = {u: self._usable(u, stored.get(u)) for u in users}
         # a usable state needs the events after it; no state or an unusable one (another
         # checkpoint, an unreadable blob: rebuilt) needs the whole log
-        tails = self.store.events_since({u: b.n_logged if b is not None else 0
-                                         for u, b in bases.items()})
+        since = {u: b.n_logged if b is not None else 0 for u, b in bases.items()}
+        tails: dict[str, list[Event]] = {}
+        for u, start in since.items():
+            tail = (known or {}).get(u)
+            if tail is not None and tail[0] == start:  # the state ends where they begin
+                tails[u] = tail[1]
+        missing = {u: start for u, start in since.items() if u not in tails}
+        if missing:
+            tails.update(self.store.events_since(missing))
         plans: list[_Plan | None] = []
         for user in users:
             st, base, new = stored.get(user), bases[user], tails[user]

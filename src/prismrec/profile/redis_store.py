@@ -59,7 +59,8 @@ for u = 1, nusers do
              rebuild = tonumber(m[3] or '0'), touched = false}
 end
 local accepted, dups, late = 0, 0, 0
-local late_users, late_seen = {}, {}
+local late_users, late_seen, dup_idx, starts = {}, {}, {}, {}
+for u = 1, nusers do starts[u] = meta[u].n end
 for i = 0, n - 1 do
   local b = 2 + 4 * i
   local u = tonumber(ARGV[b])
@@ -67,6 +68,7 @@ for i = 0, n - 1 do
   local user = ARGV[uoff + u]
   if eid ~= '' and redis.call('HSETNX', KEYS[1], eid, user) == 0 then
     dups = dups + 1
+    table.insert(dup_idx, i)
   else
     local m = meta[u]
     local ts = tonumber(ts_s)
@@ -94,7 +96,7 @@ for u = 1, nusers do
   end
 end
 if accepted > 0 then redis.call('INCRBY', KEYS[3], accepted) end
-return {accepted, dups, late, late_users}
+return {accepted, dups, late, late_users, starts, dup_idx}
 """
 
 # KEYS: state, meta, n_states. ARGV: expected or '', checkpoint, blob, last_ts, n_events,
@@ -256,9 +258,14 @@ class RedisStore(StoreBase):
         for user in users:
             keys += [self._key(b"ev:", user), self._key(b"meta:", user)]
         args += [u.encode() for u in users]
-        accepted, dups, late, late_idx = self._ingest(keys=keys, args=args)
+        accepted, dups, late, late_idx, starts, dup_idx = self._ingest(keys=keys, args=args)
+        dropped = {int(i) for i in dup_idx}
+        tails: dict[str, tuple[int, list[Event]]] = {}
+        for i, ev in enumerate(batch):
+            if i not in dropped:
+                tails.setdefault(ev.user, (int(starts[index[ev.user] - 1]), []))[1].append(ev)
         return IngestResult(int(accepted), int(dups), int(late),
-                            [users[int(i) - 1] for i in late_idx])
+                            [users[int(i) - 1] for i in late_idx], tails)
 
     @_translate
     def events(self, user: str, *, since_seq: int | None = None) -> list[Event]:

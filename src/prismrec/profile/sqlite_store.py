@@ -251,6 +251,7 @@ class SQLiteStore(StoreBase):
             return IngestResult(0, 0, 0, [])
         accepted = duplicates = late = 0
         late_users: dict[str, None] = {}
+        tails: dict[str, tuple[int, list[Event]]] = {}
         rows = []
         with self._write() as c:
             # Read what the batch needs in a few statements; the write lock held since BEGIN
@@ -277,6 +278,7 @@ class SQLiteStore(StoreBase):
                     seen.add(ev.event_id)
                 m = meta[ev.user]
                 rows.append((ev.user, m[0], ev.item, ev.timestamp, ev.event, ev.value, ev.event_id))
+                tails.setdefault(ev.user, (m[0], []))[1].append(ev)
                 accepted += 1
                 m[0] += 1
                 if m[1] is not None and ev.timestamp < m[1]:
@@ -299,7 +301,7 @@ class SQLiteStore(StoreBase):
             )
         if late:
             log.debug("ingest: %d late event(s) for %d user(s)", late, len(late_users))
-        return IngestResult(accepted, duplicates, late, list(late_users))
+        return IngestResult(accepted, duplicates, late, list(late_users), tails)
 
     def events(self, user: str, *, since_seq: int | None = None) -> list[Event]:
         """The user's logged events in ingest order, from position `since_seq` (0-based) on."""

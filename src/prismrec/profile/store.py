@@ -65,12 +65,15 @@ class IngestResult:
 
     `late` counts accepted events older than an event already in that user's log (earlier in
     the same batch included); they are stored, and the user's state is marked for rebuild.
+    `tails` maps each user with accepted events to the log position of the first of them and
+    those events in log order: what a caller folding them needs, without reading them back.
     """
 
     accepted: int
     duplicates: int
     late: int
     late_users: list[str] = field(default_factory=list)
+    tails: dict[str, tuple[int, list[Event]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
