@@ -331,22 +331,16 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
-    from urllib.parse import urlsplit
 
     from prismrec.serve.worker import CONFIG_ENV, WorkerConfig, build, settle
 
-    scheme = urlsplit(args.store).scheme.lower()
     if args.workers < 1:
         raise SystemExit("prismrec serve: --workers must be at least 1")
-    if args.workers > 1 and scheme not in ("redis", "rediss"):
-        raise SystemExit(
-            f"prismrec serve: --workers {args.workers} needs the shared Redis store "
-            "(--store redis://host:port/db): every worker must see the same profiles. "
-            "With a SQLite store run one worker.")
     settings = {
         "api_key": args.api_key or os.environ.get("PRISMREC_API_KEY") or None,
         "admin_key": args.admin_key or os.environ.get("PRISMREC_ADMIN_KEY") or None,
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
+        "workers": args.workers,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
                           threads=args.threads, settings=settings)
@@ -552,7 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     s.add_argument("--workers", type=int, default=1,
-                   help="worker processes (more than 1 needs a Redis store)")
+                   help="worker processes on this machine, sharing the store (SQLite: one "
+                   "file, one writer at a time; Redis: several machines too). With more than 1 "
+                   "POST /v1/items is refused: each worker holds its own copy of the model")
     s.add_argument("--api-key", help="client key (default: $PRISMREC_API_KEY; none: open)")
     s.add_argument("--admin-key", help="admin key (default: $PRISMREC_ADMIN_KEY; none: admin "
                    "routes off)")

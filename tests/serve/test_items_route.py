@@ -128,3 +128,14 @@ def test_adding_items_needs_the_admin_key(client):
     refused = post_items(client, item("x", "A lamp"), headers={})
     assert refused.status_code == 403 and "admin" in refused.json()["error"]
     assert client.get("/v1/items/x/similar").status_code == 404
+
+
+def test_adding_items_is_refused_when_several_workers_serve_the_model(rec, tmp_path):
+    settings = ServeSettings(api_key=CLIENT, admin_key=ADMIN, workers=2)
+    with open_store(f"sqlite:///{tmp_path / 'items.db'}") as store:
+        live = LiveProfiles(rec, store)
+        with TestClient(create_app(live, settings)) as c:
+            reply = post_items(c, item("n-1", "a brand new lamp"))
+        assert reply.status_code == 409
+        assert "single worker" in reply.json()["error"] and "2" in reply.json()["error"]
+        assert not live.item_known("n-1")

@@ -214,14 +214,21 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 "training_history_retained": live.known_user(user)}
 
     @router.post("/v1/items", response_model=ItemsOut, dependencies=admin,
-                 responses={501: {"model": ErrorOut}, 500: {"model": ErrorOut}, **ERRORS},
+                 responses={code: {"model": ErrorOut} for code in (409, 500, 501)} | ERRORS,
                  tags=["admin"])
     def add_items(batch: Annotated[ItemBatch, Body()]) -> dict:
         """Add catalogue items from their text (admin key): recommendable at once.
 
         Ids the model already has are upserts (their text is replaced and re-encoded).
-        Needs a model trained with a text part (embedding 'id+text' or 'text').
+        Needs a model trained with a text part (embedding 'id+text' or 'text'), and one
+        worker process: each worker holds its own copy of the model.
         """
+        if settings.workers > 1:
+            raise HTTPException(
+                409, f"adding items needs a single worker, and this service runs "
+                f"{settings.workers}: each holds its own copy of the model, so an item added "
+                "to one would be unknown to the others. Add the items offline "
+                "(Recommender.add_items, then save) and restart the workers on that checkpoint")
         if live.model.items.proj is None:
             mode = live.model.config.embedding
             raise HTTPException(

@@ -31,6 +31,7 @@ class ServeSettings:
     min_timestamp: float = 0.0  # and so are timestamps before this (unix seconds)
     batch_window_ms: float = 0.0  # recommendations: wait this long for more requests per batch
     max_request_batch: int = 32  # recommendation requests computed together at most
+    workers: int = 1  # processes serving this model; above 1, item writes are refused
 
     def validate(self) -> None:
         for name in ("api_key", "admin_key"):
@@ -39,7 +40,7 @@ class ServeSettings:
                                     or not key.isascii() or not key.isprintable()):
                 raise ValueError(f"{name} must be printable ASCII of at least 8 characters")
         for name in ("max_body_bytes", "max_batch", "max_k", "max_exclude",
-                     "max_request_batch"):
+                     "max_request_batch", "workers"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
