@@ -542,8 +542,9 @@ after a warm-up that visits each once. Naive/live ratio:
 Updates: `Recommender.update` is the library's streaming path (in memory: one LSTM step
 through the model's own cells, no re-reading of the history), for one event of one of 300
 already-seen users. `LiveProfiles.update` is the service's durable path: the same step plus
-the store (ingest transaction, read of the state and of the new log tail, compare-and-set
-write of the state); then batches of 100 events over 100 of 1,000 already-seen users.
+the store (ingest transaction, read of the state, compare-and-set write of the state; the
+events just logged are handed over, not read back); then batches of 100 events over 100
+of 1,000 already-seen users.
 HTTP ingest: 4 clients posting batches of 100 events spread over 100 or over 10 distinct
 users, drawn from 1,000 users (900 new, 100 with training histories; first sight of one of
 those runs the model over the history once). A batch costs three store round trips however
