@@ -47,7 +47,7 @@ class ScoreTable:
     streaming pass, ~1.4x faster than multiplying by ``table.T`` -- and padded to a whole
     number of top-k blocks with a bias of -inf, so ``topk`` needs no padded copy of the
     scores. The (B, N) scores go into a buffer each thread reuses: a fresh 4 MB tensor per
-    batch is fresh pages from the OS each time, which showed as 3-10x slower p99 products.
+    batch is fresh pages from the OS each time, which made the p99 product about 3x slower.
     """
 
     def __init__(self, table: torch.Tensor, bias: torch.Tensor | None = None,

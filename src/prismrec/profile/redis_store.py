@@ -99,8 +99,9 @@ if accepted > 0 then redis.call('INCRBY', KEYS[3], accepted) end
 return {accepted, dups, late, late_users, starts, dup_idx}
 """
 
-# KEYS: state:u, meta:u per user. One reply per user: the state fields in _STATE_FIELDS order
-# and the user's rebuild_upto, or nils when the user has no state. One script instead of a
+# KEYS: state:u, meta:u per user. One reply per user: the state's checkpoint, version, blob,
+# last_timestamp, n_events, needs_rebuild, updated_at and the user's rebuild_upto, or nils
+# when the user has no state. One script instead of a
 # MULTI of two commands per user: redis-py's per-command cost was most of a 100-user read.
 _GET_STATES = """
 local out = {}
