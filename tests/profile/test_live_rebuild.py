@@ -69,14 +69,37 @@ def test_a_state_from_another_checkpoint_is_rebuilt_from_the_log(rec, store):
     assert store.get_state("bob").checkpoint == live.checkpoint
 
 
-def test_a_state_behind_the_log_catches_up_on_the_next_read(rec, store):
+def test_a_state_behind_the_log_is_caught_up_for_reads_and_stored_by_rebuild_stale(rec, store):
     live = LiveProfiles(rec, store)
     live.update([Event("cy", "i00006", T0)])
     store.append_events([Event("cy", "i00007", T0 + 1)])  # ingested, but the update "crashed"
     caught_up = top_scores(live, "cy")
+    assert "i00007" not in caught_up  # the logged event is in the reply (seen, filtered)
+    assert store.get_state("cy").n_events == 1  # a read writes nothing
+    assert live.rebuild_stale() == ["cy"]
     assert store.get_state("cy").n_events == 2
-    live.rebuild("cy")
     assert top_scores(live, "cy") == pytest.approx(caught_up, abs=1e-6)
+
+
+def test_a_read_never_waits_for_a_writer_holding_the_sqlite_lock(rec, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    with open_store(f"sqlite:///{path}?timeout=30") as store:
+        live = LiveProfiles(rec, store)
+        live.update([Event("cy", "i00006", T0)])
+        store.append_events([Event("cy", "i00007", T0 + 1)])  # its update still to come
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # another process's ingest, mid-transaction
+        try:
+            replies = []
+            reader = threading.Thread(target=lambda: replies.append(top_scores(live, "cy")))
+            reader.start()
+            reader.join(timeout=10)
+            assert replies and "i00007" not in replies[0]
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
 
 
 def test_two_writers_on_one_store_lose_no_event(rec, url):

@@ -653,8 +653,12 @@ class LiveProfiles:
     def _current(self, user: str) -> _State | None:
         """The user's state with every logged event folded, or None if nothing is known.
 
-        A stored state behind the log (an update interrupted after its ingest) or from
-        another checkpoint is brought up to date and written back first.
+        A state behind the log -- an ingest in flight, or one cut short by a crash -- is
+        brought up to date in memory for this read and not stored: a read never waits for
+        the write lock (the service reads on its event loop), and the update that logged the
+        events stores them (after a crash: ``rebuild_stale``, ``prismrec serve
+        --rebuild-stale``). A state from another checkpoint is rebuilt from the whole log
+        and written back once, since recomputing it per read would cost O(history).
         """
         stored = self.store.get_state(user)
         st = self._usable(user, stored)
@@ -663,6 +667,12 @@ class LiveProfiles:
         if stored is None and self.store.event_count(user) == 0:
             row = self._training_row(user)
             return None if row is None else self._initial(user)
+        if st is not None or stored is None:  # behind the log: fold its tail, write nothing
+            (plan,) = self._plans([user])
+            if plan is None:  # folded by a writer meanwhile
+                return self._usable(user, self.store.get_state(user))
+            self._run_steps([plan])
+            return plan.state
         with self._writing:
             _, _, _, pending = self._advance([user])
         if pending:
