@@ -49,27 +49,40 @@ def each(fn: Callable[[T], R]) -> Callable[[Sequence[T]], list[R | BaseException
     return run
 
 
-def _check(window: float, max_batch: int) -> None:
-    if not window >= 0:
-        raise ValueError(f"window must be >= 0 seconds, got {window!r}")
-    if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
-        raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+class _Batching(Generic[T, R]):
+    """What both batchers share: their settings, the checked batch call and its counters."""
+
+    def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R | BaseException]], *,
+                 window: float = 0.0, max_batch: int = 32, name: str = "prismrec-batcher"
+                 ) -> None:
+        if not window >= 0:
+            raise ValueError(f"window must be >= 0 seconds, got {window!r}")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}")
+        self.run_batch = run_batch
+        self.window = float(window)
+        self.max_batch = max_batch
+        self.name = name
+        self._closed = False
+        self.batches = 0  # batches run (for tests and metrics)
+        self.requests = 0  # requests run
+
+    def _run(self, requests: list) -> list:
+        """``run_batch(requests)``, checked; a batch that fails gives every request its error."""
+        try:
+            results = list(self.run_batch(requests))
+            if len(results) != len(requests):
+                raise RuntimeError(f"{self.name}: batch function returned {len(results)} "
+                                   f"results for {len(requests)} requests")
+        except Exception as exc:
+            log.exception("%s: batch of %d failed", self.name, len(requests))
+            results = [exc] * len(requests)
+        self.batches += 1
+        self.requests += len(requests)
+        return results
 
 
-def _results(name: str, run_batch: Callable, requests: list) -> list:
-    """``run_batch(requests)``, checked; a batch that fails gives every request its error."""
-    try:
-        results = list(run_batch(requests))
-        if len(results) != len(requests):
-            raise RuntimeError(f"{name}: batch function returned {len(results)} results for "
-                               f"{len(requests)} requests")
-    except Exception as exc:
-        log.exception("%s: batch of %d failed", name, len(requests))
-        results = [exc] * len(requests)
-    return results
-
-
-class LoopBatcher(Generic[T, R]):
+class LoopBatcher(_Batching[T, R]):
     """Run the requests that reach the event loop in one turn as one batch, on the loop.
 
     The first request of a batch schedules the batch for the end of the current loop turn
@@ -82,15 +95,8 @@ class LoopBatcher(Generic[T, R]):
     def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R | BaseException]], *,
                  window: float = 0.0, max_batch: int = 32, name: str = "prismrec-batcher"
                  ) -> None:
-        _check(window, max_batch)
-        self.run_batch = run_batch
-        self.window = float(window)
-        self.max_batch = max_batch
-        self.name = name
+        super().__init__(run_batch, window=window, max_batch=max_batch, name=name)
         self._pending: dict[asyncio.AbstractEventLoop, list] = {}  # per loop: (request, future)
-        self._closed = False
-        self.batches = 0
-        self.requests = 0
 
     async def submit(self, request: T) -> R:
         """Run ``request`` in the next batch and return its result (or raise its error)."""
@@ -112,9 +118,7 @@ class LoopBatcher(Generic[T, R]):
         live = [(r, f) for r, f in queued if not f.done()]  # done: cancelled meanwhile
         for start in range(0, len(live), self.max_batch):
             batch = live[start: start + self.max_batch]
-            results = _results(self.name, self.run_batch, [r for r, _ in batch])
-            self.batches += 1
-            self.requests += len(batch)
+            results = self._run([r for r, _ in batch])
             for (_, future), result in zip(batch, results, strict=True):
                 _resolve(future, result)
 
@@ -123,7 +127,7 @@ class LoopBatcher(Generic[T, R]):
         self._closed = True
 
 
-class Batcher(Generic[T, R]):
+class Batcher(_Batching[T, R]):
     """Queue requests from async code; one worker thread runs them in batches.
 
     ``run_batch(requests)`` returns one result per request, in order; a result that is an
@@ -135,17 +139,10 @@ class Batcher(Generic[T, R]):
     def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R | BaseException]], *,
                  window: float = 0.0, max_batch: int = 32, name: str = "prismrec-batcher"
                  ) -> None:
-        _check(window, max_batch)
-        self.run_batch = run_batch
-        self.window = float(window)
-        self.max_batch = max_batch
-        self.name = name
+        super().__init__(run_batch, window=window, max_batch=max_batch, name=name)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._closed = False
-        self.batches = 0  # batches run (for tests and metrics)
-        self.requests = 0  # requests run
 
     async def submit(self, request: T) -> R:
         """Run ``request`` in the next batch and return its result (or raise its error)."""
@@ -213,9 +210,7 @@ class Batcher(Generic[T, R]):
                         except RuntimeError:
                             pass
             requests = [r for r, _, _ in batch]
-            results = _results(self.name, self.run_batch, requests)
-            self.batches += 1
-            self.requests += len(requests)
+            results = self._run(requests)
             for (_, loop, future), result in zip(batch, results, strict=True):
                 try:
                     loop.call_soon_threadsafe(_resolve, future, result)
