@@ -93,6 +93,35 @@ def test_exclude_and_diversity_are_applied_and_validated(client):
     assert client.get("/v1/users/cal/recommendations", params={"k": 201}).status_code == 422
 
 
+def test_the_recommendation_query_is_read_like_any_route(client):
+    """The hot route parses its own query (no FastAPI parameter solving): same rules."""
+    client.post("/v1/events", json=events("cy", ["i00007"]))
+    url = "/v1/users/cy/recommendations"
+    top = [it["item"] for it in client.get(url, params={"k": 4}).json()["items"]]
+    reply = client.get(url, params=[("k", "9"), ("k", "2"), ("exclude", top[0]),
+                                    ("exclude", top[1]), ("unknown", "x")]).json()
+    assert [it["item"] for it in reply["items"]] == top[2:4]  # last k wins; both excluded
+    seen = client.get(url, params={"k": 60, "filter_seen": "false"}).json()["items"]
+    assert "i00007" in [it["item"] for it in seen]
+    bad = client.get(url, params={"k": "ten", "diversity": "nan"})
+    assert bad.status_code == 422
+    assert "query.k" in bad.json()["error"] and "query.diversity" in bad.json()["error"]
+    long = client.get("/v1/users/" + "u" * 1025 + "/recommendations")
+    assert long.status_code == 422 and "1024" in long.json()["error"]
+
+
+def test_the_recommendation_route_is_documented_with_its_parameters_and_key(client):
+    doc = client.get("/openapi.json").json()
+    op = doc["paths"]["/v1/users/{user}/recommendations"]["get"]
+    assert [(p["name"], p["in"]) for p in op["parameters"]] == [
+        ("user", "path"), ("k", "query"), ("diversity", "query"), ("exclude", "query"),
+        ("filter_seen", "query")]
+    assert all(p["description"] for p in op["parameters"])
+    assert op["security"] == doc["paths"]["/v1/events"]["post"]["security"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "RecommendationsOut")
+
+
 def test_the_profile_shows_what_is_stored(client, rec):
     client.post("/v1/events", json=events("dot", ["i00008", "mystery"]))
     p = client.get("/v1/users/dot/profile").json()

@@ -12,6 +12,7 @@ from prismrec.serve.settings import ServeSettings
 
 HEADER = "X-API-Key"
 _scheme = APIKeyHeader(name=HEADER, auto_error=False, description="client or admin key")
+OPENAPI_SECURITY = [{_scheme.scheme_name: []}]  # for routes that check the key themselves
 
 
 def _matches(given: str | None, key: str | None) -> bool:
@@ -19,16 +20,21 @@ def _matches(given: str | None, key: str | None) -> bool:
         given.encode("utf-8", "surrogatepass"), key.encode())
 
 
+def check_client_key(settings: ServeSettings, given: str | None) -> None:
+    """Admit the client key or the admin key (anyone if no key is set); else 401/403."""
+    if settings.api_key is None:
+        return
+    if given is None:
+        raise HTTPException(401, f"missing API key: send it in the {HEADER} header")
+    if not (_matches(given, settings.api_key) or _matches(given, settings.admin_key)):
+        raise HTTPException(403, f"the {HEADER} header holds a wrong key")
+
+
 def client_guard(settings: ServeSettings) -> Callable[[str | None], None]:
-    """A dependency admitting the client key or the admin key (anyone if no key is set)."""
+    """``check_client_key`` as a route dependency (documented in OpenAPI as the key header)."""
 
     async def check(given: str | None = Security(_scheme)) -> None:  # no thread hop
-        if settings.api_key is None:
-            return
-        if given is None:
-            raise HTTPException(401, f"missing API key: send it in the {HEADER} header")
-        if not (_matches(given, settings.api_key) or _matches(given, settings.admin_key)):
-            raise HTTPException(403, f"the {HEADER} header holds a wrong key")
+        check_client_key(settings, given)
 
     return check
 

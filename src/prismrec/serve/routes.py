@@ -5,16 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
+from fastapi.routing import APIRoute
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from prismrec.profile.live import LiveProfiles, Recommendations, UpdateResult
 from prismrec.profile.store import MAX_ID_LENGTH, Event
-from prismrec.serve.auth import admin_guard, client_guard
+from prismrec.serve.auth import (
+    HEADER,
+    OPENAPI_SECURITY,
+    admin_guard,
+    check_client_key,
+    client_guard,
+)
 from prismrec.serve.batching import Batcher, LoopBatcher, each
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
@@ -74,15 +82,65 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-UserId = Annotated[str, Path(min_length=1, max_length=1024, description="user id")]
-ItemId = Annotated[str, Path(min_length=1, max_length=1024, description="item id")]
+MAX_PATH_ID = 1024
+UserId = Annotated[str, Path(min_length=1, max_length=MAX_PATH_ID, description="user id")]
+ItemId = Annotated[str, Path(min_length=1, max_length=MAX_PATH_ID, description="item id")]
 K = Annotated[int, Query(ge=1, description="how many items (at most max_k)")]
-Diversity = Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False, description=(
-    "0 keeps the model's order; towards 1 the top candidates are re-ranked by maximal "
-    "marginal relevance (item-embedding cosine) to be less alike"))]
-Exclude = Annotated[list[str], Query(description="item ids to leave out (repeat the "
-                                     "parameter); ids the model does not know are ignored")]
-FilterSeen = Annotated[bool, Query(description="leave out items the user already had")]
+
+
+class RecommendQuery(BaseModel):
+    """The query of ``GET /v1/users/{user}/recommendations`` (unknown parameters are ignored)."""
+
+    k: int = Field(10, ge=1, description="how many items (at most max_k)")
+    diversity: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False, description=(
+        "0 keeps the model's order; towards 1 the top candidates are re-ranked by maximal "
+        "marginal relevance (item-embedding cosine) to be less alike"))
+    exclude: list[str] = Field(default_factory=list, description=(
+        "item ids to leave out (repeat the parameter); ids the model does not know are ignored"))
+    filter_seen: bool = Field(True, description="leave out items the user already had")
+
+    @classmethod
+    def from_request(cls, request: Request) -> RecommendQuery:
+        """The query as FastAPI would read it: ``exclude`` repeated, else the last value wins.
+        An invalid value raises ``RequestValidationError`` naming ``query.<field>``."""
+        raw: dict[str, Any] = {}
+        for key, value in request.query_params.multi_items():
+            if key == "exclude":
+                raw.setdefault(key, []).append(value)
+            else:
+                raw[key] = value
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+
+    @classmethod
+    def openapi_parameters(cls) -> list[dict[str, Any]]:
+        return [{"name": name, "in": "query", "required": False,
+                 "description": schema.get("description", ""), "schema": schema}
+                for name, schema in cls.model_json_schema()["properties"].items()]
+
+
+def _path_id(request: Request, name: str, what: str) -> str:
+    value = request.path_params[name]
+    if len(value) > MAX_PATH_ID:
+        raise HTTPException(422, f"path.{name}: the {what} has {len(value)} characters, over "
+                                 f"the limit of {MAX_PATH_ID}")
+    return _check_id(value, what)
+
+
+class PlainRoute(APIRoute):
+    """A route whose endpoint takes the ``Request`` and returns the ``Response`` itself.
+
+    FastAPI solves an endpoint's declared parameters and dependencies on every request; with
+    the key check and five parameters that cost ~0.15 ms, a fifth of what the service spent
+    on a recommendation (``docs/benchmarks.md``, section serve). Such an endpoint parses its
+    query and checks the key itself, and states both in ``openapi_extra`` for ``/docs``.
+    """
+
+    def get_route_handler(self):  # noqa: ANN201 -- FastAPI's hook
+        return self.endpoint
 
 
 @dataclass(frozen=True)
@@ -161,21 +219,18 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                         sum(e.item in unknown for e in events))
         return result.to_dict()
 
-    @router.get("/v1/users/{user}/recommendations", response_model=RecommendationsOut,
-                dependencies=client, responses=ERRORS, tags=["users"])
-    async def recommendations(user: UserId, k: K = 10, diversity: Diversity = 0.0,
-                              exclude: Exclude = (), filter_seen: FilterSeen = True
-                              ) -> JSONResponse:
+    async def recommendations(request: Request) -> JSONResponse:
         """Top-k items with scores and reasons; unknown users get popular items (stated)."""
-        _check_id(user, "user id")
-        if k > settings.max_k:
-            raise HTTPException(422, f"k={k} is over the limit of {settings.max_k}")
-        exclude = list(exclude)
-        if len(exclude) > settings.max_exclude:
-            raise HTTPException(422, f"{len(exclude)} exclude ids are over the limit of "
+        check_client_key(settings, request.headers.get(HEADER))
+        user = _path_id(request, "user", "user id")
+        q = RecommendQuery.from_request(request)
+        if q.k > settings.max_k:
+            raise HTTPException(422, f"k={q.k} is over the limit of {settings.max_k}")
+        if len(q.exclude) > settings.max_exclude:
+            raise HTTPException(422, f"{len(q.exclude)} exclude ids are over the limit of "
                                      f"{settings.max_exclude}")
         recs = await workers.recommend.submit(
-            RecommendRequest(user, k, filter_seen, tuple(exclude), diversity))
+            RecommendRequest(user, q.k, q.filter_seen, tuple(q.exclude), q.diversity))
         metrics.inc("prismrec_recommendations_popular_total" if recs.fallback
                     else "prismrec_recommendations_model_total")
         items = []
@@ -191,7 +246,16 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
             items.append({"rank": rank, "item": item, "score": score, "reason": reason,
                           "because": why})
         return JSONResponse({"user": user, "items": items, "fallback": recs.fallback,
-                             "diversity": diversity, "checkpoint": recs.checkpoint})
+                             "diversity": q.diversity, "checkpoint": recs.checkpoint})
+
+    user_parameter = {"name": "user", "in": "path", "required": True, "description": "user id",
+                      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_ID}}
+    router.add_api_route(
+        "/v1/users/{user}/recommendations", recommendations, methods=["GET"],
+        route_class_override=PlainRoute, response_model=RecommendationsOut, responses=ERRORS,
+        tags=["users"], openapi_extra={
+            "security": OPENAPI_SECURITY,
+            "parameters": [user_parameter, *RecommendQuery.openapi_parameters()]})
 
     @router.get("/v1/users/{user}/profile", dependencies=client, responses=ERRORS,
                 tags=["users"])
