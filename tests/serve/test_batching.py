@@ -186,3 +186,29 @@ def test_concurrent_http_recommendations_equal_the_direct_answer(tiny_checkpoint
             direct = live.recommendations(user, 5)
             assert [x["item"] for x in reply.json()["items"]] == direct.items
             assert reply.json()["fallback"] == direct.fallback
+
+
+def test_the_loop_batcher_waits_for_company_only_while_busy():
+    sizes: list[int] = []
+
+    def record(xs):
+        sizes.append(len(xs))
+        return list(xs)
+
+    batcher = LoopBatcher(record, window=0.5)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        assert await batcher.submit(0) == 0  # a quiet service: the lone request runs at once
+        quiet = loop.time() - start
+        start = loop.time()
+        first = asyncio.ensure_future(batcher.submit(1))  # just after a batch: it waits...
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.submit(2))  # ...so this one joins it
+        assert await asyncio.gather(first, second) == [1, 2]
+        return quiet, loop.time() - start
+
+    quiet, busy = run(main())
+    assert sizes == [1, 2]
+    assert quiet < 0.25 <= busy

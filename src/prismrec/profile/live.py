@@ -251,7 +251,9 @@ class LiveProfiles:
         self._popular_order = np.lexsort((np.arange(self.n_items), -counts))
         with torch.no_grad():
             table = self.model.output_table().detach().float()
-            self._unit_items = nn.functional.normalize(table, dim=1).contiguous()  # (N, D)
+            # (N, D) unit rows as numpy: reasons and MMR index a few rows per request, where
+            # numpy costs ~1 us a call and torch ~10 us
+            self._unit_items = nn.functional.normalize(table, dim=1).contiguous().numpy()
         self._scorer = self.model.score_table()
         self._lock = threading.Lock()
         # SQLite takes one writer at a time, and a thread that finds the file locked sleeps
@@ -903,12 +905,14 @@ class LiveProfiles:
                                   dtype=np.int64))
         if not parts:
             return np.zeros(0, dtype=np.int64)
+        if len(parts) == 1 and parts[0] is st.seen:  # already sorted and unique
+            return st.seen
         return np.unique(np.concatenate(parts).astype(np.int64))
 
     def _mmr(self, idx: np.ndarray, val: np.ndarray, k: int, diversity: float) -> np.ndarray:
         """Greedy maximal marginal relevance over the candidate pool; returns an order."""
-        vec = self._unit_items[torch.from_numpy(idx)]  # (P, D)
-        sim = (vec @ vec.T).numpy()  # (P, P)
+        vec = self._unit_items[idx]  # (P, D)
+        sim = vec @ vec.T  # (P, P)
         span = val[0] - val[-1]
         rel = (val - val[-1]) / span if span > 0 else np.ones_like(val)  # in [0, 1]
         chosen = [0]
@@ -926,12 +930,10 @@ class LiveProfiles:
 
     def _reasons(self, idx: np.ndarray, st: _State) -> tuple[list, list]:
         """For each recommended item, the recent item nearest by cosine (None if not > 0)."""
-        recent = st.recent_items[-RECENT:][::-1].copy()  # newest first: ties go to it
+        recent = st.recent_items[-RECENT:][::-1]  # newest first: ties go to it
         if len(idx) == 0 or len(recent) == 0:
             return [None] * len(idx), [None] * len(idx)
-        a = self._unit_items[torch.from_numpy(idx)]  # (K, D)
-        b = self._unit_items[torch.from_numpy(recent)]  # (R, D)
-        sim = (a @ b.T).numpy()  # (K, R)
+        sim = self._unit_items[idx] @ self._unit_items[recent].T  # (K, R)
         best = sim.argmax(axis=1)
         best_sim = sim[np.arange(len(best)), best].astype(np.float64).tolist()
         ids = self.items.ids(recent[best])
@@ -988,7 +990,7 @@ class LiveProfiles:
             counts = np.bincount(self.histories.items, minlength=len(rec.items_))
             with torch.no_grad():
                 table = self.model.output_table().detach().float()
-                unit = nn.functional.normalize(table, dim=1).contiguous()  # (N, D)
+                unit = nn.functional.normalize(table, dim=1).contiguous().numpy()  # (N, D)
             scorer = self.model.score_table()
             with self._lock:
                 self.items = rec.items_

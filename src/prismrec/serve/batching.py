@@ -83,13 +83,16 @@ class _Batching(Generic[T, R]):
 
 
 class LoopBatcher(_Batching[T, R]):
-    """Run the requests that reach the event loop in one turn as one batch, on the loop.
+    """Run the requests that reach the event loop together as one batch, on the loop.
 
-    The first request of a batch schedules the batch for the end of the current loop turn
-    (or ``window`` seconds later), so requests whose bytes arrived together -- typically
-    those that came in while the previous batch ran -- are computed together. The loop is
-    busy while a batch runs: keep ``run_batch`` short and free of I/O waits. A request whose
-    client went away before its batch ran is skipped. Same interface as ``Batcher``.
+    The first request of a batch schedules the batch for the end of the current loop turn,
+    so requests whose bytes arrived together -- typically those that came in while the
+    previous batch ran -- are computed together. While the service is busy (the previous
+    batch ended less than ``window`` seconds ago) the batch waits ``window`` seconds for
+    company instead: the item table is then read once for more requests. A lone request on
+    a quiet service never waits. The loop is busy while a batch runs: keep ``run_batch``
+    short and free of I/O waits. A request whose client went away before its batch ran is
+    skipped. Same interface as ``Batcher``.
     """
 
     def __init__(self, run_batch: Callable[[Sequence[T]], Sequence[R | BaseException]], *,
@@ -97,6 +100,7 @@ class LoopBatcher(_Batching[T, R]):
                  ) -> None:
         super().__init__(run_batch, window=window, max_batch=max_batch, name=name)
         self._pending: dict[asyncio.AbstractEventLoop, list] = {}  # per loop: (request, future)
+        self._busy_until: dict[asyncio.AbstractEventLoop, float] = {}  # loop time
 
     async def submit(self, request: T) -> R:
         """Run ``request`` in the next batch and return its result (or raise its error)."""
@@ -107,7 +111,7 @@ class LoopBatcher(_Batching[T, R]):
         pending = self._pending.setdefault(loop, [])
         pending.append((request, future))
         if len(pending) == 1:
-            if self.window > 0:
+            if self.window > 0 and loop.time() < self._busy_until.get(loop, 0.0):
                 loop.call_later(self.window, self._flush, loop)
             else:
                 loop.call_soon(self._flush, loop)
@@ -121,6 +125,7 @@ class LoopBatcher(_Batching[T, R]):
             results = self._run([r for r, _ in batch])
             for (_, future), result in zip(batch, results, strict=True):
                 _resolve(future, result)
+        self._busy_until[loop] = loop.time() + self.window
 
     def close(self, timeout: float = 10.0) -> None:
         """Refuse new requests; the batches already scheduled still run."""
