@@ -516,12 +516,13 @@ loop: the `serve` extra installs both), torch with {SERVE_THREADS} thread; for t
 says so, `prismrec serve --workers 2`: two such processes on the same SQLite file. The two
 hot routes are async. Recommendation requests that reach the event loop together are computed as one
 batch on the loop (`prismrec.serve.batching.LoopBatcher`, `LiveProfiles.recommendations_many`:
-one (B, D) x (D, N) product with a transposed item table and one block top-k over the batch);
-ingest batches run on one worker thread. Clients: one asyncio process on the same machine
-with 10 keep-alive connections (raw HTTP/1.1, so that the load generator costs little),
-competing with the server for the 2 cores. 1-minute load average {load_before:.1f} before the
-run and {load_after:.1f} after it (above 2 means other work shared the cores; it shows mostly
-in p99).{busy}
+one (B, D) x (D, N) product with a transposed item table and one block top-k over the batch),
+and their route reads its own query instead of FastAPI's per-request parameter solving
+(`prismrec.serve.routes.PlainRoute`); ingest batches run on one worker thread. Clients: one
+asyncio process on the same machine with 10 keep-alive connections (raw HTTP/1.1, so that the
+load generator costs little), competing with the server for the 2 cores. 1-minute load average
+{load_before:.1f} before the run and {load_after:.1f} after it (above 2 means other work shared
+the cores; it shows mostly in p99).{busy}
 
 Each phase with a target runs {args.repeats} times (fresh client process each time, fresh
 event ids and later timestamps for ingest) and the median run is shown, with every run's
@@ -556,13 +557,14 @@ model, so the log is not read back) and one batched LSTM step per event position
 Reading the recommend p99: the live path's median run had p90 {res["live"]["p90"]:.1f} ms and
 p99 {res["live"]["p99"]:.1f} ms with one worker, p90 {two["p90"]:.1f} ms and p99
 {two["p99"]:.1f} ms with two (`prismrec serve --workers 2` on the same SQLite file: the
-Python work of parsing, routing and scoring runs on both cores). The first row's loop, with
-no prismrec code in it, spent {j["slow"]:.1%} of its time at under a third of its usual
-speed, in bursts of tens of milliseconds (p99.9 {j["p999"]:.1f} ms against a median of
-{j["p50"]:.2f} ms). A burst slows the server and the clients at once, and the requests in
-flight wait for it to drain, longer the more work each request is: the bench's no-op route in
-the same server, same clients, kept p99 at {res["noop"]["p99"]:.1f} ms
-({res["noop"]["rps"]:.0f} req/s).
+Python work of parsing, routing and scoring runs on both cores, but with the load generator
+that makes three busy processes on two cores, so one worker is the setting to use here).
+The first row's loop, with no prismrec code in it, spent {j["slow"]:.1%} of its time at under a
+third of its usual speed, in bursts of tens of milliseconds (p99.9 {j["p999"]:.1f} ms against a
+median of {j["p50"]:.2f} ms). A burst slows the server and the clients at once, and the requests
+in flight wait for it to drain, longer the more work each request is: the bench's no-op route in
+the same server, same clients, kept p99 at {res["noop"]["p99"]:.1f} ms ({res["noop"]["rps"]:.0f}
+req/s).
 """
     print(body)
     if args.write:
