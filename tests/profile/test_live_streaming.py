@@ -111,6 +111,34 @@ def test_an_update_reads_from_the_log_only_what_the_state_lacks(rec, store):
     assert counting.read == 2 and result.folded == 2  # the state's gap is read: both
 
 
+def test_a_recommendation_from_a_current_profile_is_one_store_read(rec, store):
+    class CallLog:  # the real store, noting each call
+        def __init__(self, inner):
+            self.inner, self.calls = inner, []
+
+        def __getattr__(self, name):
+            attr = getattr(self.inner, name)
+            if not callable(attr):
+                return attr
+
+            def noted(*args, **kwargs):
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+
+            return noted
+
+    log = CallLog(store)
+    live = LiveProfiles(rec, log)
+    live.update([Event("cur", "i00001", T0), Event("cur", "i00002", T0 + 1)])
+    log.calls.clear()
+    live.recommendations("cur", 5)
+    assert log.calls == ["get_state"]  # the state and the log length, one snapshot
+    store.append_events([Event("cur", "i00003", T0 + 2)])  # logged, not folded
+    log.calls.clear()
+    live.recommendations("cur", 5)
+    assert log.calls[0] == "get_state" and "events_since" in log.calls  # the gap is read
+
+
 def test_unknown_items_are_logged_and_reported_but_not_fed_to_the_model(rec, live, store):
     items, times = stream(6)
     live.update([Event("ann", i, t) for i, t in zip(items, times, strict=True)])

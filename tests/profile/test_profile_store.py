@@ -220,6 +220,14 @@ def test_state_round_trips_with_store_assigned_version(store):
     assert store.get_state("bob") is None
 
 
+def test_a_state_read_carries_the_log_length_of_the_same_snapshot(store):
+    store.append_events([ev("ann", "i1", 1.0), ev("ann", "i2", 2.0)])
+    store.put_state("ann", state(1, logged=99))  # ignored on a write
+    store.append_events([ev("ann", "i3", 3.0)])
+    assert store.get_state("ann").logged == 3
+    assert store.get_states(["ann"])["ann"].logged == 3
+
+
 def test_put_state_is_a_compare_and_set_on_the_version(store):
     store.append_events([ev("ann", "i1", 1.0)])
     assert store.put_state("ann", state(1), expected_version=0) == 1

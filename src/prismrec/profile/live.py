@@ -664,8 +664,9 @@ class LiveProfiles:
         """
         stored = self.store.get_state(user)
         st = self._usable(user, stored)
-        if st is not None and st.n_logged >= self.store.event_count(user):
-            return st
+        if st is not None and st.n_logged >= (
+                stored.logged if stored.logged is not None else self.store.event_count(user)):
+            return st  # the common case: one store read
         if stored is None and self.store.event_count(user) == 0:
             row = self._training_row(user)
             return None if row is None else self._initial(user)

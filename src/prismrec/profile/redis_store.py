@@ -100,15 +100,18 @@ return {accepted, dups, late, late_users, starts, dup_idx}
 """
 
 # KEYS: state:u, meta:u per user. One reply per user: the state's checkpoint, version, blob,
-# last_timestamp, n_events, needs_rebuild, updated_at and the user's rebuild_upto, or nils
-# when the user has no state. One script instead of a
+# last_timestamp, n_events, needs_rebuild, updated_at and the user's rebuild_upto and log
+# length, or nils when the user has no state. One script instead of a
 # MULTI of two commands per user: redis-py's per-command cost was most of a 100-user read.
 _GET_STATES = """
 local out = {}
 for u = 1, #KEYS / 2 do
   local s = redis.call('HMGET', KEYS[2 * u - 1], 'checkpoint', 'version', 'blob',
                        'last_timestamp', 'n_events', 'needs_rebuild', 'updated_at')
-  if s[1] then s[8] = redis.call('HGET', KEYS[2 * u], 'rebuild_upto') end
+  if s[1] then
+    local m = redis.call('HMGET', KEYS[2 * u], 'rebuild_upto', 'n')
+    s[8], s[9] = m[1], m[2]
+  end
   out[u] = s
 end
 return out
@@ -458,7 +461,8 @@ class RedisStore(StoreBase):
 
 def _state_from_fields(r: list) -> StoredState:
     """A state from one `_GET_STATES` reply."""
-    checkpoint, version, blob, last_ts, n_events, needs_rebuild, updated_at, rebuild_upto = r
+    checkpoint, version, blob, last_ts, n_events, needs_rebuild, updated_at, rebuild_upto, \
+        logged = r
     n = int(n_events)
     return StoredState(
         checkpoint=checkpoint.decode(),
@@ -468,4 +472,5 @@ def _state_from_fields(r: list) -> StoredState:
         n_events=n,
         needs_rebuild=needs_rebuild == b"1" or int(rebuild_upto or 0) > n,
         updated_at=float(updated_at),
+        logged=int(logged or 0),
     )

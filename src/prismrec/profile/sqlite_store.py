@@ -358,7 +358,7 @@ class SQLiteStore(StoreBase):
     def get_state(self, user: str) -> StoredState | None:
         rows = self._rows(
             "SELECT s.checkpoint, s.version, s.blob, s.last_timestamp, s.n_events, "
-            "s.needs_rebuild, s.updated_at, u.rebuild_upto "
+            "s.needs_rebuild, s.updated_at, u.rebuild_upto, u.n_events "
             "FROM states s JOIN users u ON u.user = s.user WHERE s.user=?",
             (check_id(user, "user"),),
         )
@@ -374,7 +374,7 @@ class SQLiteStore(StoreBase):
             for chunk in _chunks(wanted):
                 for user, *row in c.execute(
                     "SELECT s.user, s.checkpoint, s.version, s.blob, s.last_timestamp, "
-                    "s.n_events, s.needs_rebuild, s.updated_at, u.rebuild_upto "
+                    "s.n_events, s.needs_rebuild, s.updated_at, u.rebuild_upto, u.n_events "
                     "FROM states s JOIN users u ON u.user = s.user "
                     f"WHERE s.user IN ({','.join('?' * len(chunk))})", chunk,
                 ):
@@ -500,12 +500,12 @@ class SQLiteStore(StoreBase):
 
 def _state_from_row(row: Sequence) -> StoredState:
     """checkpoint, version, blob, last_timestamp, n_events, needs_rebuild, updated_at,
-    rebuild_upto (the user's) -> the state as read."""
-    ckpt, version, blob, last_ts, n_events, flag, updated_at, rebuild_upto = row
+    rebuild_upto and logged (the user's) -> the state as read."""
+    ckpt, version, blob, last_ts, n_events, flag, updated_at, rebuild_upto, logged = row
     return StoredState(
         checkpoint=ckpt, version=version, blob=bytes(blob), last_timestamp=last_ts,
         n_events=n_events, needs_rebuild=bool(flag) or rebuild_upto > n_events,
-        updated_at=updated_at,
+        updated_at=updated_at, logged=logged,
     )
 
 

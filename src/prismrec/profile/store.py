@@ -84,7 +84,9 @@ class StoredState:
     many of the user's logged events it has folded in, so `events(user, since_seq=n_events)` is
     what it still lacks. `version` and `updated_at` are set by the store on `put_state`.
     `needs_rebuild` on a read is true when the caller flagged it or when a late event arrived
-    at a log position the state may have folded in out of time order.
+    at a log position the state may have folded in out of time order. `logged`, on a read,
+    is the length of the user's log in the same snapshot (a state with `n_events < logged`
+    lags its log), so a reader needs no second call; `put_state` ignores it.
     """
 
     checkpoint: str
@@ -94,6 +96,7 @@ class StoredState:
     needs_rebuild: bool = False
     version: int = 0
     updated_at: float = 0.0
+    logged: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
