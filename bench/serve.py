@@ -521,16 +521,17 @@ def main() -> None:
 
 `{command()}` on {machine()}. Server: one uvicorn process (httptools parser, uvloop event
 loop: the `serve` extra installs both), torch with {SERVE_THREADS} thread; for the row that
-says so, `prismrec serve --workers 2`: two such processes on the same SQLite file. The two
-hot routes are async. Recommendation requests that reach the event loop together are computed as one
-batch on the loop (`prismrec.serve.batching.LoopBatcher`, `LiveProfiles.recommendations_many`:
-one (B, D) x (D, N) product with a transposed item table and one block top-k over the batch),
-and their route reads its own query instead of FastAPI's per-request parameter solving
-(`prismrec.serve.routes.PlainRoute`); ingest batches run on one worker thread. Clients: one
-asyncio process on the same machine with 10 keep-alive connections (raw HTTP/1.1, so that the
-load generator costs little), competing with the server for the 2 cores. 1-minute load average
-{load_before:.1f} before the run and {load_after:.1f} after it (above 2 means other work shared
-the cores; it shows mostly in p99).{busy}
+says so, `prismrec serve --workers 2`: two such processes on the same SQLite file. The two hot
+routes are async. Recommendation requests that reach the event loop together are computed as one
+batch, one batch at a time (`prismrec.serve.batching.LoopBatcher`,
+`LiveProfiles.start_recommendations`: checks, store reads and reasons on the loop; one (B, D) x
+(D, N) product with a transposed item table and one block top-k over the batch on a scoring
+thread, which frees the loop meanwhile), and their route reads its own query instead of
+FastAPI's per-request parameter solving (`prismrec.serve.routes.PlainRoute`); ingest batches run
+on one worker thread. Clients: one asyncio process on the same machine with 10 keep-alive
+connections (raw HTTP/1.1, so that the load generator costs little), competing with the server
+for the 2 cores. 1-minute load average {load_before:.1f} before the run and {load_after:.1f}
+after it (above 2 means other work shared the cores; it shows mostly in p99).{busy}
 
 Each phase with a target runs {args.repeats} times (over HTTP a fresh client process each time;
 fresh event ids and later timestamps for ingest) and the median run is shown, with every run's

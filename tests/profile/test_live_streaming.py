@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -191,6 +193,23 @@ def test_many_requests_scored_together_equal_one_call_each(live):
         want = live.recommendations(**ask)
         assert one.items == want.items and one.fallback == want.fallback
         np.testing.assert_allclose(one.scores, want.scores, atol=1e-5)
+
+
+def test_a_batch_scored_on_another_thread_gives_the_same_lists(live):
+    for j, user in enumerate(("ann", "bob")):
+        live.update([Event(user, f"i{j + 1:05d}", T0), Event(user, f"i{j + 7:05d}", T0 + 1)])
+    asks = [dict(user="ann", k=5), dict(user="stranger", k=3), dict(user="bob", k=0)]
+    batch = live.start_recommendations(asks)
+    with pytest.raises(RuntimeError, match="before score"):
+        batch.results()
+    scorer = threading.Thread(target=batch.score)
+    scorer.start()
+    scorer.join()
+    ann, stranger, bad = batch.results()
+    want = live.recommendations_many(asks)
+    assert ann.items == want[0].items and stranger.items == want[1].items
+    np.testing.assert_allclose(ann.scores, want[0].scores, atol=1e-6)
+    assert isinstance(bad, ValueError) and isinstance(want[2], ValueError)
 
 
 def test_a_bad_request_in_a_batch_fails_alone(live):

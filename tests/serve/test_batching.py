@@ -212,3 +212,49 @@ def test_the_loop_batcher_waits_for_company_only_while_busy():
     quiet, busy = run(main())
     assert sizes == [1, 2]
     assert quiet < 0.25 <= busy
+
+
+def test_an_async_batch_function_frees_the_loop_while_it_awaits():
+    order: list[str] = []
+
+    async def slow_double(xs):
+        order.append("batch starts")
+        await asyncio.sleep(0.05)
+        order.append("batch ends")
+        return [2 * x for x in xs]
+
+    batcher = LoopBatcher(slow_double)
+
+    async def other_work():
+        await asyncio.sleep(0.01)
+        order.append("other work")
+
+    async def main():
+        return await asyncio.gather(batcher.submit(1), batcher.submit(2), other_work())
+
+    assert run(main())[:2] == [2, 4]
+    assert order == ["batch starts", "other work", "batch ends"]
+
+
+def test_requests_arriving_during_a_batch_form_the_next_one_batch_at_a_time():
+    sizes: list[int] = []
+    running = [0]
+
+    async def record(xs):
+        running[0] += 1
+        sizes.append(len(xs) if running[0] == 1 else -1)  # -1: two batches overlapped
+        await asyncio.sleep(0.05)
+        running[0] -= 1
+        return list(xs)
+
+    batcher = LoopBatcher(record)
+
+    async def later(x):
+        await asyncio.sleep(0.01)  # while the first batch runs
+        return await batcher.submit(x)
+
+    async def main():
+        return await asyncio.gather(batcher.submit(0), later(1), later(2))
+
+    assert run(main()) == [0, 1, 2]
+    assert sizes == [1, 2]
