@@ -189,10 +189,11 @@ class RecommendationBatch:
                  scored: list[tuple[int, str, int, float, _State, np.ndarray]],
                  scorer: ScoreTable) -> None:
         self._live, self._out, self._scored, self._scorer = live, out, scored, scorer
-        self._top: tuple[np.ndarray, np.ndarray, list[int]] | None = None
+        self._ranked: tuple[np.ndarray, np.ndarray, list[int]] | None = None
 
     def score(self) -> None:
-        if not self._scored or self._top is not None:
+        """Every scored request's candidates, best first (torch; see the class docstring)."""
+        if not self._scored or self._ranked is not None:
             return
         live, scorer = self._live, self._scorer
         n = scorer.n_items
@@ -208,15 +209,15 @@ class RecommendationBatch:
                 pools.append(min(n - len(banned), k if diversity == 0 else max(4 * k, k + 20)))
             # one top-k over the batch (cheaper than one per row); each row keeps its pool
             values, indices = scorer.topk(scores, max(pools))
-        self._top = indices.numpy(), values.double().numpy(), pools
+        self._ranked = indices.numpy(), values.double().numpy(), pools
 
     def results(self) -> list[Recommendations | Exception]:
         """One result per request, in order (an exception where that request failed)."""
-        if self._scored and self._top is None:
+        if self._scored and self._ranked is None:
             raise RuntimeError("RecommendationBatch.results() before score()")
         out = list(self._out)
-        if self._top is not None:
-            top_idx, top_val, pools = self._top
+        if self._ranked is not None:
+            top_idx, top_val, pools = self._ranked
             for b, (j, user, k, diversity, st, _) in enumerate(self._scored):
                 try:
                     out[j] = self._live._top(user, k, diversity, st, top_idx[b, :pools[b]],
