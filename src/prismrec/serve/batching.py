@@ -8,8 +8,8 @@ Instead an async route hands its call to a batcher, which runs every call queued
 as one batch through ``run_batch``. A batch function that computes all calls at once (one
 (B, D) x (D, N) product instead of B) gets the full benefit.
 
-Two kinds: ``LoopBatcher`` runs batches on the event loop itself, one at a time, each as
-soon as the loop turn in which its requests arrived ends; its batch function may be a
+Two kinds: ``LoopBatcher`` runs batches on the event loop itself, one at a time, each in
+the loop turn after its first request arrived; its batch function may be a
 coroutine, so a batch can hand its GIL-free part (a torch product) to a thread and free the
 loop meanwhile -- recommendations: checks, store reads and reasons on the loop, the product
 and top-k on a scoring thread. ``Batcher`` runs the whole batch on one worker thread -- for
@@ -98,9 +98,9 @@ class _Batching(Generic[T, R]):
 class LoopBatcher(_Batching[T, R]):
     """Run requests in batches on the event loop, one batch at a time.
 
-    The first request of a batch schedules it for the end of the current loop turn, so
-    requests whose bytes arrived together are computed together; requests that arrive while
-    a batch runs form the next one. While the service is busy (the last batch ended less
+    The first request of a batch schedules it for the next loop turn, so requests whose
+    bytes arrived together are computed together; requests that arrive while a batch runs
+    form the next one. While the service is busy (the last batch ended less
     than ``window`` seconds ago) a batch waits ``window`` seconds for company instead; a
     lone request on a quiet service never waits.
 
