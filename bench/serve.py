@@ -566,8 +566,8 @@ model, so the log is not read back) and one batched LSTM step per event position
 Reading the recommend p99: the live path's median run had p90 {res["live"]["p90"]:.1f} ms and
 p99 {res["live"]["p99"]:.1f} ms with one worker, p90 {two["p90"]:.1f} ms and p99
 {two["p99"]:.1f} ms with two (`prismrec serve --workers 2` on the same SQLite file: the
-Python work of parsing, routing and scoring runs on both cores, but with the load generator
-that makes three busy processes on two cores, so one worker is the setting to use here).
+Python work of parsing, routing and scoring runs on both cores, but with the load generator that
+makes three busy processes on two cores; which of the two is faster changes from run to run).
 The first row's loop, with no prismrec code in it, spent {j["slow"]:.1%} of its time at under a
 third of its usual speed, in bursts of tens of milliseconds (p99.9 {j["p999"]:.1f} ms against a
 median of {j["p50"]:.2f} ms). A burst slows the server and the clients at once, and the requests
