@@ -197,12 +197,13 @@ class RecommendationBatch:
             return
         live, scorer = self._live, self._scorer
         n = scorer.n_items
+        blend = getattr(live.recommender, "item_item_", None) is not None
         with torch.no_grad():
             hidden = torch.from_numpy(np.stack([s[4].hidden for s in self._scored]))  # (B, D)
             scores = scorer.scores(hidden)  # (B, N + padding), this thread's buffer
             pools = []
             for b, (_, user, k, diversity, _, banned) in enumerate(self._scored):
-                if getattr(live.recommender, "item_item_", None) is not None:
+                if blend:
                     scores[b, :n] = live._blended(user, scores[b, :n])
                 if len(banned):
                     scores[b, torch.from_numpy(banned)] = -torch.inf

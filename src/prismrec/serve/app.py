@@ -81,7 +81,7 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        workers.close()  # finish queued model work, stop the worker thread
+        workers.close()  # finish queued model work, stop the ingest and scoring threads
 
     app = FastAPI(title="prismrec", version=prismrec.__version__, lifespan=lifespan,
                   description="Recommendations from dynamic user profiles, updated per event. "
