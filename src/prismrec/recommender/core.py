@@ -201,8 +201,9 @@ class Recommender:
         - ``text=True`` encodes each item's catalogue text with ``encoder`` (default
           ``prismrec.text.default_encoder()``) composed by ``template`` (default
           ``TextTemplate()``), optionally through the disk cache ``text_cache``, and trains
-          ``embedding="id+text"`` (or the text mode ``model_config`` names). Every item needs
-          a catalogue row with text, or a ``DataError`` names those that lack it.
+          ``embedding="id+text"`` (or the text mode ``model_config`` names). Items without
+          a catalogue row or with empty text get a zero text vector (they learn from their
+          id alone); ``text_missing_`` counts them (``no_catalogue_row``, ``empty_text``).
         - ``text="auto"`` (default) encodes only when ``model_config`` asks for a text
           embedding and no ``text_vectors`` are given; ``text=False`` never encodes.
         - ``text_vectors`` (one row per item of the item vocabulary) are used as given, for

@@ -6,7 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-LOSSES = ("ce", "sampled")
+LOSSES = ("auto", "ce", "sampled")
+# loss="auto": the full softmax up to this many items, the sampled softmax (logQ) above it.
+# Its cost per position grows with the catalogue; see docs/benchmarks.md, section `scale`.
+SAMPLED_ABOVE = 20_000
 NEGATIVES = ("popularity", "uniform", "in-batch")
 VALID_METRICS = ("ndcg@10", "hr@10")
 
@@ -30,7 +33,8 @@ class TrainConfig:
     threads: int | None = 2  # torch threads during fit (None: leave as is)
     amp: bool = False  # bf16 autocast of the encoder where the hardware runs bf16 natively
     # (losses stay float32); off by default: on small CPU models it is rarely faster
-    loss: str = "ce"  # "ce" full softmax | "sampled" softmax with logQ correction
+    loss: str = "auto"  # "ce" full softmax | "sampled" softmax with logQ correction |
+    # "auto": "ce" up to SAMPLED_ABOVE items, "sampled" above
     future_targets: int = 1  # "ce": each position predicts the next K items (1: next item)
     future_decay: float = 1.0  # weight decay**j of the j-th next item (normalised per row)
     exclude_seen: int = 0  # "ce": leave each position's last W input items out of its
@@ -60,9 +64,9 @@ class TrainConfig:
             raise ValueError("max_windows and patience must not be negative")
         if self.future_targets < 1 or not 0.0 < self.future_decay <= 1.0:
             raise ValueError("future_targets must be >= 1 and future_decay in (0, 1]")
-        if self.future_targets > 1 and self.loss != "ce":
+        if self.future_targets > 1 and self.loss == "sampled":
             raise ValueError("future_targets > 1 works with loss='ce' only")
-        if self.exclude_seen < 0 or (self.exclude_seen and self.loss != "ce"):
+        if self.exclude_seen < 0 or (self.exclude_seen and self.loss == "sampled"):
             raise ValueError("exclude_seen must be >= 0 and works with loss='ce' only")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -74,6 +78,14 @@ class TrainConfig:
             )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be positive or None, got {self.threads}")
+
+    def loss_for(self, n_items: int) -> str:
+        """The loss used for a catalogue of ``n_items``: "ce" or "sampled"."""
+        if self.loss != "auto":
+            return self.loss
+        if self.future_targets > 1 or self.exclude_seen:  # options of the full softmax
+            return "ce"
+        return "sampled" if n_items > SAMPLED_ABOVE else "ce"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
