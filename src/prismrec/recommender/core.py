@@ -26,7 +26,7 @@ from prismrec.data.split import EvalCases, Split
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
-from prismrec.models.item_item import check_size
+from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.models.stepper import Stepper
 from prismrec.models.topk import topk
 from prismrec.recommender import _blend, _persist, _stream, _text
@@ -272,6 +272,9 @@ class Recommender:
             raise DataError(f"{len(histories)} histories for {len(users)} users")
         if _blend.resolve(self.blend) is not None:  # refuse before training, not after
             check_size(len(items))
+            check_memory(blend_bytes(len(items), text=text_vectors is not None),
+                         f"the EASE blend on {len(items):,} items"
+                         + (" with item text" if text_vectors is not None else ""))
         tc = self._train_config()
         self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir).fit(self.model_, train,
