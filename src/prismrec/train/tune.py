@@ -61,7 +61,8 @@ def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
     ``grid`` maps a setting (``dim``, ``lr``, ``model.max_len`` ...) to the values to try.
     ``search="grid"`` tries every combination; ``"random"`` tries ``n_trials`` of them,
     drawn without replacement with ``seed``. The table has one column per setting and
-    ``valid_ndcg@10``, ``valid_hr@10``, ``best_epoch``, ``epochs``, ``seconds``; its
+    ``valid_ndcg@10``, ``valid_hr@10``, ``best_epoch``, ``epochs``, ``stopped`` (``epochs``,
+    ``patience`` or ``time``: a ``max_seconds`` limit ended the trial), ``seconds``; its
     ``attrs["best"]`` holds the winning settings. ``text_vectors`` (N, D), one row per
     item, give every trial the ``id+text`` embedding (unless ``model_config`` names another).
     """
@@ -100,7 +101,7 @@ def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
         result = Trainer(tc).fit(net, train, valid)
         row = {**setting, **{f"valid_{k}": v for k, v in result.best_metrics.items()},
                "best_epoch": result.best_epoch, "epochs": result.epochs,
-               "seconds": time.perf_counter() - t0}
+               "stopped": result.stopped, "seconds": time.perf_counter() - t0}
         rows.append(row)
         log.info("trial %d/%d %s: valid ndcg@10 %.4f", n, len(combos), setting,
                  row.get("valid_ndcg@10", float("nan")))
