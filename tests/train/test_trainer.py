@@ -156,7 +156,8 @@ def test_sampled_softmax_learns_cycles(negatives):
     split = leave_one_out(cycle_sequences())
     m = small("gru", dim=32, dropout=0.1)
     cfg = TrainConfig(loss="sampled", negatives=negatives, n_negatives=8, epochs=40, lr=5e-3,
-                      weight_decay=0.0, valid_filter_seen=False, batch_size=64, **FAST)
+                      weight_decay=0.0, valid_filter_seen=False, batch_size=64, patience=5,
+                      **FAST)
     Trainer(cfg).fit(m, split.train, split.valid)
     assert top1_accuracy(m, split.test) >= 0.9
 
