@@ -168,3 +168,50 @@ def test_ties_shuffle_reorders_only_events_with_equal_times(tmp_path, capsys):
                  "--model", "pop", "--ties", "shuffle"]) == 0
     err = capsys.readouterr().err
     assert "ties shuffled with seed 0" in err and "warning" not in err
+
+
+def test_train_shows_epoch_progress_and_how_it_stopped(tmp_path, capsys):
+    _shop(tmp_path)
+    base = ["train", "--dataset", "events", "--data-dir", str(tmp_path), "--user-col", "user_id",
+            "--item-col", "product", "--time-col", "ts", "--model", "gru", "--threads", "1"]
+    assert main([*base, "--out", str(tmp_path / "m1"), "--epochs", "2", "--patience", "0"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"gru epoch 1/2: loss \d+\.\d+, valid NDCG@10 \d\.\d{4}", captured.err)
+    assert "gru epoch 2/2" in captured.err
+    assert "stopped by the epoch limit (2); loss ce: auto" in captured.out
+    assert main([*base, "--out", str(tmp_path / "m2"), "--epochs", "50", "--max-seconds",
+                 "1e-6", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "stopped by time after 1 epochs" in captured.out
+    assert "epoch 1/50" not in captured.err  # --quiet: no progress lines
+
+
+@pytest.mark.slow
+def test_text_blend_refit_are_flags_and_items_without_text_are_counted(tmp_path, capsys):
+    _shop(tmp_path)
+    items = (tmp_path / "items.csv").read_text().splitlines()
+    (tmp_path / "items.csv").write_text("\n".join(items[:-2]) + "\n")  # p11, p12: no row
+    data = ["--dataset", "events", "--data-dir", str(tmp_path), "--user-col", "user_id",
+            "--item-col", "product", "--time-col", "ts", "--time-unit", "iso", "--threads", "1"]
+    out = tmp_path / "train.json"
+    assert main(["train", *data, "--model", "sasrec", "--text", "--blend", "--refit",
+                 "--epochs", "2", "--quiet", "--out", str(tmp_path / "m"),
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "trained with empty text: 2 item(s) no catalogue row" in printed
+    assert "blend with EASE: weight" in printed and "refit on train + validation" in printed
+    doc = json.loads(out.read_text())
+    assert doc["text"]["missing"] == {"no_catalogue_row": 2}
+    assert doc["config"]["model"]["embedding"] == "id+text"
+    assert doc["blend"]["chosen_on"] == "validation" and doc["refit"]["epochs"] >= 1
+    tuned = tmp_path / "tune.json"
+    assert main(["tune", *data, "--model", "gru", "--grid", "dim=8,16", "epochs=1", "--text",
+                 "--blend", "--out", str(tmp_path / "best"), "--json", str(tuned)]) == 0
+    doc = json.loads(tuned.read_text())
+    assert doc["text"]["missing"] == {"no_catalogue_row": 2}
+    assert doc["final"]["blend"]["chosen_on"] == "validation"
+    assert (tmp_path / "best" / "source.json").exists()
+    assert main(["recommend", "--checkpoint", str(tmp_path / "best"), "--user", "alice",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert len(rows) >= 5 and all("title" in r for r in rows)
