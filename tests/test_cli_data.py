@@ -215,3 +215,22 @@ def test_text_blend_refit_are_flags_and_items_without_text_are_counted(tmp_path,
                  "--json"]) == 0
     rows = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert len(rows) >= 5 and all("title" in r for r in rows)
+
+
+def test_layout_options_pass_through_and_the_tag_file_read_is_named(tmp_path, capsys):
+    plays = "".join(f"{u}\t{50 + (u + j) % 6}\t{100 - j}\n" for u in range(8) for j in range(4))
+    (tmp_path / "user_artists.dat").write_text("userID\tartistID\tweight\n" + plays)
+    (tmp_path / "artists.dat").write_text("id\tname\turl\tpictureURL\n" + "".join(
+        f"{50 + a}\tArtist {a}\thttp://x/{a}\t\n" for a in range(6)))
+    (tmp_path / "user_taggedartists.dat").write_text(
+        "userID\tartistID\ttagID\tday\tmonth\tyear\n" + "".join(
+            f"{u}\t{50 + (u + j) % 6}\t1\t{1 + j}\t5\t2009\n" for u in range(8) for j in range(4)))
+    args = ["evaluate", "--dataset", "lastfm-hetrec", "--data-dir", str(tmp_path), "--model",
+            "pop", "--json", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    assert "events read from user_taggedartists.dat" in capsys.readouterr().err
+    assert main([*args, "--option", "events=listens"]) == 0
+    assert "events read from user_artists.dat" in capsys.readouterr().err
+    assert json.loads((tmp_path / "r.json").read_text())["data"]["has_time"] is False
+    assert main([*args, "--option", "colour=red"]) == 2
+    assert "takes no option(s) colour" in capsys.readouterr().err
