@@ -11,7 +11,7 @@ import httpx
 import pytest
 from ui_server import ADMIN, CLIENT, DASHBOARD, KEYS, UiServer, build_checkpoint
 
-from prismrec.serve.ui.session import COOKIE, LOGIN_COOKIE
+from prismrec.serve.ui.session import COOKIE
 
 pytestmark = pytest.mark.slow  # a server process
 

@@ -3,7 +3,9 @@
 FastAPI's own pages load their JavaScript and CSS from a CDN, so they are blank on a
 machine without internet. Here the same pages load them from the service, which serves the
 copies shipped inside the ``fastapi-offline`` wheel (Swagger UI, ReDoc, favicon; MIT and
-Apache-2.0 licensed, see that package). Nothing is fetched at run time.
+Apache-2.0 licensed, see that package). Nothing is fetched at run time: ReDoc's sidebar
+logo, which its bundle loads from a CDN, is pointed at the local favicon when the file is
+served, and Swagger UI's online spec validator (a badge loaded from swagger.io) is off.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from fastapi.openapi.docs import (
     get_swagger_ui_html,
     get_swagger_ui_oauth2_redirect_html,
 )
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from prismrec.errors import require
 
 ASSETS = "/docs-assets"
+REDOC_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
          "redoc.standalone.js": "text/javascript", "favicon.png": "image/png"}
 
@@ -42,6 +45,8 @@ def offline_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
     title = f"{app.title} API"
     openapi_url = app.openapi_url or "/openapi.json"
     oauth = f"{docs_url}/oauth2-redirect"
+    redoc_js = (folder / "redoc.standalone.js").read_bytes().replace(
+        REDOC_LOGO, f"{ASSETS}/favicon.png".encode())
 
     @app.get(docs_url, include_in_schema=False)
     def swagger() -> HTMLResponse:
@@ -49,7 +54,8 @@ def offline_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
             openapi_url=openapi_url, title=title, oauth2_redirect_url=oauth,
             swagger_js_url=f"{ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{ASSETS}/favicon.png")
+            swagger_favicon_url=f"{ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None})
 
     @app.get(oauth, include_in_schema=False)
     def swagger_redirect() -> HTMLResponse:
@@ -63,7 +69,10 @@ def offline_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
                               with_google_fonts=False)
 
     @app.get(ASSETS + "/{name}", include_in_schema=False)
-    def asset(name: str) -> FileResponse:
+    def asset(name: str) -> Response:
+        if name == "redoc.standalone.js":
+            return Response(redoc_js, media_type=FILES[name],
+                            headers={"Cache-Control": "max-age=86400"})
         if name not in FILES:
             raise HTTPException(404, f"no docs asset {name!r}")
         return FileResponse(folder / name, media_type=FILES[name],

@@ -255,13 +255,16 @@ def timeline(prof, title_of) -> dict[str, Any]:
         title = title_of(it)
         titles.append(title if title == it else f"{title} ({it})")
     traces = []
-    for i in prof.interests:
+    for j, i in enumerate(prof.interests):
+        # one hover box per x: the first trace names the event, each trace its weight
+        head = "event %{customdata[2]} · %{customdata[0]}<br>%{customdata[1]}<br>" if j == 0 \
+            else ""
         traces.append({
             "type": "scatter", "mode": "lines", "stackgroup": "one", "name": i.label,
             "x": index, "y": [round(w, 4) for w in i.weight_history],
-            "customdata": [[t, s] for t, s in zip(times, titles, strict=True)],
-            "hovertemplate": "event %{x}<br>%{customdata[0]}<br>%{customdata[1]}"
-                             "<br>" + _escape(i.label) + ": %{y:.0%}<extra></extra>"})
+            "customdata": [[t, _escape(s), n] for t, s, n in zip(times, titles, index,
+                                                                  strict=True)],
+            "hovertemplate": head + _escape(i.label) + ": %{y:.0%}<extra></extra>"})
     return {"traces": traces, "times": times, "index": index}
 
 
