@@ -87,14 +87,15 @@ class Snapshot:
 class RateMeter:
     """Samples of the metrics text over time; rates over the last ``WINDOW`` seconds."""
 
-    def __init__(self, render, window: float = WINDOW) -> None:
+    def __init__(self, render, window: float = WINDOW, clock=time.monotonic) -> None:
         self._render = render
+        self._clock = clock
         self._window = window
         self._lock = threading.Lock()
         self._samples: deque[tuple[float, Snapshot]] = deque()
 
     def read(self) -> dict:
-        now = time.monotonic()
+        now = self._clock()
         snap = Snapshot.of(self._render())
         with self._lock:
             self._samples.append((now, snap))
