@@ -94,10 +94,19 @@ def logged_in(browser, server, viewport=(1280, 800), start="/ui"):
 
 def test_every_page_loads_cleanly(browser, server, tmp_path):
     context, page, watch = logged_in(browser, server)
+    # the overview refreshes itself: new events and requests show without a reload
     with server.api() as api:
-        assert api.get("/v1/users/u0001/recommendations").status_code == 200
-    for path, marker in (("/ui", "Model"), ("/ui/users?q=u000", "u0003"),
-                         ("/ui/users/u0003", "Current interests"),
+        for j in range(5):
+            r = api.post("/v1/events", json={"events": [
+                {"user": "u0001", "item": f"i0000{j}", "timestamp": time.time()}]})
+            assert r.status_code == 200
+            assert api.get("/v1/users/u0001/recommendations").status_code == 200
+    expect(page.locator("#events-total")).to_have_text("5", timeout=15_000)
+    expect(page.locator("#overview")).to_contain_text("events/s", timeout=15_000)
+    expect(page.locator("#overview")).to_contain_text("POST /v1/events")
+    shot(page, tmp_path, "overview")
+    for path, marker in (("/ui", "Model"), ("/ui/users?q=u001", "u0015"),
+                         ("/ui/users/u0015", "Current interests"),
                          ("/ui/items?q=compost+bin", "Nearest to"),
                          ("/ui/items/i00042", "Similar items"), ("/ui/live", "Live events")):
         page.goto(server.url + path)
@@ -113,17 +122,18 @@ def test_every_page_loads_cleanly(browser, server, tmp_path):
 
 
 def test_the_user_page_plots_interests_and_updates_live(browser, server, tmp_path):
-    context, page, watch = logged_in(browser, server, start="/ui/users/u0003")
+    context, page, watch = logged_in(browser, server, start="/ui/users/u0015")
     page.wait_for_selector("#timeline .main-svg")
     shot(page, tmp_path, "user")
     rows = page.locator("#interests tbody tr")
     traces = page.locator("#timeline .scatterlayer .trace")
-    assert rows.count() >= 1 and traces.count() == rows.count()
+    assert rows.count() == 3 and traces.count() == rows.count()  # u0015 has three interests
     assert page.locator("#timeline .scatterlayer path.js-fill").count() == rows.count()
     # hovering the middle of the plot names an event: its index, time and item title
     area = page.locator("#timeline .nsewdrag").first.bounding_box()
     page.mouse.move(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2)
-    hover = page.locator("#timeline .hoverlayer").text_content(timeout=5000)
+    expect(page.locator("#timeline .hoverlayer")).to_contain_text(re.compile(r"event \d+ · "))
+    hover = page.locator("#timeline .hoverlayer").text_content()
     assert re.search(r"event \d+ · 20\d\d-\d\d-\d\d", hover) and "(i000" in hover
     # the x axis switches to time
     page.click("button[data-axis=time]")
@@ -131,7 +141,7 @@ def test_the_user_page_plots_interests_and_updates_live(browser, server, tmp_pat
     assert page.get_attribute("button[data-axis=time]", "aria-pressed") == "true"
     # an event posted through the API appears without a reload
     page.evaluate("window.__same_page = true")  # evaluate() runs despite the page's CSP
-    post(server, "u0003", "i00042")
+    post(server, "u0015", "i00042")
     expect(page.locator("#user-summary")).to_contain_text("1 logged since", timeout=15_000)
     assert "Fernhill Frost-hardy Compost Bin 8" in page.inner_text("#recent li:first-child")
     assert page.evaluate("window.__same_page") is True
@@ -143,7 +153,7 @@ def test_the_user_page_plots_interests_and_updates_live(browser, server, tmp_pat
     shown = page.eval_on_selector_all("#recommendations li small.id",
                                       "els => els.map(e => e.textContent)")
     expected = re.findall(r'<small class="id">([^<]+)</small>', page.request.get(
-        server.url + "/ui/users/u0003/fragment?diversity=1").text().split('id="recent"')[0])
+        server.url + "/ui/users/u0015/fragment?diversity=1").text().split('id="recent"')[0])
     assert len(shown) == 10 and shown == expected
     assert watch.problems == []
     shot(page, tmp_path, "user_after_event")
@@ -163,7 +173,7 @@ def test_a_wrong_or_missing_key_is_refused(browser, server, tmp_path):
     context = browser.new_context()
     page = context.new_page()
     watch = Watch(page, allow=("403",))
-    page.goto(server.url + "/ui/users/u0003")
+    page.goto(server.url + "/ui/users/u0015")
     assert "/ui/login" in page.url and page.locator("#timeline").count() == 0
     for key in ("wrong-key-000", CLIENT):
         page.fill("#key", key)
@@ -179,9 +189,9 @@ def test_a_wrong_or_missing_key_is_refused(browser, server, tmp_path):
 
 def test_a_phone_sized_screen_needs_no_sideways_scrolling(browser, server, tmp_path):
     context, page, watch = logged_in(browser, server, viewport=(390, 844),
-                                     start="/ui/users/u0003")
+                                     start="/ui/users/u0015")
     page.wait_for_selector("#timeline .main-svg")
-    for path in ("/ui/users/u0003", "/ui", "/ui/items/i00042"):
+    for path in ("/ui/users/u0015", "/ui", "/ui/items/i00042"):
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
         width = page.evaluate("document.documentElement.scrollWidth")
@@ -204,7 +214,7 @@ def test_the_dashboard_is_keyboard_navigable(browser, server):
     page.wait_for_url(server.url + "/ui/live")
     page.goto(server.url + "/ui/users")
     page.wait_for_selector("#q:focus")  # the search box has the focus
-    page.keyboard.type("u0003")
+    page.keyboard.type("u0015")
     page.keyboard.press("Enter")
-    page.wait_for_url(server.url + "/ui/users/u0003")
+    page.wait_for_url(server.url + "/ui/users/u0015")
     context.close()

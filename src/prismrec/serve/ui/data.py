@@ -29,6 +29,8 @@ from prismrec.serve.ui.rates import RateMeter
 RECENT_EVENTS = 15
 MAX_FOUND = 20  # users listed by a search
 TEXT_FIELDS = ("title", "description", "brand", "categories", "tags")
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf")  # plotly's default sequence
 
 
 def when(ts: float | None) -> str:
@@ -159,14 +161,7 @@ class Dashboard:
         items, times = user_history(self.recommender, user, events=log)
         texts = self.texts()
         ids = self.recommender.items_
-        recent = [{"item": e.item, "title": self.title(e.item), "time": when(e.timestamp),
-                   "timestamp": e.timestamp, "event": e.event,
-                   "known": e.item in ids} for e in log[-RECENT_EVENTS:]][::-1]
-        if not log:  # training history only: its tail
-            recent = [{"item": i, "title": self.title(i), "time": when(t), "timestamp": t,
-                       "event": "training", "known": True}
-                      for i, t in zip(ids.ids(items[-RECENT_EVENTS:]),
-                                      times[-RECENT_EVENTS:].tolist(), strict=True)][::-1]
+        recent = self._recent(user, log)
         out: dict[str, Any] = {
             "user": user, "training_events": int(len(items) - sum(e.item in ids for e in log)),
             "logged_events": len(log), "history_events": int(len(items)), "recent": recent,
@@ -193,6 +188,22 @@ class Dashboard:
             "interest_label": r.interest_label, "reason": r.reason}
             for r in recs.itertuples(index=False)]
         return out
+
+    def _recent(self, user: str, log: list) -> list[dict[str, Any]]:
+        """The last events, newest first: training history and log merged in time order
+        (log events of items the model does not know included, marked)."""
+        ids = self.recommender.items_
+        rows: list[tuple[float, int, str, str]] = []  # (time, order, item, event)
+        if user in self.recommender.users_:
+            r = self.recommender.users_.index_of(user)
+            h = self.recommender.histories_
+            items, times = h.row(r)[-RECENT_EVENTS:], h.row_times(r)[-RECENT_EVENTS:]
+            rows += [(float(t), 0, i, "training")
+                     for i, t in zip(ids.ids(items), times.tolist(), strict=True)]
+        rows += [(e.timestamp, 1, e.item, e.event) for e in log[-RECENT_EVENTS:]]
+        rows.sort(key=lambda x: (x[0], x[1]))  # stable: training before the log at a tie
+        return [{"item": i, "title": self.title(i), "time": when(t), "timestamp": t,
+                 "event": ev, "known": i in ids} for t, _, i, ev in rows[-RECENT_EVENTS:]][::-1]
 
     def user_log_size(self, user: str) -> int:
         return 0 if self.store is None else self.store.event_count(user)
@@ -256,11 +267,13 @@ def timeline(prof, title_of) -> dict[str, Any]:
         titles.append(title if title == it else f"{title} ({it})")
     traces = []
     for j, i in enumerate(prof.interests):
-        # one hover box per x: the first trace names the event, each trace its weight
-        head = "event %{customdata[2]} · %{customdata[0]}<br>%{customdata[1]}<br>" if j == 0 \
-            else ""
+        color = COLORS[i.component % len(COLORS)]  # an interest keeps its colour as it moves
+        # one hover box per x: the top trace (listed first) names the event, each its weight
+        head = "event %{customdata[2]} · %{customdata[0]}<br>%{customdata[1]}<br>" \
+            if j == len(prof.interests) - 1 else ""
         traces.append({
             "type": "scatter", "mode": "lines", "stackgroup": "one", "name": i.label,
+            "line": {"color": color}, "fillcolor": color + "99",
             "x": index, "y": [round(w, 4) for w in i.weight_history],
             "customdata": [[t, _escape(s), n] for t, s, n in zip(times, titles, index,
                                                                   strict=True)],

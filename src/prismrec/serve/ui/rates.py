@@ -2,7 +2,8 @@
 
 The dashboard reads what Prometheus would read (``Metrics.render()``), so the two always
 agree. Rates are differences between samples the dashboard takes when it is asked (each
-overview refresh), over the last ``WINDOW`` seconds; latency quantiles are read from the
+overview refresh), over the last ``WINDOW`` seconds (none until two reads are ``MIN_SPAN``
+apart); latency quantiles are read from the
 histogram buckets as Prometheus' ``histogram_quantile`` does (linear within a bucket).
 """
 
@@ -16,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 WINDOW = 60.0  # seconds of samples behind a rate
+MIN_SPAN = 2.0  # seconds between the first and last sample before a rate is shown
 _LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 UI_PREFIX = "/ui"
@@ -105,7 +107,7 @@ class RateMeter:
         span = now - t0
 
         def rate(a: float, b: float) -> float | None:
-            return (b - a) / span if span > 0 else None
+            return (b - a) / span if span >= MIN_SPAN else None
 
         routes = []
         for key, b in sorted(snap.latency.items()):

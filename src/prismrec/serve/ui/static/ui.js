@@ -27,7 +27,7 @@
       return c;
     });
     var layout = {
-      margin: {l: 48, r: 8, t: 8, b: 40}, height: 300, hovermode: "x unified",
+      margin: {l: 48, r: 8, t: 8, b: 40}, height: 300, hovermode: "x unified", hoverdistance: -1,
       yaxis: {range: [0, 1], tickformat: ".0%", title: {text: "weight"}},
       xaxis: {title: {text: axis === "time" ? "time (UTC)" : "event of the history (oldest first)"},
               type: axis === "time" ? "date" : "linear"},
