@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ui_server import CLIENT, DASHBOARD, UiServer, build_checkpoint
+from ui_server import ADMIN, CLIENT, DASHBOARD, UiServer, build_checkpoint
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -191,7 +191,8 @@ def test_a_phone_sized_screen_needs_no_sideways_scrolling(browser, server, tmp_p
     context, page, watch = logged_in(browser, server, viewport=(390, 844),
                                      start="/ui/users/u0015")
     page.wait_for_selector("#timeline .main-svg")
-    for path in ("/ui/users/u0015", "/ui", "/ui/items/i00042"):
+    for path in ("/ui/users/u0015", "/ui", "/ui/users?q=u001", "/ui/items/i00042",
+                 "/ui/items?q=compost+bin", "/ui/live"):
         page.goto(server.url + path)
         page.wait_for_load_state("networkidle")
         width = page.evaluate("document.documentElement.scrollWidth")
@@ -217,4 +218,27 @@ def test_the_dashboard_is_keyboard_navigable(browser, server):
     page.keyboard.type("u0015")
     page.keyboard.press("Enter")
     page.wait_for_url(server.url + "/ui/users/u0015")
+    context.close()
+
+
+def test_catalogue_text_is_shown_as_text_not_markup(browser, server):
+    hostile = '<img src=x onerror="window.__owned=1"> %{y} <b>Evil</b> Compost'
+    with server.api() as api:
+        r = api.post("/v1/items", headers={"X-API-Key": ADMIN}, json={"items": [
+            {"id": "evil-1", "title": hostile, "categories": ["gardening"]}]})
+        assert r.status_code == 200, r.text
+    post(server, "hostile-user", "i00042")
+    post(server, "hostile-user", "evil-1")
+    context, page, watch = logged_in(browser, server, start="/ui/users/hostile-user")
+    page.wait_for_selector("#timeline .main-svg")
+    assert hostile in page.inner_text("#recent")
+    area = page.locator("#timeline .nsewdrag").first.bounding_box()
+    page.mouse.move(area["x"] + area["width"] - 2, area["y"] + area["height"] / 2)
+    expect(page.locator("#timeline .hoverlayer")).to_contain_text("Evil")
+    hover = page.locator("#timeline .hoverlayer").text_content()
+    assert "%{y}" in hover and "<b>Evil</b>" in hover  # literal, not a template or markup
+    page.goto(server.url + "/ui/items/evil-1")
+    assert hostile in page.inner_text("h1")
+    assert page.evaluate("window.__owned") is None
+    assert watch.problems == []  # the <img src=x> was never requested
     context.close()

@@ -272,7 +272,7 @@ def timeline(prof, title_of) -> dict[str, Any]:
         head = "event %{customdata[2]} · %{customdata[0]}<br>%{customdata[1]}<br>" \
             if j == len(prof.interests) - 1 else ""
         traces.append({
-            "type": "scatter", "mode": "lines", "stackgroup": "one", "name": i.label,
+            "type": "scatter", "mode": "lines", "stackgroup": "one", "name": _escape(i.label),
             "line": {"color": color}, "fillcolor": color + "99",
             "x": index, "y": [round(w, 4) for w in i.weight_history],
             "customdata": [[t, _escape(s), n] for t, s, n in zip(times, titles, index,

@@ -8,6 +8,7 @@ model or the store: the only state-changing requests are login and logout.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ HERE = Path(__file__).parent
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 MAX_K = 50
 MAX_QUERY = 500  # characters in a search box
+FAILED_LOGIN_DELAY = 0.5  # seconds before a wrong key is answered
 # No inline script and nothing from elsewhere; plotly.js adds <style> elements at run time.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
@@ -122,6 +124,7 @@ def build_ui_router(dash: Dashboard, keys: UiKeys, *, secure_default: bool = Fal
             return resp
         role = keys.role_of(form.get("key", ""))
         if role is None:
+            await asyncio.sleep(FAILED_LOGIN_DELAY)  # slows guessing; other requests go on
             return page(request, "login.html", 403, csrf=request.cookies.get(LOGIN_COOKIE),
                         next=target, error="that key does not open the dashboard "
                         "(use the admin key or the dashboard key)")
