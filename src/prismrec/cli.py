@@ -565,7 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="serve recommendations over HTTP with live profiles",
         description="Start the HTTP service: events in, recommendations out, profiles updated "
         "per event in the store. Keys come from --api-key/--admin-key or the environment "
-        "variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY. API docs at /docs.")
+        "variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY. API docs at /docs; the dashboard at "
+        "/ui opens with the admin key or the read-only --dashboard-key "
+        "(PRISMREC_DASHBOARD_KEY).")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--store", required=True,
                    help="profile store: sqlite:///path.db or redis://127.0.0.1:6379/0")

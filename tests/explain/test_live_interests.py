@@ -57,8 +57,10 @@ def test_logged_events_count_as_if_streamed_into_the_recommender(checkpoint, sto
     assert mine.to_dict() == streamed.profile(user).to_dict()
     assert mine.event_items[-3:] == ["i00003", "i00011", "i00012"]
     assert served.profile(user).to_dict() != mine.to_dict()  # the store changed it
-    pd.testing.assert_frame_equal(live_composed(served, user, store, k=6),
-                                  streamed.recommend_composed(user, 6, diversity=0.0))
+    composed = live_composed(served, user, store, k=6)
+    pd.testing.assert_frame_equal(composed, streamed.recommend_composed(user, 6, diversity=0.0))
+    pd.testing.assert_frame_equal(live_composed(served, user, store, k=6, profile=mine),
+                                  composed)  # a profile already read is reused as is
 
 
 def test_a_user_known_only_from_the_log_has_interests(checkpoint, store):

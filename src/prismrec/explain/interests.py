@@ -126,10 +126,16 @@ def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None
                         exclude_categories: Iterable[str] | None = None,
                         filter_seen: bool = True, catalog: Catalog | None = None,
                         verb: str = "viewed", candidates_per_interest: int | None = None,
-                        texts: CatalogText | None = None) -> pd.DataFrame:
-    """``compose_for`` over a given history (model item indices and times, oldest first)."""
+                        texts: CatalogText | None = None,
+                        profile: Profile | None = None) -> pd.DataFrame:
+    """``compose_for`` over a given history (model item indices and times, oldest first).
+
+    ``profile``: the history's profile when the caller already has it (from
+    ``profile_of_history`` with the same history and texts), so it is not read twice.
+    """
     ct = texts if texts is not None else catalog_text(recommender, catalog)
-    prof = profile_of_history(recommender, items, times, user=user, catalog=catalog, texts=ct)
+    prof = profile if profile is not None else profile_of_history(
+        recommender, items, times, user=user, catalog=catalog, texts=ct)
     model = recommender.model_
     with torch.no_grad():
         table = model.output_table().detach().float()  # (N, D)

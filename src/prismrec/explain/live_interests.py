@@ -65,9 +65,14 @@ def live_profile(recommender, user: str, store: ProfileStore | None = None, *,
 
 def live_composed(recommender, user: str, store: ProfileStore | None = None, *, k: int = 10,
                   diversity: float = 0.0, texts: CatalogText | None = None,
-                  events: list[Event] | None = None) -> pd.DataFrame:
+                  events: list[Event] | None = None,
+                  profile: Profile | None = None) -> pd.DataFrame:
     """Top-``k`` composed from the user's interests over the same history as
-    ``live_profile``: columns rank, item, score, interest, interest_label, reason."""
+    ``live_profile``: columns rank, item, score, interest, interest_label, reason.
+
+    ``profile``: ``live_profile``'s result for the same user, history and texts, when the
+    caller has it (the model then reads the history once, not twice).
+    """
     items, times = user_history(recommender, user, store, events)
     return compose_for_history(recommender, items, times, user=user, k=k,
-                               diversity=diversity, texts=texts)
+                               diversity=diversity, texts=texts, profile=profile)

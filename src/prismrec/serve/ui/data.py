@@ -181,7 +181,7 @@ class Dashboard:
                     zip(i.top_items, i.top_titles, strict=True)]} for i in prof.interests]
         out["chart"] = timeline(prof, self.title)
         recs = live_composed(self.recommender, user, k=k, diversity=diversity, texts=texts,
-                             events=log)
+                             events=log, profile=prof)
         out["recommendations"] = [{
             "rank": int(r.rank), "item": r.item, "title": self.title(r.item),
             "score": float(r.score), "interest": int(r.interest),
