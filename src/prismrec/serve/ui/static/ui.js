@@ -27,11 +27,11 @@
       return c;
     });
     var layout = {
-      margin: {l: 48, r: 8, t: 8, b: 40}, height: 300, hovermode: "x unified", hoverdistance: -1,
+      margin: {l: 48, r: 8, t: 8, b: 40}, height: 340, hovermode: "x unified", hoverdistance: -1,
       yaxis: {range: [0, 1], tickformat: ".0%", title: {text: "weight"}},
       xaxis: {title: {text: axis === "time" ? "time (UTC)" : "event of the history (oldest first)"},
               type: axis === "time" ? "date" : "linear"},
-      legend: {orientation: "h", y: -0.25}, font: {size: 12}
+      legend: {orientation: "h", x: 0, y: -0.32, yanchor: "top"}, font: {size: 12}
     };
     window.Plotly.react(box, traces, layout, {responsive: true, displaylogo: false});
     document.querySelectorAll("button.axis").forEach(function (b) {
