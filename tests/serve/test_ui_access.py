@@ -3,6 +3,7 @@ never appear, the offline API docs, and the pages' content for a real user."""
 
 from __future__ import annotations
 
+import html
 import re
 import time
 from urllib.parse import unquote
@@ -58,8 +59,9 @@ def login(url: str, key: str, next_path: str = "/ui") -> tuple[httpx.Client, htt
     return c, c.post("/ui/login", data={"csrf": token, "key": key, "next": next_path})
 
 
-def text(html: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+def text(page: str) -> str:
+    """The page's text, tags dropped and entities decoded."""
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
 
 
 def test_pages_need_a_login_and_fragments_answer_401(server):
@@ -159,6 +161,15 @@ def test_a_user_known_only_from_the_log_gets_a_page(server):
     assert "4 events the model reads (0 from training, 4 logged since)" in body
     found = c.get("/ui/users", params={"q": "newcom"})
     assert "/ui/users/newcomer" in found.text
+
+
+def test_a_user_whose_items_the_model_does_not_know_is_told_so(server):
+    c, _ = login(server.url, DASHBOARD)
+    api(server).post("/v1/events", json={"events": [
+        {"user": "stranger", "item": "not-in-the-catalogue", "timestamp": 1_700_000_000.0}]})
+    body = text(c.get("/ui/users/stranger").text)
+    assert "none of this user's events is of an item the model knows" in body
+    assert "not-in-the-catalogue (unknown to the model)" in body
 
 
 def test_items_search_similar_and_live_feed(server):

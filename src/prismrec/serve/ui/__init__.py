@@ -11,8 +11,7 @@ from pathlib import Path
 
 from prismrec.errors import require
 
-require("jinja2", "serve")
-require("plotly", "serve")
+require("jinja2", "serve")  # plotly is found (not imported) by routes.plotly_js
 
 from fastapi import FastAPI  # noqa: E402
 

@@ -41,10 +41,14 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 
 def plotly_js() -> Path:
-    """plotly.min.js as shipped inside the plotly wheel."""
-    import plotly
+    """plotly.min.js as shipped inside the plotly wheel (found without importing plotly)."""
+    from importlib.util import find_spec
 
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    spec = find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("plotly is needed for the dashboard's charts; install it with: "
+                           "pip install 'prismrec[serve]'")
+    path = Path(spec.submodule_search_locations[0]) / "package_data" / "plotly.min.js"
     if not path.is_file():
         raise RuntimeError(f"plotly.js is missing from the plotly package at {path}; "
                            "reinstall plotly (pip install 'prismrec[serve]')")
