@@ -1,7 +1,9 @@
-"""The live feed: the last events accepted through ``POST /v1/events``, numbered in order.
+"""The live feed: the last events of batches that ``POST /v1/events`` logged, numbered in
+order. A retried event (an ``event_id`` already stored) shows again here though the store
+skipped it; events of unknown items show too.
 
 Per process (like the metrics): with several workers a page sees the events its worker
-accepted. Events fed to ``LiveProfiles.update`` directly, outside the HTTP route, are not
+took. Events fed to ``LiveProfiles.update`` directly, outside the HTTP route, are not
 in it; the user page also polls the store itself, so it sees every logged event.
 """
 
@@ -19,13 +21,13 @@ KEEP = 500  # events kept for the feed
 
 @dataclass(frozen=True)
 class FeedEvent:
-    seq: int  # 1, 2, ... in the order the service accepted them
-    received: float  # unix seconds when the service accepted the batch
+    seq: int  # 1, 2, ... in the order the service took them
+    received: float  # unix seconds when the service logged the batch
     event: Event
 
 
 class EventFeed:
-    """A bounded, thread-safe log of recently accepted events."""
+    """A bounded, thread-safe log of recently posted events."""
 
     def __init__(self, keep: int = KEEP) -> None:
         self._lock = threading.Lock()
