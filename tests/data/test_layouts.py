@@ -339,9 +339,13 @@ def test_mind_folder_of_releases_takes_each_history_once(tmp_path):
 
 
 def test_mind_bad_time_is_named(tmp_path):
-    write(tmp_path / "behaviors.tsv", "1\tU1\tyesterday\tN1\tN2-1\n")
+    write(tmp_path / "behaviors.tsv", "1\tU1\tyesterday\tN1\tN2-1\n"
+                                      "2\tU2\t11/15/2019 8:55:22 AM\tN1\tN2-1 N3-0\n")
     with pytest.raises(DataError, match=r"behaviors\.tsv, line 1: cannot parse time"):
         mind.load(tmp_path)
+    ds = mind.load(tmp_path, strict=False)
+    assert ds.dropped() == {"impressions with a bad time or user (--no-strict)": 1}
+    assert seq_ids(ds, "U2") == ["N1", "N2"]
 
 
 # ---------------------------------------------------------------- Last.fm
