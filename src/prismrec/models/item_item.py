@@ -10,12 +10,13 @@ EASE's binary bag. Co-purchase structure is what sequence models learn slowest o
 catalogues, so these scores are a strong partner for them (``blend``).
 
 One N x N inverse per fit: Cholesky factor and inverse in float64, in place, through torch's
-LAPACK (MKL in the CPU wheels). scipy's OpenBLAS ``potrf`` crashed (SIGSEGV) near 16k items
-with its default threads on a 2-core machine; torch's in-place path was also faster
-(``bench/ease_solver.py``, docs/benchmarks.md section ``ease``). Seconds for a few thousand
-items, about a minute at 20,000, but O(N^2) memory and O(N^3) time: ``fit_bytes`` and
-``blend_bytes`` estimate the peak memory, and ``check_memory`` refuses a fit that would not
-fit in the memory available, with the numbers, before it starts.
+LAPACK (MKL in the CPU wheels), not scipy's OpenBLAS, whose ``potrf`` crashed (SIGSEGV) near
+16k items with its default threads on a 2-core machine (issue 16). scipy pinned to one
+thread used less CPU in ``bench/ease_solver.py`` (docs/benchmarks.md, section ``ease``) but
+was not run at the size that crashed; the torch path is the one the 20,000-item test fits.
+Seconds for a few thousand items, minutes at 20,000, and O(N^2) memory, O(N^3) time:
+``fit_bytes`` and ``blend_bytes`` estimate the peak memory, and ``check_memory`` refuses a fit
+that would not fit in the memory available, with the numbers, before it starts.
 """
 
 from __future__ import annotations
