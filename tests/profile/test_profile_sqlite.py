@@ -74,7 +74,7 @@ def test_a_schema_1_file_is_migrated_on_open_and_keeps_its_states(tmp_path):
         ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='states'").fetchone()[0]
         version = conn.execute("SELECT value FROM store_meta WHERE key='schema'").fetchone()[0]
     conn.close()
-    assert "WITHOUT ROWID" not in ddl and version == "2"
+    assert "WITHOUT ROWID" not in ddl and version == "3"
 
 
 def test_a_store_from_a_newer_prismrec_is_refused(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from prismrec.errors import DataError
+from prismrec.profile.ids import lookup_id, parse_id
 from prismrec.profile.live import LiveProfiles, Recommendations, UpdateResult
 from prismrec.profile.store import MAX_ID_LENGTH, Event
 from prismrec.serve.auth import (
@@ -34,6 +37,7 @@ from prismrec.serve.schemas import (
     IngestOut,
     RecommendationsOut,
     SimilarOut,
+    event_batch,
 )
 from prismrec.serve.settings import ServeSettings
 from prismrec.text import DimensionMismatchError, EncoderError
@@ -72,6 +76,22 @@ class ItemsOut(BaseModel):
 
 MODEL_REASON = "continues your recent sequence"
 POPULAR_REASON = "popular with everyone (no history for you yet)"
+
+
+def _new_id(value: str, what: str) -> str:
+    """A user id or event id to store: the id rule (``prismrec.profile.ids``), NFC form."""
+    try:
+        return parse_id(value, what)
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _lookup(value: str, what: str) -> str:
+    """A user id to read or erase, in its stored (NFC) form."""
+    try:
+        return lookup_id(value, what)
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _check_id(value: str, what: str) -> str:
@@ -129,7 +149,7 @@ def _path_id(request: Request, name: str, what: str) -> str:
     if len(value) > MAX_PATH_ID:
         raise HTTPException(422, f"path.{name}: the {what} has {len(value)} characters, over "
                                  f"the limit of {MAX_PATH_ID}")
-    return _check_id(value, what)
+    return _lookup(value, what)
 
 
 class PlainRoute(APIRoute):
@@ -198,14 +218,10 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
     client = [Depends(client_guard(settings))]
     admin = [Depends(admin_guard(settings))]
     router = APIRouter()
-    @router.post("/v1/events", response_model=IngestOut, dependencies=client,
-                 responses=ERRORS, tags=["events"])
-    async def post_events(batch: Annotated[EventBatch, Body()]) -> dict:
+    Batch = event_batch(settings.max_batch)
+
+    async def post_events(batch: EventBatch) -> dict:
         """Log a batch of events (all or nothing) and advance each user's profile."""
-        n = len(batch.events)
-        if n > settings.max_batch:
-            raise HTTPException(413, f"batch of {n} events is over the limit of "
-                                     f"{settings.max_batch}; split it")
         latest = time.time() + settings.max_future_seconds
         events = []
         for i, e in enumerate(batch.events):
@@ -213,12 +229,12 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 raise HTTPException(422, f"events[{i}].timestamp {e.timestamp!r} is out of "
                                     f"range: give unix seconds between {settings.min_timestamp}"
                                     f" and now + {settings.max_future_seconds:g} s")
-            for what, v in (("user", e.user), ("item", e.item), ("event", e.event),
-                            ("event_id", e.event_id)):
-                if v is not None:
-                    _check_id(v, f"events[{i}].{what}")
-            events.append(Event(e.user, e.item, float(e.timestamp), e.event,
-                                None if e.value is None else float(e.value), e.event_id))
+            user = _new_id(e.user, f"events[{i}].user")
+            eid = None if e.event_id is None else _new_id(e.event_id, f"events[{i}].event_id")
+            for what, v in (("item", e.item), ("event", e.event)):
+                _check_id(v, f"events[{i}].{what}")
+            events.append(Event(user, e.item, float(e.timestamp), e.event,
+                                None if e.value is None else float(e.value), eid))
         result = await workers.ingest.submit(events)
         metrics.inc("prismrec_events_ingested_total", result.accepted)
         metrics.inc("prismrec_events_duplicate_total", result.duplicates)
@@ -229,10 +245,16 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                         sum(e.item in unknown for e in events))
         return result.to_dict()
 
+    # The body model is made per service (its schema holds --max-batch); a signature with the
+    # class itself, since the annotation above is a string this module cannot resolve.
+    post_events.__signature__ = inspect.Signature([inspect.Parameter(
+        "batch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[Batch, Body()])])
+    router.add_api_route("/v1/events", post_events, methods=["POST"], response_model=IngestOut,
+                         dependencies=client, responses=ERRORS, tags=["events"])
+
     async def recommendations(request: Request) -> JSONResponse:
         """Top-k items with scores and reasons; unknown users get popular items (stated)."""
-        check_client_key(settings, request.headers.get(HEADER))
-        user = _path_id(request, "user", "user id")
+        user = _path_id(request, "user", "user id")  # the key was checked by the gate
         q = RecommendQuery.from_request(request)
         if q.k > settings.max_k:
             raise HTTPException(422, f"k={q.k} is over the limit of {settings.max_k}")
@@ -271,7 +293,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 tags=["users"])
     def profile(user: UserId) -> dict:
         """What is stored for the user: counts, last event time, recent items, state."""
-        _check_id(user, "user id")
+        user = _lookup(user, "user id")
         p = live.profile(user)
         if p.event_count == 0 and not p.known_from_training:
             raise HTTPException(404, f"no profile for user {user!r}: no logged events and "
@@ -282,10 +304,11 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                    responses=ERRORS, tags=["admin"])
     def forget(user: UserId) -> dict:
         """Erase the user's events and profile state from the store (admin key)."""
-        _check_id(user, "user id")
+        user = _lookup(user, "user id")
         erased = live.forget(user)
         return {"user": user, "erased": erased,
-                "training_history_retained": live.known_user(user)}
+                "training_history_retained": live.known_user(user),
+                "scrub": live.store.last_scrub(user)}
 
     @router.post("/v1/items", response_model=ItemsOut, dependencies=admin,
                  responses={code: {"model": ErrorOut} for code in (409, 500, 501)} | ERRORS,
@@ -348,10 +371,10 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
 
     @router.get("/healthz", tags=["service"])
     def healthz() -> dict:
-        """Liveness and readiness: the model is loaded and the store answers."""
+        """Liveness and readiness: the model is loaded and the store answers (no key; it
+        says nothing else -- the model and store are on the admin-keyed ``/metrics``)."""
         live.store.event_count("healthz-probe")
-        return {"status": "ok", "model": live.model.name, "checkpoint": live.checkpoint,
-                "items": live.n_items, "store": type(live.store).__name__}
+        return {"status": "ok"}
 
     @router.get("/metrics", response_class=PlainTextResponse, tags=["service"])
     def prometheus() -> PlainTextResponse:
