@@ -124,9 +124,9 @@ class PutStatesResult:
 
 @dataclass(frozen=True)
 class Scrub:
-    """What a store's `scrub` after `forget` did. SQLite: free pages given back, TRUNCATE
-    checkpoint attempts, `done` when the WAL was emptied. Redis: `attempts` counts the
-    bounded delete commands. When not done, `detail` says why (retry later)."""
+    """What a store's `scrub` after `forget` did. SQLite: free pages the VACUUM gave back,
+    VACUUM and TRUNCATE checkpoint attempts, `done` when both went through. Redis:
+    `attempts` counts the bounded delete commands. When not done, `detail` says why."""
 
     done: bool
     attempts: int

@@ -22,10 +22,8 @@ from prismrec.profile.ids import lookup_id, parse_id
 from prismrec.profile.live import LiveProfiles, Recommendations, UpdateResult
 from prismrec.profile.store import MAX_ID_LENGTH, Event
 from prismrec.serve.auth import (
-    HEADER,
     OPENAPI_SECURITY,
     admin_guard,
-    check_client_key,
     client_guard,
 )
 from prismrec.serve.batching import Batcher, LoopBatcher, each
