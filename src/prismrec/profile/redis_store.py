@@ -209,37 +209,41 @@ if had > 0 then return 1 end
 return 0
 """
 
-# KEYS: trash set, one detached key. ARGV: chunk. Removes up to a chunk of its elements;
-# returns what is left (0: the key is gone and off the trash list).
+# KEYS: trash set, one detached key. ARGV: chunk, HSCAN cursor. Removes up to about a chunk
+# of its elements; returns {elements left, next cursor} (0 left: the key is gone and off the
+# trash list). A hash is walked with the cursor: restarting at 0 could meet only emptied
+# buckets and make no progress.
 _SHRINK = """
 local t = redis.call('TYPE', KEYS[2])['ok']
 local chunk = tonumber(ARGV[1])
+local cursor = ARGV[2]
+local left = 0
 if t == 'list' then
   redis.call('LTRIM', KEYS[2], chunk, -1)
-  local left = redis.call('LLEN', KEYS[2])
-  if left > 0 then return left end
+  left = redis.call('LLEN', KEYS[2])
 elseif t == 'hash' then
-  local page = redis.call('HSCAN', KEYS[2], 0, 'COUNT', chunk)
+  local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', chunk)
+  cursor = page[1]
   local f = page[2]
   for i = 1, #f, 2 do redis.call('HDEL', KEYS[2], f[i]) end
-  local left = redis.call('HLEN', KEYS[2])
-  if left > 0 then return left end
+  left = redis.call('HLEN', KEYS[2])
 end
+if left > 0 then return {left, cursor} end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[1], KEYS[2])
-return 0
+return {0, '0'}
 """
 
-# KEYS: the old eids hash. ARGV: prefix, chunk. Moves up to a chunk of event ids into their
-# user's eids:<user> hash; returns how many are left.
+# KEYS: the old eids hash. ARGV: prefix, chunk, HSCAN cursor. Moves up to about a chunk of
+# event ids into their user's eids:<user> hash; returns {ids left, next cursor}.
 _MIGRATE_EIDS = """
-local page = redis.call('HSCAN', KEYS[1], 0, 'COUNT', tonumber(ARGV[2]))
+local page = redis.call('HSCAN', KEYS[1], ARGV[3], 'COUNT', tonumber(ARGV[2]))
 local f = page[2]
 for i = 1, #f, 2 do
   redis.call('HSETNX', ARGV[1] .. 'eids:' .. f[i + 1], f[i], 1)
   redis.call('HDEL', KEYS[1], f[i])
 end
-return redis.call('HLEN', KEYS[1])
+return {redis.call('HLEN', KEYS[1]), page[1]}
 """
 
 
@@ -321,9 +325,10 @@ class RedisStore(StoreBase):
         if found is not None and found != b"1":
             raise StoreError(f"Redis store {self._where} prefix {self._p.decode()!r}: schema "
                              f"{found.decode()!r}, this prismrec reads {SCHEMA.decode()}")
-        old = self._p + b"eids"
-        while self._r.exists(old) and int(self._migrate(keys=[old], args=[self._p, CHUNK])):
-            pass
+        old, cursor, left = self._p + b"eids", b"0", 1
+        while left:
+            left, cursor = self._migrate(keys=[old], args=[self._p, CHUNK, cursor])
+            left = int(left)
         self._r.set(self._p + b"schema", SCHEMA)
 
     # -- events -------------------------------------------------------------------------------
@@ -518,9 +523,12 @@ class RedisStore(StoreBase):
         trash = self._p + b"trash"
         steps = 0
         for key in self._r.smembers(trash):
-            while int(self._shrink(keys=[trash, key], args=[CHUNK])):
+            cursor: bytes | int = 0
+            while True:
                 steps += 1
-            steps += 1
+                left, cursor = self._shrink(keys=[trash, key], args=[CHUNK, cursor])
+                if not int(left):
+                    break
         return Scrub(True, steps, 0, f"deleted in {steps} command(s) of at most {CHUNK} "
                                      "elements")
 
