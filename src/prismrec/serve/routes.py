@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +41,7 @@ from prismrec.serve.schemas import (
 from prismrec.serve.settings import ServeSettings
 from prismrec.text import DimensionMismatchError, EncoderError
 
+log = logging.getLogger(__name__)
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)}
 Text = Annotated[str, StringConstraints(strict=True, max_length=20_000)]
 Label = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
@@ -70,6 +72,12 @@ class ItemsOut(BaseModel):
     updated: list[str] = Field(description="ids already known: their text was re-encoded")
     items: int = Field(description="items in the catalogue now")
     checkpoint: str = Field(description="the model fingerprint after the change")
+
+
+def _scrub_report(live: LiveProfiles, erased: bool) -> dict | None:
+    """What the store did to leave no bytes of an erased user (None when nothing was)."""
+    scrub = getattr(live.store, "last_scrub", None) if erased else None
+    return None if scrub is None else scrub.to_dict()
 
 
 MODEL_REASON = "continues your recent sequence"
@@ -306,7 +314,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         erased = live.forget(user)
         return {"user": user, "erased": erased,
                 "training_history_retained": live.known_user(user),
-                "scrub": live.store.last_scrub(user)}
+                "scrub": _scrub_report(live, erased)}
 
     @router.post("/v1/items", response_model=ItemsOut, dependencies=admin,
                  responses={code: {"model": ErrorOut} for code in (409, 500, 501)} | ERRORS,
@@ -349,9 +357,13 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         try:
             added = live.add_items(rows)
         except DimensionMismatchError as exc:
-            raise HTTPException(500, f"the text encoder does not fit the model: {exc}") from exc
+            log.error("add_items: %s", exc)
+            raise HTTPException(500, "the text encoder does not fit the model; the server log "
+                                     "has the details") from exc
         except EncoderError as exc:
-            raise HTTPException(503, f"cannot encode item text now: {exc}") from exc
+            log.error("add_items: %s", exc)
+            raise HTTPException(503, "cannot encode item text now; the server log has the "
+                                     "details") from exc
         return {"added": added, "updated": known, "items": live.n_items,
                 "checkpoint": live.checkpoint}
 
@@ -375,8 +387,9 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         return {"status": "ok"}
 
     @router.get("/metrics", response_class=PlainTextResponse, tags=["service"])
-    def prometheus() -> PlainTextResponse:
-        """Prometheus text format: requests and latency per route, event counters."""
-        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
+    def prometheus() -> Response:
+        """Prometheus text format (admin key): requests and latency per route, event
+        counters, the model; summed over every worker process."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return router

@@ -104,6 +104,10 @@ class ForgetOut(BaseModel):
     training_history_retained: bool = Field(
         description="the user's training history is part of the model checkpoint and goes "
         "only with retraining")
+    scrub: dict | None = Field(None, description=(
+        "how the store left no bytes of the user: done, attempts, freed_pages, detail "
+        "(SQLite: VACUUM and a TRUNCATE checkpoint retried until it succeeded; Redis: "
+        "deletes in bounded commands). done=false says the WAL could not be emptied yet"))
 
 
 class ErrorOut(BaseModel):
