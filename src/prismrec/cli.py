@@ -329,18 +329,42 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_key(path: str | None, env: str, flag: str) -> str | None:
+    """A key from a file only its owner can read (--api-key-file), else from ``env``."""
+    import os
+    import stat
+
+    if path is None:
+        return os.environ.get(env) or None
+    try:
+        mode = os.stat(path).st_mode
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"prismrec serve: {flag} {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SystemExit(f"prismrec serve: {flag} {path} can be read by other users "
+                         f"(mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
+    key = text.strip()
+    if not key:
+        raise SystemExit(f"prismrec serve: {flag} {path} is empty")
+    return key
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
+    import shutil
+    import tempfile
 
-    from prismrec.serve.worker import CONFIG_ENV, WorkerConfig, build, settle
+    from prismrec.serve.worker import CONFIG_FILE_ENV, WorkerConfig, build, settle
 
     if args.workers < 1:
         raise SystemExit("prismrec serve: --workers must be at least 1")
     settings = {
-        "api_key": args.api_key or os.environ.get("PRISMREC_API_KEY") or None,
-        "admin_key": args.admin_key or os.environ.get("PRISMREC_ADMIN_KEY") or None,
+        "api_key": _read_key(args.api_key_file, "PRISMREC_API_KEY", "--api-key-file"),
+        "admin_key": _read_key(args.admin_key_file, "PRISMREC_ADMIN_KEY", "--admin-key-file"),
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
-        "workers": args.workers,
+        "workers": args.workers, "rate_limit": args.rate_limit, "rate_burst": args.rate_burst,
+        "max_concurrent": args.max_concurrent,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
                           threads=args.threads, settings=settings)
@@ -367,11 +391,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         settle()
         uvicorn.run(app, **common)
-    else:
-        live.store.close()
-        os.environ[CONFIG_ENV] = config.to_json()
+        return 0
+    live.store.close()
+    # Workers get the configuration, keys included, from a file only this user can read
+    # (mkstemp makes it 0600), never from the environment; and they add up their metrics
+    # in a private folder (prometheus_client's multiprocess mode).
+    private = tempfile.mkdtemp(prefix="prismrec-serve-")  # 0700
+    try:
+        fd, path = tempfile.mkstemp(dir=private, suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(config.to_json())
+        os.makedirs(os.path.join(private, "metrics"))
+        for name in ("PRISMREC_API_KEY", "PRISMREC_ADMIN_KEY"):
+            os.environ.pop(name, None)
+        os.environ[CONFIG_FILE_ENV] = path
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(private, "metrics")
         uvicorn.run("prismrec.serve.worker:app_from_environ", factory=True,
                     workers=args.workers, **common)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return 0
 
 
@@ -538,8 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "serve", help="serve recommendations over HTTP with live profiles",
         description="Start the HTTP service: events in, recommendations out, profiles updated "
-        "per event in the store. Keys come from --api-key/--admin-key or the environment "
-        "variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY. API docs at /docs.")
+        "per event in the store. Keys come from files (--api-key-file, --admin-key-file; "
+        "mode 600) or the environment variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY, never "
+        "from the command line. API docs at /docs (admin key).")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--store", required=True,
                    help="profile store: sqlite:///path.db or redis://127.0.0.1:6379/0")
@@ -549,9 +588,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes on this machine, sharing the store (SQLite: one "
                    "file, one writer at a time; Redis: several machines too). With more than 1 "
                    "POST /v1/items is refused: each worker holds its own copy of the model")
-    s.add_argument("--api-key", help="client key (default: $PRISMREC_API_KEY; none: open)")
-    s.add_argument("--admin-key", help="admin key (default: $PRISMREC_ADMIN_KEY; none: admin "
-                   "routes off)")
+    s.add_argument("--api-key-file", metavar="PATH", help="file holding the client key, "
+                   "readable by its owner only (default: $PRISMREC_API_KEY; none: open)")
+    s.add_argument("--admin-key-file", metavar="PATH", help="file holding the admin key for "
+                   "DELETE /v1/users, POST /v1/items, /metrics and /docs (default: "
+                   "$PRISMREC_ADMIN_KEY; none: admin routes off)")
+    s.add_argument("--rate-limit", type=float, default=0.0, metavar="PER_SECOND",
+                   help="requests per second per key, per worker (token bucket; over it: 429 "
+                   "with Retry-After; default 0: off)")
+    s.add_argument("--rate-burst", type=int, default=50,
+                   help="requests one key may send at once before the rate applies (default 50)")
+    s.add_argument("--max-concurrent", type=int, default=256,
+                   help="requests in flight per worker; more get 503 with Retry-After "
+                   "(default 256)")
     s.add_argument("--max-body-bytes", type=int, default=1_048_576,
                    help="largest request body accepted (default 1 MiB)")
     s.add_argument("--max-batch", type=int, default=1000, help="most events per POST")
