@@ -364,7 +364,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "admin_key": _read_key(args.admin_key_file, "PRISMREC_ADMIN_KEY", "--admin-key-file"),
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
         "workers": args.workers, "rate_limit": args.rate_limit, "rate_burst": args.rate_burst,
-        "max_concurrent": args.max_concurrent,
+        "max_concurrent": args.max_concurrent, "max_user_events": args.max_user_events,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
                           threads=args.threads, settings=settings)
@@ -598,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "with Retry-After; default 0: off)")
     s.add_argument("--rate-burst", type=int, default=50,
                    help="requests one key may send at once before the rate applies (default 50)")
+    s.add_argument("--max-user-events", type=int, default=0, metavar="N",
+                   help="per-user log quota: events past N logged events of their user are not "
+                   "stored and are counted (over_quota in the reply, a metric); default 0: none")
     s.add_argument("--max-concurrent", type=int, default=256,
                    help="requests in flight per worker; more get 503 with Retry-After "
                    "(default 256)")

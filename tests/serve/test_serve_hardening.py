@@ -224,3 +224,23 @@ def test_the_batch_limit_is_in_the_published_schema(client):
     name = ref["schema"]["$ref"].rsplit("/", 1)[1]
     assert doc["components"]["schemas"][name]["properties"]["events"]["maxItems"] == 1000
 
+
+
+def test_a_users_log_stops_at_the_quota_and_what_is_dropped_is_counted(rec, store):
+    with make(rec, store, max_user_events=5) as client:
+        def send(user, n, start):
+            return client.post("/v1/events", json={"events": [
+                {"user": user, "item": "i00001", "timestamp": T0 + start + j,
+                 "event_id": f"{user}-{start + j}"} for j in range(n)]}).json()
+
+        first = send("q", 3, 0)
+        assert (first["accepted"], first["over_quota"]) == (3, 0)
+        second = send("q", 4, 10)  # two fit, two do not
+        assert (second["accepted"], second["over_quota"]) == (2, 2)
+        mixed = client.post("/v1/events", json={"events": [
+            {"user": "q", "item": "i00002", "timestamp": T0 + 99},
+            {"user": "other", "item": "i00002", "timestamp": T0 + 99}]}).json()
+        assert (mixed["accepted"], mixed["over_quota"]) == (1, 1)
+        assert store.event_count("q") == 5 and store.event_count("other") == 1
+        metrics = client.get("/metrics", headers={"X-API-Key": ADMIN}).text
+        assert "prismrec_events_over_quota_total 3.0" in metrics

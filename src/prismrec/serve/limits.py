@@ -107,3 +107,35 @@ class RateLimiter:
             if wait:
                 self.refused += 1
             return max(1, math.ceil(wait)) if wait else 0
+
+
+class LogQuota:
+    """At most ``max_events`` logged events per user, applied by the service at ingest.
+
+    A blended model reads a user's whole log per recommendation, so an unbounded log is an
+    unbounded cost. Events that would take a user past the quota are not stored; the reply
+    counts them (``over_quota``), and so does ``prismrec_events_over_quota_total``. Checked
+    on the service's one ingest thread, so exact within a process; with several worker
+    processes two of them may each admit a batch and pass the quota by at most a batch.
+    """
+
+    def __init__(self, store, max_events: int) -> None:
+        self.store = store
+        self.max_events = int(max_events)
+
+    def split(self, events: list) -> tuple[list, int]:
+        """The events to store, and how many are over the quota (dropped)."""
+        users = list(dict.fromkeys(e.user for e in events))
+        states = self.store.get_states(users)
+        room = {}
+        for u in users:
+            st = states.get(u)
+            logged = st.logged if st is not None and st.logged is not None \
+                else self.store.event_count(u)
+            room[u] = self.max_events - logged
+        kept = []
+        for e in events:
+            if room[e.user] > 0:
+                room[e.user] -= 1
+                kept.append(e)
+        return kept, len(events) - len(kept)

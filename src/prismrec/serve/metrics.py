@@ -32,6 +32,8 @@ COUNTERS = {
                                           "(stored unless duplicates, never fed to the model)",
     "prismrec_recommendations_model_total": "recommendation lists computed from a profile",
     "prismrec_recommendations_popular_total": "recommendation lists that fell back to popular",
+    "prismrec_events_over_quota_total": "events not stored because their user's log was at "
+                                        "the per-user quota (--max-user-events)",
     "prismrec_requests_refused_total": "requests refused by a limit (rate or in flight)",
 }
 

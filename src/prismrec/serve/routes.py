@@ -28,6 +28,7 @@ from prismrec.serve.auth import (
     client_guard,
 )
 from prismrec.serve.batching import Batcher, LoopBatcher, each
+from prismrec.serve.limits import LogQuota
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
     ErrorOut,
@@ -204,8 +205,18 @@ class Workers:
         self.recommend: LoopBatcher[RecommendRequest, Recommendations] = LoopBatcher(
             recommend, window=settings.batch_window_ms / 1e3,
             max_batch=settings.max_request_batch, name="prismrec-recommend")
-        self.ingest: Batcher[list[Event], UpdateResult] = Batcher(
-            each(live.update), window=0.0, max_batch=1, name="prismrec-ingest")
+        quota = (LogQuota(live.store, settings.max_user_events)
+                 if settings.max_user_events else None)
+
+        def ingest(events: list[Event]) -> tuple[UpdateResult, int]:
+            """Apply the log quota (on this one thread, so exact in this process), then log."""
+            if quota is None:
+                return live.update(events), 0
+            kept, over = quota.split(events)
+            return live.update(kept), over
+
+        self.ingest: Batcher[list[Event], tuple[UpdateResult, int]] = Batcher(
+            each(ingest), window=0.0, max_batch=1, name="prismrec-ingest")
 
     def close(self) -> None:
         self.recommend.close()
@@ -241,7 +252,8 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 _check_id(v, f"events[{i}].{what}")
             events.append(Event(user, e.item, float(e.timestamp), e.event,
                                 None if e.value is None else float(e.value), eid))
-        result = await workers.ingest.submit(events)
+        result, over_quota = await workers.ingest.submit(events)
+        metrics.inc("prismrec_events_over_quota_total", over_quota)
         metrics.inc("prismrec_events_ingested_total", result.accepted)
         metrics.inc("prismrec_events_duplicate_total", result.duplicates)
         metrics.inc("prismrec_events_late_total", result.late)
@@ -249,7 +261,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         if unknown:
             metrics.inc("prismrec_events_unknown_item_total",
                         sum(e.item in unknown for e in events))
-        return result.to_dict()
+        return {**result.to_dict(), "over_quota": over_quota}
 
     # The body model is made per service (its schema holds --max-batch); a signature with the
     # class itself, since the annotation above is a string this module cannot resolve.

@@ -64,6 +64,8 @@ class IngestOut(BaseModel):
     deferred_late: int
     users_deferred: list[str]
     step_cost: str
+    over_quota: int = Field(0, description="events not stored: their user's log was at the "
+                            "per-user quota (max_user_events)")
 
 
 class Because(BaseModel):

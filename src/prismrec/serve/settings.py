@@ -21,7 +21,8 @@ class ServeSettings:
     ``/openapi.json``); when it is None the admin routes are disabled, and the operational
     ones too unless the service has no key at all. ``/healthz`` is open and says only "ok".
     Limits (``prismrec.serve.gate``): ``rate_limit`` requests per second per key (0: off) in
-    bursts of up to ``rate_burst``; ``max_concurrent`` requests in flight per process.
+    bursts of up to ``rate_burst``; ``max_concurrent`` requests in flight per process;
+    ``max_user_events`` logged events per user (0: no quota; see ``limits.LogQuota``).
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -38,6 +39,7 @@ class ServeSettings:
     rate_limit: float = 0.0  # requests per second per key (token bucket); 0 turns it off
     rate_burst: int = 50  # tokens a bucket holds: requests one key may send at once
     max_concurrent: int = 256  # requests in flight per process; more get 503 + Retry-After
+    max_user_events: int = 0  # per-user log quota: later events are dropped, counted; 0: none
 
     def validate(self) -> None:
         for name in ("api_key", "admin_key"):
@@ -52,6 +54,10 @@ class ServeSettings:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0 <= self.batch_window_ms <= 1000:
             raise ValueError(f"batch_window_ms must be in [0, 1000], got {self.batch_window_ms}")
+        if isinstance(self.max_user_events, bool) or not isinstance(self.max_user_events, int) \
+                or self.max_user_events < 0:
+            raise ValueError(f"max_user_events must be an integer >= 0, got "
+                             f"{self.max_user_events!r}")
         if isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, int | float) \
                 or not 0 <= self.rate_limit < float("inf"):
             raise ValueError(f"rate_limit must be a number >= 0, got {self.rate_limit!r}")
