@@ -144,14 +144,18 @@ class ProfileStore(Protocol):
 
     Contract shared by every backend (the test suite runs against each):
     - `append_events` is one all-or-nothing transaction per batch; an invalid event rejects the
-      whole batch with `DataError` and changes nothing. Events with an already stored
-      `event_id` are skipped and counted as duplicates; events without one are always stored.
+      whole batch with `DataError` and changes nothing. User ids and event ids must follow
+      the id rule (`prismrec.profile.ids`: NFC, no '/', control, bidi or zero-width
+      characters, no edge whitespace); reads and `forget` normalise ids the same way. Events
+      whose user already has their `event_id` are skipped and counted as duplicates (event
+      ids are per user); events without one are always stored.
     - Each user's log keeps ingest order; `since_seq` is a 0-based position in that log.
     - `put_state` with `expected_version` is a compare-and-set (0 means "no state yet") that
       raises `ConcurrentUpdateError` on mismatch; it returns the new version. A state may only
       be stored for a user with logged events and cannot claim more events than were logged.
       A state that folds in a late event without a rebuild must be put with needs_rebuild=True.
-    - `forget` erases every trace of the user (events, event ids, state).
+    - `forget` erases every trace of the user (events, event ids, state) and then scrubs:
+      what it did is in the store's `last_scrub` (a `Scrub`).
     - Batches, one round trip (SQLite: one transaction; Redis: one pipeline or script) however
       many users: `get_states(users)` reads the states that exist (a snapshot),
       `events_since({user: since_seq})` the log tails, and `put_states(puts)` writes
