@@ -362,6 +362,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = {
         "api_key": _read_key(args.api_key_file, "PRISMREC_API_KEY", "--api-key-file"),
         "admin_key": _read_key(args.admin_key_file, "PRISMREC_ADMIN_KEY", "--admin-key-file"),
+        "dashboard_key": _read_key(args.dashboard_key_file, "PRISMREC_DASHBOARD_KEY",
+                                   "--dashboard-key-file"),
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
         "workers": args.workers, "rate_limit": args.rate_limit, "rate_burst": args.rate_burst,
         "max_concurrent": args.max_concurrent, "max_user_events": args.max_user_events,
@@ -402,7 +404,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with os.fdopen(fd, "w") as f:
             f.write(config.to_json())
         os.makedirs(os.path.join(private, "metrics"))
-        for name in ("PRISMREC_API_KEY", "PRISMREC_ADMIN_KEY"):
+        for name in ("PRISMREC_API_KEY", "PRISMREC_ADMIN_KEY", "PRISMREC_DASHBOARD_KEY"):
             os.environ.pop(name, None)
         os.environ[CONFIG_FILE_ENV] = path
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(private, "metrics")
@@ -410,6 +412,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     workers=args.workers, **common)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from prismrec.recommender import Recommender
+    from prismrec.serve.ui import create_ui_app
+
+    key = args.key or os.environ.get("PRISMREC_DASHBOARD_KEY") or None
+    if key is None:
+        raise SystemExit("prismrec ui: the dashboard needs a key: set PRISMREC_DASHBOARD_KEY "
+                         "(or pass --key) and type the same key into the login form")
+    _threads(args.threads)
+    rec = Recommender.load(args.checkpoint)
+    try:
+        app = create_ui_app(rec, key, checkpoint_dir=args.checkpoint)
+    except ValueError as exc:
+        raise SystemExit(f"prismrec ui: {exc}") from None
+    print(f"prismrec ui: {rec.model_.name} model from {args.checkpoint} (read-only, training "
+          f"histories), http://{args.host}:{args.port}/ui", file=sys.stderr, flush=True)
+    import uvicorn
+
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False)
     return 0
 
 
@@ -576,9 +603,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "serve", help="serve recommendations over HTTP with live profiles",
         description="Start the HTTP service: events in, recommendations out, profiles updated "
-        "per event in the store. Keys come from files (--api-key-file, --admin-key-file; "
-        "mode 600) or the environment variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY, never "
-        "from the command line. API docs at /docs (admin key).")
+        "per event in the store. Keys come from files (--api-key-file, --admin-key-file, "
+        "--dashboard-key-file; mode 600) or the environment variables PRISMREC_API_KEY/"
+        "PRISMREC_ADMIN_KEY/PRISMREC_DASHBOARD_KEY, never from the command line. API docs at "
+        "/docs (admin key); the dashboard at /ui opens with the admin key or the read-only "
+        "dashboard key.")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--store", required=True,
                    help="profile store: sqlite:///path.db or redis://127.0.0.1:6379/0")
@@ -593,6 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--admin-key-file", metavar="PATH", help="file holding the admin key for "
                    "DELETE /v1/users, POST /v1/items, /metrics and /docs (default: "
                    "$PRISMREC_ADMIN_KEY; none: admin routes off)")
+    s.add_argument("--dashboard-key-file", metavar="PATH", help="file holding a read-only "
+                   "key for the dashboard at /ui (default: $PRISMREC_DASHBOARD_KEY; the admin "
+                   "key opens it too; neither: /ui off)")
     s.add_argument("--rate-limit", type=float, default=0.0, metavar="PER_SECOND",
                    help="requests per second per key, per worker (token bucket; over it: 429 "
                    "with Retry-After; default 0: off)")
@@ -617,6 +649,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
                    help="log every request (default: off)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser(
+        "ui", help="the web dashboard over a checkpoint alone (read-only)",
+        description="Serve the dashboard (/ui) over a checkpoint without a store: model card, "
+        "users' interests and composed lists from their training histories, items and "
+        "search. The login form takes the key from --key or $PRISMREC_DASHBOARD_KEY. For "
+        "live profiles use `prismrec serve`, which has the same dashboard.")
+    s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    s.add_argument("--key", help="dashboard key (default: $PRISMREC_DASHBOARD_KEY)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    s.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_ui)
     return p
 
 

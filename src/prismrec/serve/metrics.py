@@ -72,13 +72,13 @@ class Metrics:
         self._requests.labels(method, route, str(status)).inc()
         self._latency.labels(method, route).observe(seconds)
 
-    def render(self) -> bytes:
+    def render(self) -> str:
         """The exposition text: this process's counts, or every worker's summed."""
         if self.multiprocess_dir is None:
-            return generate_latest(self.registry)
+            return generate_latest(self.registry).decode()
         merged = CollectorRegistry()
         _multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
-        return generate_latest(merged)
+        return generate_latest(merged).decode()
 
 
 class MetricsMiddleware:

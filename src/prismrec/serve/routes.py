@@ -40,6 +40,7 @@ from prismrec.serve.schemas import (
     event_batch,
 )
 from prismrec.serve.settings import ServeSettings
+from prismrec.serve.ui.feed import EventFeed
 from prismrec.text import DimensionMismatchError, EncoderError
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ class Workers:
 
 
 def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
-                 workers: Workers | None = None) -> APIRouter:
+                 workers: Workers | None = None, feed: EventFeed | None = None) -> APIRouter:
     """Routes bound to one ``LiveProfiles`` (no globals: two apps never share state).
 
     The two hot routes (events, recommendations) are async and batch their model work
@@ -254,6 +255,8 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                                 None if e.value is None else float(e.value), eid))
         result, over_quota = await workers.ingest.submit(events)
         metrics.inc("prismrec_events_over_quota_total", over_quota)
+        if feed is not None:
+            feed.publish(events)  # the dashboard's live page
         metrics.inc("prismrec_events_ingested_total", result.accepted)
         metrics.inc("prismrec_events_duplicate_total", result.duplicates)
         metrics.inc("prismrec_events_late_total", result.late)

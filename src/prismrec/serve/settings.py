@@ -20,6 +20,8 @@ class ServeSettings:
     ``POST /v1/items``) and by the operational ones (``/metrics``, ``/docs``,
     ``/openapi.json``); when it is None the admin routes are disabled, and the operational
     ones too unless the service has no key at all. ``/healthz`` is open and says only "ok".
+    ``dashboard_key``: opens the dashboard at ``/ui`` read-only (the admin key opens it
+    too); with neither the dashboard is disabled (``/ui`` has its own login).
     Limits (``prismrec.serve.gate``): ``rate_limit`` requests per second per key (0: off) in
     bursts of up to ``rate_burst``; ``max_concurrent`` requests in flight per process;
     ``max_user_events`` logged events per user (0: no quota; see ``limits.LogQuota``).
@@ -27,6 +29,7 @@ class ServeSettings:
 
     api_key: str | None = field(default=None, repr=False)
     admin_key: str | None = field(default=None, repr=False)
+    dashboard_key: str | None = field(default=None, repr=False)  # opens /ui read-only
     max_body_bytes: int = 1_048_576  # a request body above this gets 413 before it is parsed
     max_batch: int = 1000  # events per POST /v1/events
     max_k: int = 200  # recommendations or similar items per request
@@ -42,7 +45,7 @@ class ServeSettings:
     max_user_events: int = 0  # per-user log quota: later events are dropped, counted; 0: none
 
     def validate(self) -> None:
-        for name in ("api_key", "admin_key"):
+        for name in ("api_key", "admin_key", "dashboard_key"):
             key = getattr(self, name)
             if key is not None and (not isinstance(key, str) or len(key) < 8
                                     or not key.isascii() or not key.isprintable()):
