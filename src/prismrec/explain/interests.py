@@ -70,7 +70,7 @@ def profile_for(recommender, user, *, catalog: Catalog | None = None,
         raise ValueError(f"user {user!r} has no events to read a profile from")
     ct = texts if texts is not None else catalog_text(recommender, catalog)
     return build_profile(recommender.model_, items, times, recommender.items_.to_list(),
-                         user=str(user), labeler=lambda i, w: label_interest(i, w, ct).text,
+                         user=str(user), labeler=lambda i, w: label_interest(i, w, ct),
                          titles=ct.title, n_items=n_items, min_share=min_share)
 
 
