@@ -163,8 +163,8 @@ def test_composed_list_serves_both_interests_at_full_diversity(fitted):
     user = _switcher(fitted)
     prof = profile_for(fitted, user)
     frame = compose_for(fitted, user, k=8, diversity=1.0, filter_seen=False)
-    assert list(frame.columns) == ["rank", "item", "score", "interest", "interest_label",
-                                   "reason"]
+    assert list(frame.columns) == ["rank", "item", "title", "score", "interest",
+                                   "interest_label", "reason"]
     heavy = {i.component for i in prof.interests if i.weight >= 0.05}
     assert len(heavy) >= 2 and set(frame["interest"]) == heavy
     assert frame["reason"].str.startswith("serves your interest in").all()

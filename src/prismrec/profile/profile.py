@@ -89,6 +89,7 @@ class Profile:
     event_times: list[float]
     source: str  # "decay" | "comirec" | "kmeans": where the components come from
     vectors: np.ndarray = field(repr=False)  # (K', D) interest vectors, aligned with interests
+    event_interest: list[int] = field(default_factory=list)  # component of each event (argmax)
 
     def __len__(self) -> int:
         return len(self.interests)
@@ -192,7 +193,8 @@ def build_profile(model: SequenceEncoder, items: np.ndarray, times: np.ndarray |
     order = sorted(range(len(out)), key=lambda j: (-out[j].weight, out[j].component))
     return Profile(user=user, interests=[out[j] for j in order],
                    event_items=[str(item_ids[i]) for i in idx], event_times=t.tolist(),
-                   source=source, vectors=vectors[[keep[j] for j in order]])
+                   source=source, vectors=vectors[[keep[j] for j in order]],
+                   event_interest=[int(x) for x in hard])
 
 
 @torch.no_grad()
