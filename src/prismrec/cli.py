@@ -281,7 +281,14 @@ def cmd_profile(args: argparse.Namespace) -> int:
         from prismrec.data import load_dataset
 
         catalog = load_dataset(name, args.data_dir or source.get("data_dir")).catalog
-    prof = profile_for(rec, args.user, catalog=catalog)
+    labeler = None
+    if args.llm_labels:
+        from prismrec.explain import ChatEndpointNarrator, ChatLabeler
+
+        if not args.chat_url:
+            raise SystemExit("--llm-labels needs --chat-url (an OpenAI-compatible endpoint)")
+        labeler = ChatLabeler(ChatEndpointNarrator(args.chat_url, model=args.chat_model))
+    prof = profile_for(rec, args.user, catalog=catalog, labeler=labeler)
     if args.plot:
         log.info("wrote %s", plot_profile(prof, args.plot))
     if args.json:  # the profile document, exactly as Profile.to_dict gives it
@@ -559,8 +566,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeline", action="store_true",
                    help="--json: add each interest's weight after every event")
     s.add_argument("--narrator", default="template", choices=["template", "local", "chat"])
-    s.add_argument("--chat-url", help="--narrator chat: base URL of the chat endpoint")
-    s.add_argument("--chat-model", default="default", help="--narrator chat: model name")
+    s.add_argument("--llm-labels", action="store_true",
+                   help="name the interests with the chat model at --chat-url from their "
+                   "items' titles and categories (default: the catalogue label; a failed "
+                   "request keeps it)")
+    s.add_argument("--chat-url", help="--narrator chat / --llm-labels: base URL of the chat "
+                   "endpoint")
+    s.add_argument("--chat-model", default="default", help="chat endpoint model name")
     s.add_argument("--dataset", help="dataset whose catalogue names the interests "
                    "(default: the one the checkpoint records)")
     s.add_argument("--data-dir", help="folder of that dataset")

@@ -9,6 +9,7 @@ an OpenAI-compatible chat endpoint) writes a short, checked narrative of a profi
 from prismrec.explain._chat import ChatEndpointNarrator
 from prismrec.explain._local_llm import LocalLLMNarrator
 from prismrec.explain.labels import CatalogText, InterestLabel, defining_items, label_interest
+from prismrec.explain.llm_labels import ChatLabeler
 from prismrec.explain.narrate import (
     FallbackNarrator,
     InterestSummary,
@@ -34,6 +35,7 @@ from prismrec.explain.reasons import (
 __all__ = [
     "CatalogText",
     "ChatEndpointNarrator",
+    "ChatLabeler",
     "Explanation",
     "FallbackNarrator",
     "InterestLabel",

@@ -70,14 +70,20 @@ def _history(recommender, user) -> tuple[np.ndarray, np.ndarray]:
 
 def profile_for(recommender, user, *, catalog: Catalog | None = None,
                 texts: CatalogText | None = None, n_items: int = 5,
-                min_share: float = 0.0) -> Profile:
-    """The named profile of a known user (``Recommender.profile(user)``)."""
+                min_share: float = 0.0, labeler=None) -> Profile:
+    """The named profile of a known user (``Recommender.profile(user)``).
+
+    ``labeler(item_indices, weights, texts) -> InterestLabel`` names each interest from its
+    top items; default ``label_interest`` (the catalogue label). ``ChatLabeler`` names them
+    with a chat model instead (``Interest.label_source`` is then "llm").
+    """
     items, times = _history(recommender, user)
     if len(items) == 0:
         raise ValueError(f"user {user!r} has no events to read a profile from")
     ct = texts if texts is not None else catalog_text(recommender, catalog)
+    name = labeler or label_interest
     return build_profile(recommender.model_, items, times, recommender.items_.to_list(),
-                         user=str(user), labeler=lambda i, w: label_interest(i, w, ct),
+                         user=str(user), labeler=lambda i, w: name(i, w, ct),
                          titles=ct.title, n_items=n_items, min_share=min_share)
 
 

@@ -556,7 +556,12 @@ class Recommender:
 
     # -- interests ------------------------------------------------------------------------------
     def profile(self, user, **kwargs):
-        """The user's named interests as a ``Profile`` (see ``prismrec.explain.interests``)."""
+        """The user's named interests as a ``Profile`` (see ``prismrec.explain.interests``).
+
+        ``print(profile)`` is a short summary; ``profile.to_dict()`` the profile document.
+        Keywords go to ``profile_for``: ``labeler=ChatLabeler(client)`` names the interests
+        with a chat model (the catalogue label is the default), ``n_items``, ``min_share``.
+        """
         from prismrec.explain.interests import profile_for
 
         return profile_for(self, user, **kwargs)
