@@ -197,3 +197,19 @@ def test_with_a_blend_contributions_include_the_item_item_part(data):
     seq_only = occlusion(lambda s: score_sequences(rec.model_, s).numpy(), items, times,
                          np.array([target]))
     assert not np.allclose(got.drop[:, 0], seq_only.drop[:, 0])  # the blend changes them
+
+
+def test_a_given_history_gives_the_same_document_and_reasons_as_the_stored_one(head_rec,
+                                                                               data):
+    from prismrec.explain.interests import compose_for, profile_for
+
+    user = data.users.ids([2])[0]
+    items, times = _history(head_rec, user)
+    assert (profile_for(head_rec, user, history=(items, times)).to_dict()
+            == head_rec.profile(user).to_dict())
+    a = compose_for(head_rec, user, 4, diversity=0.25, history=(items, times))
+    assert a.equals(compose_for(head_rec, user, 4, diversity=0.25))
+    shorter = profile_for(head_rec, user, history=(items[:5], times[:5]))
+    assert shorter.to_dict()["n_events"] == 5
+    with pytest.raises(ValueError, match="5 items but 4 times"):
+        profile_for(head_rec, user, history=(items[:5], times[:4]))

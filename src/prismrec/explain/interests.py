@@ -68,16 +68,27 @@ def _history(recommender, user) -> tuple[np.ndarray, np.ndarray]:
     return h.row(r), h.row_times(r)
 
 
+def _given(history) -> tuple[np.ndarray, np.ndarray]:
+    items = np.asarray(history[0], dtype=np.int64).ravel()
+    times = np.asarray(history[1], dtype=np.float64).ravel()
+    if len(items) != len(times):
+        raise ValueError(f"history has {len(items)} items but {len(times)} times")
+    return items, times
+
+
 def profile_for(recommender, user, *, catalog: Catalog | None = None,
                 texts: CatalogText | None = None, n_items: int = 5,
-                min_share: float = 0.0, labeler=None) -> Profile:
+                min_share: float = 0.0, labeler=None,
+                history: tuple[np.ndarray, np.ndarray] | None = None) -> Profile:
     """The named profile of a known user (``Recommender.profile(user)``).
 
     ``labeler(item_indices, weights, texts) -> InterestLabel`` names each interest from its
     top items; default ``label_interest`` (the catalogue label). ``ChatLabeler`` names them
-    with a chat model instead (``Interest.label_source`` is then "llm").
+    with a chat model instead (``Interest.label_source`` is then "llm"). ``history`` (item
+    indices, times; oldest first) reads that history instead of the recommender's copy of
+    the user's (a service keeping histories in its own store); ``user`` then only names it.
     """
-    items, times = _history(recommender, user)
+    items, times = _history(recommender, user) if history is None else _given(history)
     if len(items) == 0:
         raise ValueError(f"user {user!r} has no events to read a profile from")
     ct = texts if texts is not None else catalog_text(recommender, catalog)
@@ -174,7 +185,8 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
                 exclude_ids: Iterable | None = None,
                 exclude_categories: Iterable[str] | None = None, filter_seen: bool = True,
                 catalog: Catalog | None = None, verb: str = "viewed",
-                candidates_per_interest: int | None = None) -> pd.DataFrame:
+                candidates_per_interest: int | None = None,
+                history: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """Top-``k`` composed from the user's interests, each tagged and explained.
 
     Columns rank, item, title (None where the catalogue has none), score, interest (the
@@ -187,12 +199,12 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
     composes from its history's k-means clusters (the fallback of
     ``profile.build_profile``). Each reason cites, by title, the history items that
     contribute most to the item's relevance (``explain.attribution``; without a head, to
-    the model's own score).
+    the model's own score). ``history`` as in ``profile_for``.
     """
     ct = catalog_text(recommender, catalog)
-    prof = profile_for(recommender, user, catalog=catalog, texts=ct)
+    prof = profile_for(recommender, user, catalog=catalog, texts=ct, history=history)
     weights, muted = steer(prof, mute, boost)
-    items, times = _history(recommender, user)
+    items, times = _history(recommender, user) if history is None else _given(history)
     model = recommender.model_
     with torch.no_grad():
         table = model.output_table().detach().float()  # (N, D)
@@ -222,18 +234,19 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
 
 
 def explain_ranked(recommender, user, picks: np.ndarray, scores: np.ndarray, *,
-                   catalog: Catalog | None = None, verb: str = "viewed") -> pd.DataFrame:
+                   catalog: Catalog | None = None, verb: str = "viewed",
+                   history: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """Tag and explain a ranked list of the model's own (``Recommender.recommend``).
 
     Same columns as ``compose_for``. Each item's reason cites the history items contributing
     most to its served score (sequence model plus blend); its interest is the one the most
     contributing history item's latest event is assigned to in the user's profile (the
     heaviest interest when no history item contributes positively or that one's interest
-    is below the profile's cut).
+    is below the profile's cut). ``history`` as in ``profile_for``.
     """
     ct = catalog_text(recommender, catalog)
-    prof = profile_for(recommender, user, catalog=catalog, texts=ct)
-    items, times = _history(recommender, user)
+    prof = profile_for(recommender, user, catalog=catalog, texts=ct, history=history)
+    items, times = _history(recommender, user) if history is None else _given(history)
     picks = np.asarray(picks, dtype=np.int64)
     contrib = _contributions(recommender, items, times, picks, False)
     window = len(prof.event_interest)  # the profile reads the model's window
