@@ -1,9 +1,11 @@
-"""Step 7 of the path: interests named from item text, reasons per item, profile narratives.
+"""Step 7 of the path: interests named, reasons per item, profile narratives.
 
-``CatalogText.from_catalog`` prepares the catalogue's words once; ``label_interest`` names an
-interest from the items that define it; ``explain_item`` says which interest a recommendation
-serves and which history items support it; a ``Narrator`` (template, local SmolLM2 model, or
-an OpenAI-compatible chat endpoint) writes a short, checked narrative of a profile summary.
+``CatalogText.from_catalog`` prepares the catalogue once; ``label_interest`` names an interest
+from the categories or tags its items share (words only without either), ``ChatLabeler``
+with a chat model; ``explain_item`` says which interest a recommendation serves and which
+history items contribute most to it (``attribution``: the score lost without each); a
+``Narrator`` (template, local SmolLM2 model, or an OpenAI-compatible chat endpoint) writes a
+short, checked narrative of a profile summary.
 """
 
 from prismrec.explain._chat import ChatEndpointNarrator
