@@ -201,15 +201,15 @@ def test_with_a_blend_contributions_include_the_item_item_part(data):
 
 def test_a_given_history_gives_the_same_document_and_reasons_as_the_stored_one(head_rec,
                                                                                data):
-    from prismrec.explain.interests import compose_for, profile_for
+    from prismrec.explain.interests import compose_for, compose_for_history, profile_of_history
 
     user = data.users.ids([2])[0]
     items, times = _history(head_rec, user)
-    assert (profile_for(head_rec, user, history=(items, times)).to_dict()
-            == head_rec.profile(user).to_dict())
-    a = compose_for(head_rec, user, 4, diversity=0.25, history=(items, times))
-    assert a.equals(compose_for(head_rec, user, 4, diversity=0.25))
-    shorter = profile_for(head_rec, user, history=(items[:5], times[:5]))
+    prof = profile_of_history(head_rec, items, times, user=user)
+    assert prof.to_dict() == head_rec.profile(user).to_dict()
+    a = compose_for_history(head_rec, items, times, user=user, k=4, diversity=0.25,
+                            mute=[prof.interests[0].component], profile=prof)
+    assert a.equals(compose_for(head_rec, user, 4, diversity=0.25,
+                                mute=[prof.interests[0].component]))
+    shorter = profile_of_history(head_rec, items[:5], times[:5], user=user)
     assert shorter.to_dict()["n_events"] == 5
-    with pytest.raises(ValueError, match="5 items but 4 times"):
-        profile_for(head_rec, user, history=(items[:5], times[:4]))

@@ -68,27 +68,31 @@ def _history(recommender, user) -> tuple[np.ndarray, np.ndarray]:
     return h.row(r), h.row_times(r)
 
 
-def _given(history) -> tuple[np.ndarray, np.ndarray]:
-    items = np.asarray(history[0], dtype=np.int64).ravel()
-    times = np.asarray(history[1], dtype=np.float64).ravel()
-    if len(items) != len(times):
-        raise ValueError(f"history has {len(items)} items but {len(times)} times")
-    return items, times
-
-
 def profile_for(recommender, user, *, catalog: Catalog | None = None,
                 texts: CatalogText | None = None, n_items: int = 5,
-                min_share: float = 0.0, labeler=None,
-                history: tuple[np.ndarray, np.ndarray] | None = None) -> Profile:
+                min_share: float = 0.0, labeler=None) -> Profile:
     """The named profile of a known user (``Recommender.profile(user)``).
 
     ``labeler(item_indices, weights, texts) -> InterestLabel`` names each interest from its
     top items; default ``label_interest`` (the catalogue label). ``ChatLabeler`` names them
-    with a chat model instead (``Interest.label_source`` is then "llm"). ``history`` (item
-    indices, times; oldest first) reads that history instead of the recommender's copy of
-    the user's (a service keeping histories in its own store); ``user`` then only names it.
+    with a chat model instead (``Interest.label_source`` is then "llm").
     """
-    items, times = _history(recommender, user) if history is None else _given(history)
+    items, times = _history(recommender, user)
+    return profile_of_history(recommender, items, times, user=user, catalog=catalog,
+                              texts=texts, n_items=n_items, min_share=min_share,
+                              labeler=labeler)
+
+
+def profile_of_history(recommender, items: np.ndarray, times: np.ndarray | None, *,
+                       user=None, catalog: Catalog | None = None,
+                       texts: CatalogText | None = None, n_items: int = 5,
+                       min_share: float = 0.0, labeler=None) -> Profile:
+    """The named profile of a history (model item indices and times, oldest first).
+
+    ``profile_for`` reads the history from the recommender; the live service passes the
+    training history plus the events logged since (``prismrec.explain.live_interests``).
+    ``labeler`` as in ``profile_for``.
+    """
     if len(items) == 0:
         raise ValueError(f"user {user!r} has no events to read a profile from")
     ct = texts if texts is not None else catalog_text(recommender, catalog)
@@ -185,8 +189,7 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
                 exclude_ids: Iterable | None = None,
                 exclude_categories: Iterable[str] | None = None, filter_seen: bool = True,
                 catalog: Catalog | None = None, verb: str = "viewed",
-                candidates_per_interest: int | None = None,
-                history: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                candidates_per_interest: int | None = None) -> pd.DataFrame:
     """Top-``k`` composed from the user's interests, each tagged and explained.
 
     Columns rank, item, title (None where the catalogue has none), score, interest (the
@@ -199,12 +202,37 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
     composes from its history's k-means clusters (the fallback of
     ``profile.build_profile``). Each reason cites, by title, the history items that
     contribute most to the item's relevance (``explain.attribution``; without a head, to
-    the model's own score). ``history`` as in ``profile_for``.
+    the model's own score).
     """
-    ct = catalog_text(recommender, catalog)
-    prof = profile_for(recommender, user, catalog=catalog, texts=ct, history=history)
+    items, times = _history(recommender, user)
+    return compose_for_history(recommender, items, times, user=user, k=k, diversity=diversity,
+                               mute=mute, boost=boost, exclude_ids=exclude_ids,
+                               exclude_categories=exclude_categories, filter_seen=filter_seen,
+                               catalog=catalog, verb=verb,
+                               candidates_per_interest=candidates_per_interest)
+
+
+def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None, *,
+                        user=None, k: int = 10, diversity: float = 0.0,
+                        mute: Iterable | None = None, boost: Iterable | None = None,
+                        exclude_ids: Iterable | None = None,
+                        exclude_categories: Iterable[str] | None = None,
+                        filter_seen: bool = True, catalog: Catalog | None = None,
+                        verb: str = "viewed", candidates_per_interest: int | None = None,
+                        texts: CatalogText | None = None,
+                        profile: Profile | None = None) -> pd.DataFrame:
+    """``compose_for`` over a given history (model item indices and times, oldest first).
+
+    ``profile``: the history's profile when the caller already has it (from
+    ``profile_of_history`` with the same history and texts), so it is not read twice.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    times = (np.arange(len(items), dtype=np.float64) if times is None
+             else np.asarray(times, dtype=np.float64))
+    ct = texts if texts is not None else catalog_text(recommender, catalog)
+    prof = profile if profile is not None else profile_of_history(
+        recommender, items, times, user=user, catalog=catalog, texts=ct)
     weights, muted = steer(prof, mute, boost)
-    items, times = _history(recommender, user) if history is None else _given(history)
     model = recommender.model_
     with torch.no_grad():
         table = model.output_table().detach().float()  # (N, D)
@@ -234,19 +262,18 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
 
 
 def explain_ranked(recommender, user, picks: np.ndarray, scores: np.ndarray, *,
-                   catalog: Catalog | None = None, verb: str = "viewed",
-                   history: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                   catalog: Catalog | None = None, verb: str = "viewed") -> pd.DataFrame:
     """Tag and explain a ranked list of the model's own (``Recommender.recommend``).
 
     Same columns as ``compose_for``. Each item's reason cites the history items contributing
     most to its served score (sequence model plus blend); its interest is the one the most
     contributing history item's latest event is assigned to in the user's profile (the
     heaviest interest when no history item contributes positively or that one's interest
-    is below the profile's cut). ``history`` as in ``profile_for``.
+    is below the profile's cut).
     """
     ct = catalog_text(recommender, catalog)
-    prof = profile_for(recommender, user, catalog=catalog, texts=ct, history=history)
-    items, times = _history(recommender, user) if history is None else _given(history)
+    items, times = _history(recommender, user)
+    prof = profile_of_history(recommender, items, times, user=user, catalog=catalog, texts=ct)
     picks = np.asarray(picks, dtype=np.int64)
     contrib = _contributions(recommender, items, times, picks, False)
     window = len(prof.event_interest)  # the profile reads the model's window
