@@ -47,11 +47,7 @@ def test_without_an_interest_head_composition_uses_the_kmeans_fallback_and_says_
     assert len(out) == 3 and out.attrs["components"] == "kmeans"
     assert "no interest head" in out.attrs["fallback"]
     assert set(out["interest"]) <= {i.component for i in rec.profile(user).interests}
-    assert head_free_attrs(rec.recommend(user, k=3, explain=True)) == out.attrs
-
-
-def head_free_attrs(frame):
-    return frame.attrs
+    assert rec.recommend(user, k=3, explain=True).attrs == out.attrs
 
 
 def test_diversity_outside_unit_interval_is_refused(head_rec, data):
