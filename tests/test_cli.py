@@ -115,7 +115,9 @@ def test_recommend_for_a_user_and_for_a_history(checkpoint, capsys):
     assert all(r["reason"] for r in rows)
     assert main(["recommend", "--checkpoint", str(checkpoint), "--items", "i00001,i00002",
                  "-k", "3", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["recommendations"]
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["recommendations"]
+    assert doc["items"] == ["i00001", "i00002"] and all(r["reason"] for r in rows)
     assert len(rows) == 3 and {"i00001", "i00002"}.isdisjoint(r["item"] for r in rows)
 
 

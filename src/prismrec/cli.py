@@ -254,8 +254,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         doc.update({k: frame.attrs.get(k) for k in ("components", "fallback")})
     else:
         items = [x.strip() for x in args.items.split(",") if x.strip()]
-        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen)
-        doc.update({"items": items, "note": "reasons and interests need a known user (--user)"})
+        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen,
+                                           explain=args.explain)
+        doc.update({"items": items,
+                    **{k: frame.attrs.get(k) for k in ("components", "fallback")}})
     if args.json:
         doc["recommendations"] = json.loads(frame.to_json(orient="records"))
         print(json.dumps(doc))
@@ -564,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True)
     s.add_argument("--explain", action=argparse.BooleanOptionalAction, default=True,
-                   help="--user: add title, interest, label and reason (default: on; "
+                   help="add title, interest, label and reason (default: on; "
                    "--no-explain skips the attribution pass)")
     s.add_argument("--diversity", type=float, help="--user: compose the list from the "
                    "user's interests with this λ in [0, 1] (0: by relevance, 1: in "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -213,3 +214,14 @@ def test_a_given_history_gives_the_same_document_and_reasons_as_the_stored_one(h
                                 mute=[prof.interests[0].component]))
     shorter = profile_of_history(head_rec, items[:5], times[:5], user=user)
     assert shorter.to_dict()["n_events"] == 5
+
+
+def test_any_history_is_explained_from_its_own_contributions(head_rec, data):
+    user = data.users.ids([3])[0]
+    items, times = _history(head_rec, user)
+    ids = head_rec.items_.to_list()
+    seq = head_rec.recommend_for_sequence([ids[i] for i in items], k=3, times=list(times),
+                                          explain=True)
+    same = head_rec.recommend(user, k=3, explain=True).drop(columns="user")
+    pd.testing.assert_frame_equal(seq, same)
+    assert seq.attrs == same.attrs

@@ -271,8 +271,20 @@ def explain_ranked(recommender, user, picks: np.ndarray, scores: np.ndarray, *,
     heaviest interest when no history item contributes positively or that one's interest
     is below the profile's cut).
     """
-    ct = catalog_text(recommender, catalog)
     items, times = _history(recommender, user)
+    return explain_ranked_history(recommender, items, times, picks, scores, user=user,
+                                  catalog=catalog, verb=verb)
+
+
+def explain_ranked_history(recommender, items: np.ndarray, times: np.ndarray | None,
+                           picks: np.ndarray, scores: np.ndarray, *, user=None,
+                           catalog: Catalog | None = None,
+                           verb: str = "viewed") -> pd.DataFrame:
+    """``explain_ranked`` for a given history (model item indices and times, oldest first)."""
+    items = np.asarray(items, dtype=np.int64)
+    times = (np.arange(len(items), dtype=np.float64) if times is None
+             else np.asarray(times, dtype=np.float64))
+    ct = catalog_text(recommender, catalog)
     prof = profile_of_history(recommender, items, times, user=user, catalog=catalog, texts=ct)
     picks = np.asarray(picks, dtype=np.int64)
     contrib = _contributions(recommender, items, times, picks, False)

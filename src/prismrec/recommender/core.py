@@ -442,8 +442,13 @@ class Recommender:
             self.model_.train(was_training)
 
     def recommend_for_sequence(self, items: list, k: int = 10, filter_seen: bool = True,
-                               times: list[float] | None = None) -> pd.DataFrame:
-        """Top-``k`` for an arbitrary history (item ids, oldest first): rank, item, score."""
+                               times: list[float] | None = None, *,
+                               explain: bool = False) -> pd.DataFrame:
+        """Top-``k`` for an arbitrary history (item ids, oldest first): rank, item, score.
+
+        ``explain=True`` adds title, interest, interest_label and reason as ``recommend``
+        does, the interests read from this history.
+        """
         self._check_fitted()
         idx = []
         for it in items:
@@ -458,7 +463,14 @@ class Recommender:
         hist = Sequences.from_lists([idx], None if times is None else [times])
         scores = _blend.blended(self, score_sequences(self.model_, hist), hist)
         values, indices = self._top(scores, hist if filter_seen else None, k)
-        return self._frame(None, values, indices)
+        if not explain:
+            return self._frame(None, values, indices)
+        from prismrec.explain.interests import COLUMNS, explain_ranked_history
+
+        ok = np.isfinite(values[0])
+        frame = explain_ranked_history(self, hist.row(0), hist.row_times(0),
+                                       indices[0][ok], values[0][ok])
+        return self._explained([frame.assign(user=None)], COLUMNS).drop(columns="user")
 
     def blend_scores(self, scores: torch.Tensor, histories: Sequences) -> torch.Tensor:
         """The sequence model's (B, N) ``scores`` as this recommender serves them.
