@@ -219,6 +219,17 @@ def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
     return 0
 
 
+def _interest_ids(text: str) -> list[int]:
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected interest ids like 0,2 (see `prismrec "
+                                         f"profile`), got {text!r}") from None
+    if not ids:
+        raise argparse.ArgumentTypeError("give at least one interest id")
+    return ids
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from prismrec.recommender import Recommender
 
@@ -226,15 +237,36 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.checkpoint)
     if (args.user is None) == (args.items is None):
         raise SystemExit("give exactly one of --user ID or --items ID,ID,...")
+    if args.user is None and (args.mute or args.boost or args.diversity is not None):
+        raise SystemExit("prismrec recommend: --mute, --boost and --diversity steer a known "
+                         "user's interests: use them with --user")
+    doc: dict = {"user": args.user}
     if args.user is not None:
-        frame = rec.recommend(args.user, k=args.k, filter_seen=args.filter_seen)
+        try:
+            frame = rec.recommend(args.user, k=args.k, filter_seen=args.filter_seen,
+                                  diversity=args.diversity, mute=args.mute, boost=args.boost,
+                                  explain=args.explain)
+        except ValueError as exc:
+            if isinstance(exc, PrismrecError):
+                raise
+            raise SystemExit(f"prismrec recommend: {exc}") from None
+        frame = frame.drop(columns="user")
+        doc.update({k: frame.attrs.get(k) for k in ("components", "fallback")})
     else:
         items = [x.strip() for x in args.items.split(",") if x.strip()]
-        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen)
+        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen,
+                                           explain=args.explain)
+        doc.update({"items": items,
+                    **{k: frame.attrs.get(k) for k in ("components", "fallback")}})
     if args.json:
-        print(frame.to_json(orient="records"))
-    else:
-        print(frame.to_string(index=False))
+        doc["recommendations"] = json.loads(frame.to_json(orient="records"))
+        print(json.dumps(doc))
+        return 0
+    if doc.get("fallback"):
+        print(f"interests: {doc['fallback']}")
+    elif doc.get("components"):
+        print(f"interests: the model's {doc['components']} interest head")
+    print(frame.to_string(index=False))
     return 0
 
 
@@ -251,19 +283,23 @@ def cmd_profile(args: argparse.Namespace) -> int:
         from prismrec.data import load_dataset
 
         catalog = load_dataset(name, args.data_dir or source.get("data_dir")).catalog
-    prof = profile_for(rec, args.user, catalog=catalog)
-    narrative = narrate_profile(prof, _narrator(args))
+    labeler = None
+    if args.llm_labels:
+        from prismrec.explain import ChatEndpointNarrator, ChatLabeler
+
+        if not args.chat_url:
+            raise SystemExit("--llm-labels needs --chat-url (an OpenAI-compatible endpoint)")
+        labeler = ChatLabeler(ChatEndpointNarrator(args.chat_url, model=args.chat_model))
+    prof = profile_for(rec, args.user, catalog=catalog, labeler=labeler)
     if args.plot:
         log.info("wrote %s", plot_profile(prof, args.plot))
-    if args.json:
-        print(json.dumps({**prof.to_dict(), "narrative": narrative.to_dict()}))
+    if args.json:  # the profile document, exactly as Profile.to_dict gives it
+        print(json.dumps(prof.to_dict(timeline=args.timeline)))
         return 0
-    print(f"user {prof.user}: {len(prof)} interest(s) from {len(prof.event_items)} events "
-          f"({prof.source} components)")
-    for i in prof.interests:
-        print(f"  {i.weight:6.1%}  {i.label}  [{i.horizon}, {i.n_events} events]  "
-              f"e.g. {', '.join(i.top_titles[:3])}")
-    print(narrative.text)
+    print(prof)
+    if prof.fallback:
+        print(f"  ({prof.fallback})")
+    print(narrate_profile(prof, _narrator(args)).text)
     return 0
 
 
@@ -559,13 +595,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("recommend", help="recommend from a checkpoint",
-                       description="Top-k items for a known user, or for any history of items.")
+                       description="Top-k items for a known user, or for any history of items. "
+                       "For a known user each item comes with its title, the interest it "
+                       "serves (id and label) and a reason naming, by title, the history "
+                       "items that contribute most to its score.")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--user", help="a user id from the training data")
     s.add_argument("--items", help="a history of item ids, oldest first: ID,ID,...")
     s.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True)
-    s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    s.add_argument("--explain", action=argparse.BooleanOptionalAction, default=True,
+                   help="add title, interest, label and reason (default: on; "
+                   "--no-explain skips the attribution pass)")
+    s.add_argument("--diversity", type=float, help="--user: compose the list from the "
+                   "user's interests with this λ in [0, 1] (0: by relevance, 1: in "
+                   "proportion to the interest weights)")
+    s.add_argument("--mute", type=_interest_ids, metavar="ID,ID",
+                   help="--user: interest ids (from `prismrec profile`) whose items are "
+                   "removed; composes the list (default λ unless --diversity)")
+    s.add_argument("--boost", type=_interest_ids, metavar="ID,ID",
+                   help="--user: interest ids whose share of the list is raised")
+    s.add_argument("--json", action="store_true", help="print a JSON document instead of a "
+                   "table: user, components, fallback, recommendations")
     s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_recommend)
 
@@ -577,10 +628,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--user", required=True, help="a user id from the training data")
     s.add_argument("--plot", help="write the interest-weight timeline (PNG) here")
-    s.add_argument("--json", action="store_true", help="print the profile as JSON")
+    s.add_argument("--json", action="store_true", help="print the profile document as JSON "
+                   "(each interest: id, label, weight, horizon, first/last seen, top items)")
+    s.add_argument("--timeline", action="store_true",
+                   help="--json: add each interest's weight after every event")
     s.add_argument("--narrator", default="template", choices=["template", "local", "chat"])
-    s.add_argument("--chat-url", help="--narrator chat: base URL of the chat endpoint")
-    s.add_argument("--chat-model", default="default", help="--narrator chat: model name")
+    s.add_argument("--llm-labels", action="store_true",
+                   help="name the interests with the chat model at --chat-url from their "
+                   "items' titles and categories (default: the catalogue label; a failed "
+                   "request keeps it)")
+    s.add_argument("--chat-url", help="--narrator chat / --llm-labels: base URL of the chat "
+                   "endpoint")
+    s.add_argument("--chat-model", default="default", help="chat endpoint model name")
     s.add_argument("--dataset", help="dataset whose catalogue names the interests "
                    "(default: the one the checkpoint records)")
     s.add_argument("--data-dir", help="folder of that dataset")
