@@ -59,6 +59,7 @@ from prismrec.data.sequences import Sequences
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError
 from prismrec.models.stepper import Stepper
+from prismrec.profile.ids import lookup_id
 from prismrec.profile.store import (
     ConcurrentUpdateError,
     Event,
@@ -67,6 +68,7 @@ from prismrec.profile.store import (
     StatePut,
     StoredState,
     StoreUnavailableError,
+    validate_events,
 )
 
 if TYPE_CHECKING:  # the profile step builds on a fitted recommender; it does not import it
@@ -330,7 +332,7 @@ class LiveProfiles:
         (unix seconds or date-times) and optionally event, value, event_id. The batch is
         validated whole: an invalid event raises ``DataError`` and nothing is stored.
         """
-        batch = _as_events(events)
+        batch = validate_events(_as_events(events))  # issue 15: ids normalised before use
         with self._writing:
             ingest = self.store.append_events(batch)  # validates the whole batch first
             users = list(dict.fromkeys(e.user for e in batch))
@@ -776,6 +778,7 @@ class LiveProfiles:
         The training history inside the checkpoint is part of the model and goes only with
         retraining: a user known from training starts from it again at their next event.
         """
+        user = lookup_id(user, "user")  # issue 15: the id as stored (NFC)
         with self._lock:
             self._states.pop(user, None)
             self._train_states.pop(user, None)
