@@ -77,6 +77,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     from prismrec.data import load_dataset
     from prismrec.eval import evaluate, popularity
     from prismrec.recommender import Recommender
+    from prismrec.recommender._provenance import unseen_cases
 
     rec = Recommender.load(args.checkpoint)
     source = _read_source(args.checkpoint)
@@ -88,7 +89,18 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     split_name = args.split if args.split != "default" else source.get("split", "default")
     split = dataset.split(split_name)
     _check_same_items(rec, dataset)
-    rep = evaluate(rec, split.test, ks=args.k, filter_seen=args.filter_seen,
+    unseen = unseen_cases(getattr(rec, "training_", None), dataset.sequences, split.test)
+    if len(unseen.cases) == 0:
+        raise PrismrecError(
+            f"refusing to score this checkpoint on the {split.name!r} test cases: "
+            f"{unseen.reason}, so its figures would be measured on data the model has seen. "
+            f"Train a checkpoint that holds those cases out (`prismrec train --dataset "
+            f"{name} --split {split.name} --out DIR`) and evaluate that, or evaluate a "
+            f"baseline (`prismrec evaluate --dataset {name} --model ease`)")
+    if unseen.reason:
+        print(f"scoring {len(unseen.cases)} of {unseen.total} test cases: {unseen.reason}",
+              file=sys.stderr)
+    rep = evaluate(rec, unseen.cases, ks=args.k, filter_seen=args.filter_seen,
                    item_popularity=popularity(split.train, len(dataset.items)))
     doc = {"dataset": dataset.name, "split": split.name, "model": rec.model,
            "config": {"model": rec.model_.config.to_dict(),
@@ -96,7 +108,9 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
            "filter_seen": args.filter_seen, "metrics": rep.metrics,
            "ci95": {k: list(v) for k, v in rep.ci.items()},
            "timings": {"train": None if rec.result_ is None else rec.result_.to_dict()},
-           "data": {**dataset.summary(), "test_cases": len(split.test)},
+           "data": {**dataset.summary(), "test_cases": len(unseen.cases),
+                    "test_cases_left_out": unseen.total - len(unseen.cases),
+                    "left_out_because": unseen.reason or None},
            "checkpoint": str(args.checkpoint)}
     _print_metrics(doc)
     _write_json(args.json, doc)
@@ -185,7 +199,8 @@ def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
     model_config = json.loads(args.model_config) if args.model_config else None
     rec = Recommender(args.model, model_config=model_config, train_config=train_config,
                       log_dir=args.log_dir)
-    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=args.refit)
+    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=args.refit,
+                  histories=dataset.sequences)
     if not main_rank:  # torchrun: rank 0 evaluates, prints and writes the checkpoint
         return 0
     popular = popularity(split.train, len(dataset.items))

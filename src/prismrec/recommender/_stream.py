@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -238,6 +238,10 @@ def forget(rec: Recommender, user) -> bool:
     rec.users_ = Vocab.from_list(users)
     rec.histories_ = hist.take(rest)
     rec._states, rec._event_ids, rec._own_users = states, event_ids, True
+    tr = getattr(rec, "training_", None)
+    if tr is not None and r < len(tr.train_cut):  # the cuts stay aligned with users_
+        rec.training_ = replace(tr, train_cut=np.delete(tr.train_cut, r),
+                                select_cut=np.delete(tr.select_cut, r))
     return True
 
 

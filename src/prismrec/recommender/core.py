@@ -29,7 +29,7 @@ from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
 from prismrec.models.item_item import check_size
 from prismrec.models.stepper import Stepper
 from prismrec.models.topk import topk
-from prismrec.recommender import _blend, _persist, _stream, _text
+from prismrec.recommender import _blend, _persist, _provenance, _stream, _text
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate, _UserState
 from prismrec.retrieve.filters import exclusion_mask
@@ -101,7 +101,9 @@ class Recommender:
     # -- histories (the stream appends to them) -------------------------------------------------
     @property
     def histories_(self) -> Sequences:
-        """Every user's history (item indices, oldest first), streamed events included."""
+        """Every user's full known history (item indices, oldest first): all events of the
+        data given to ``fit``/``fit_split`` plus streamed ones. What the model trained on is
+        recorded separately in ``training_`` (per-user cuts into these histories)."""
         if self._hist_rows:  # fold streamed rows into one CSR (only when someone reads it)
             self._hist_base = self._merged_histories()
             self._hist_rows = {}
@@ -225,14 +227,15 @@ class Recommender:
         if refit and not valid:
             raise ValueError("refit=True retrains for the epochs chosen on validation: it "
                              "needs valid=True")
+        split_name = "holdout_last"
         if valid:
             train, cases = holdout_last(seqs)
             if len(cases) == 0:
-                train, cases = seqs, None
+                train, cases, split_name = seqs, None, "all"
         else:
-            train, cases = seqs, None
+            train, cases, split_name = seqs, None, "all"
         self._fit(train, cases, data.users, data.items, seqs, vectors, mode,
-                  refit_on=seqs if refit else None)
+                  refit_on=seqs if refit else None, split_name=split_name)
         self.catalog_ = catalog
         return self
 
@@ -241,8 +244,15 @@ class Recommender:
                   text_vectors: np.ndarray | None = None, text: bool | str = "auto",
                   encoder: TextEncoder | None = None, template: TextTemplate | None = None,
                   text_cache: str | os.PathLike | None = None,
-                  refit: bool = False) -> Recommender:
+                  refit: bool = False, histories: Sequences | None = None) -> Recommender:
         """Train on ``split.train``, stop early on ``split.valid``; returns self.
+
+        ``histories`` are every user's full known histories (one row per user index, e.g.
+        ``Dataset.sequences``): ``histories_`` keeps them, so recommendations, seen-item
+        filtering and profiles start from each user's latest event, not from where training
+        stopped. Default: the longest history the split knows per user (test case history
+        and targets, else validation, else training row). ``training_`` records the split
+        and, per user, where training and selection stopped (see ``_provenance``).
 
         The text arguments work as in ``fit``. With ``blend``, the item-item part is fitted
         on ``split.train`` and the blend is chosen on ``split.valid``. ``refit=True`` then
@@ -256,15 +266,17 @@ class Recommender:
             raise ValueError(f"refit=True needs validation cases to choose the epochs; split "
                              f"{split.name!r} has none")
         full = split.train_and_valid() if refit else None
-        self._fit(split.train, valid, users, items, full if full is not None else split.train,
-                  vectors, mode, refit_on=full)
+        known = _provenance.known_histories(split) if histories is None else histories
+        self._fit(split.train, valid, users, items, known, vectors, mode, refit_on=full,
+                  split_name=split.name)
         self.catalog_ = catalog
         return self
 
 
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
              histories: Sequences, text_vectors: np.ndarray | None = None,
-             embedding: str | None = None, refit_on: Sequences | None = None) -> None:
+             embedding: str | None = None, refit_on: Sequences | None = None,
+             split_name: str = "custom") -> None:
         if len(items) == 0 or train.n_events == 0:
             raise DataError("no events to train on")
         if len(histories) != len(users):
@@ -288,6 +300,8 @@ class Recommender:
         self.refit_result_: TrainResult | None = None
         if refit_on is not None and valid is not None:
             self._refit(refit_on, tc, text_vectors, embedding)
+        self.training_ = _provenance.record(split_name, histories, train, valid,
+                                            refit=self.refit_result_ is not None)
 
     def _refit(self, full: Sequences, tc: TrainConfig, text_vectors: np.ndarray | None,
                embedding: str | None) -> None:
