@@ -28,7 +28,7 @@ from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
 from prismrec.models.item_item import check_size
 from prismrec.models.stepper import Stepper
-from prismrec.models.topk import topk
+from prismrec.ranking import topk
 from prismrec.recommender import _blend, _persist, _provenance, _stream, _text
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate, _UserState

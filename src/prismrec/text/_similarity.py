@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from prismrec.ranking import topk_numpy
 from prismrec.text._protocol import DimensionMismatchError
 
 
@@ -32,9 +33,9 @@ def cosine_topk(
     scores = np.empty((q.shape[0], k), dtype=np.float32)
     for lo in range(0, q.shape[0], block):
         s = qn[lo: lo + block] @ xn.T  # (B, N)
-        top = np.argsort(-s, axis=1, kind="stable")[:, :k]  # (B, k), ties: lower index first
+        val, top = topk_numpy(s, k)  # (B, k), ties: lower index first
         idx[lo: lo + block] = top
-        scores[lo: lo + block] = np.take_along_axis(s, top, axis=1)
+        scores[lo: lo + block] = val
     return idx, scores
 
 
