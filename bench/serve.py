@@ -57,7 +57,7 @@ def naive_scores(live, user: str, k: int):
     from prismrec.data.sequences import Sequences
     from prismrec.train.inference import score_sequences
 
-    row = live._training_row(user)
+    row = live.served.known_row(user)
     items = [] if row is None else row[0].tolist()
     times = [] if row is None else row[1].tolist()
     for e in live.store.events(user):

@@ -65,8 +65,37 @@ def test_a_state_from_another_checkpoint_is_rebuilt_from_the_log(rec, store):
     store.put_state("bob", StoredState(checkpoint="old-model", blob=b"from another model",
                                        last_timestamp=T0, n_events=2))
     assert store.stale_users(live.checkpoint) == ["bob"]
-    assert top_scores(live, "bob") == pytest.approx(expected, abs=1e-6)
+    assert top_scores(live, "bob") == pytest.approx(expected, abs=1e-6)  # rebuilt in memory
+    assert store.get_state("bob").checkpoint == "old-model"  # a read writes nothing
+    assert live.rebuild_stale() == ["bob"]  # the writer stores it
     assert store.get_state("bob").checkpoint == live.checkpoint
+    assert top_scores(live, "bob") == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_state_from_an_older_checkpoint_is_answered_while_the_sqlite_lock_is_held(
+        rec, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    with open_store(f"sqlite:///{path}?timeout=30") as store:
+        live = LiveProfiles(rec, store)
+        live.update([Event("eve", "i00004", T0), Event("eve", "i00005", T0 + 1)])
+        expected = top_scores(live, "eve")
+        store.put_state("eve", StoredState(checkpoint="older-model", blob=b"old",
+                                           last_timestamp=T0, n_events=2))
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # held until the answer has arrived
+        try:
+            replies = []
+            reader = threading.Thread(target=lambda: replies.append(top_scores(live, "eve")))
+            reader.start()
+            reader.join(timeout=10)
+            assert not reader.is_alive(), "the read waited for the write lock"
+            assert replies and replies[0] == pytest.approx(expected, abs=1e-6)
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert store.get_state("eve").checkpoint == "older-model"
 
 
 def test_a_state_behind_the_log_is_caught_up_for_reads_and_stored_by_rebuild_stale(rec, store):

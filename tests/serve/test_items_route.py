@@ -91,12 +91,17 @@ def test_events_logged_before_their_item_existed_count_once_it_is_added(client):
 
 
 def test_known_ids_are_re_encoded_and_reported_as_updated(client, rec):
-    before = rec.text_vectors_[rec.items_.index_of("i00004")].copy()
+    live = client.app.state.live
+    at = rec.items_.index_of("i00004")
+    before = live.model.items.text_vectors[1 + at].clone()  # row 0 is padding
     reply = post_items(client, item("i00004", "A completely different title"),
                        {"item": "brand-new", "description": "Some words about it"})
     assert reply.status_code == 200, reply.text
     assert reply.json()["added"] == ["brand-new"] and reply.json()["updated"] == ["i00004"]
-    assert (rec.text_vectors_[rec.items_.index_of("i00004")] != before).any()
+    assert (live.model.items.text_vectors[1 + at] != before).any()  # the served model
+    # the service grew a copy and swapped it in: the Recommender it started from is as it was
+    torch.testing.assert_close(rec.model_.items.text_vectors[1 + at], before)
+    assert "brand-new" not in rec.items_ and "brand-new" in live.items
 
 
 def test_similar_items_come_from_the_recommender(client, rec):

@@ -38,6 +38,7 @@ from prismrec.train.inference import encode_sequences, score_sequences
 from prismrec.train.trainer import Trainer, TrainResult
 
 if TYPE_CHECKING:  # prismrec.text loads lazily: id-only users never pay for it
+    from prismrec.profile.live import LiveBundle
     from prismrec.text import TextEncoder, TextTemplate
 
 
@@ -539,6 +540,14 @@ class Recommender:
         learned from the user stays until retraining.
         """
         return _stream.forget(self, user)
+
+    def live_bundle(self) -> LiveBundle:
+        """What the live service needs from this recommender (``prismrec.profile.live``):
+        the model, vocabularies, every user's full known history, the blend's item-item part
+        and weight, the catalogue; ``grow`` adds items to a copy (this object is unchanged).
+        """
+        self._check_fitted()
+        return _text.live_bundle(self)
 
     # -- interests ------------------------------------------------------------------------------
     def profile(self, user, **kwargs):
