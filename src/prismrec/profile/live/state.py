@@ -6,9 +6,9 @@ in the log. It is read back by the ``safetensors`` library (``safetensors.numpy.
 
 It is written by ``write_safetensors`` below, a hand-written writer of the same layout, and
 not by ``safetensors.numpy.save``: a state is written on every update, and
-``bench/state_codec.py`` measured the hand-written writer at ~6 µs per state against ~20 µs
-for the library's (docs/benchmarks.md, section "Live state encoding"), with identical arrays
-read back. Dtypes or names it does not cover go to the library's writer.
+``python bench/state_codec.py`` measured the hand-written writer at about a quarter of the
+library's time per state (10-13 µs against 47-52 µs on a busy 2-core machine; docs/
+benchmarks.md, section "Live state encoding"), with identical arrays read back. Dtypes or names it does not cover go to the library's writer.
 """
 
 from __future__ import annotations
