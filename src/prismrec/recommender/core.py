@@ -27,11 +27,12 @@ from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
 from prismrec.models.item_item import check_size
-from prismrec.models.stepper import Stepper
+from prismrec.profile.live.bundle import Served
+from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
 from prismrec.recommender import _blend, _persist, _provenance, _stream, _text
 from prismrec.recommender._blend import BlendConfig
-from prismrec.recommender._stream import StreamUpdate, _UserState
+from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
 from prismrec.train.config import TrainConfig
 from prismrec.train.inference import encode_sequences, score_sequences
@@ -114,10 +115,10 @@ class Recommender:
     def histories_(self, value: Sequences) -> None:
         self._hist_base = value
         self._hist_rows: dict[int, tuple[list[int], list[float]]] = {}
-        self._states: dict[str, _UserState] = {}
+        self._states: dict[str, UserState] = {}  # carried by the streaming engine
         self._event_ids: dict[str, str] = {}  # event_id -> user, for dedup and forget
         self._own_users = False  # users_ may be shared (LiveProfiles): copy before growing
-        self._stepper: Stepper | None = None  # fast one-event step, built on first update
+        self._served: Served | None = None  # the engine's view of the model, on first update
 
     def _merged_histories(self) -> Sequences:
         base, over = self._hist_base, self._hist_rows
@@ -420,7 +421,7 @@ class Recommender:
                 self.model_, hist.take(np.flatnonzero(missing)))
         for i, u in enumerate(user_ids):
             if not missing[i]:
-                reprs[i] = self._states[u].hidden
+                reprs[i] = torch.from_numpy(self._states[u].hidden)
         was_training = self.model_.training
         self.model_.eval()
         try:
@@ -512,23 +513,24 @@ class Recommender:
 
         ``events`` has columns user, item, timestamp (unix seconds or date-times) and may
         have ``event_id``; or it is a list of records (dicts) with those keys, the cheaper
-        input for one event at a time (a DataFrame costs ~0.3 ms to build and read). Rules:
+        input for one event at a time. Events are parsed and folded by the one streaming
+        engine the live service (``prismrec.profile.live``) uses too, with its rules:
 
         - an ``event_id`` seen before (this batch or an earlier one) is a duplicate: ignored;
         - an event whose item the model does not know is reported (``unknown_items``) and
           not stored; new users are added to ``users_`` with their first stored event;
-        - a user's events are taken in time order (ties: arrival order). Each new event
-          advances a carried recurrent state by one step: O(1) in the history length (the
-          first update of a user runs their history once to build the state); SASRec
-          recomputes over its last ``max_len`` events;
-        - an event older than the user's latest is late: it is stored at its place in time
-          and that user's state is recomputed from their whole history.
+        - a user's new events are taken in time order (ties: arrival order); each advances
+          a carried recurrent state by one step: O(1) in the history length (the first
+          update of a user runs their history once to build the state); SASRec recomputes
+          over its last ``max_len`` events;
+        - if a new event is older than the user's latest, it is stored at its place in time
+          and that user's state is recomputed from their whole history (``recomputed``).
 
         The next ``recommend`` uses the new states: streaming a history event by event
-        scores like recommending from the whole history in one batch. With a blend, the
-        item-item part reads the user's history bag at ``recommend`` (O(history) for the
-        bag only). Event ids are kept in memory only (``save`` keeps the histories, not the
-        ids).
+        scores like recommending from the whole history in one batch, and like the live
+        service given the same events. With a blend, the item-item part reads the user's
+        history bag at ``recommend`` (O(history) for the bag only). Event ids are kept in
+        memory only (``save`` keeps the histories, not the ids).
         """
         return _stream.update(self, events)
 

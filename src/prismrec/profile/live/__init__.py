@@ -21,19 +21,19 @@ Rules a caller can rely on:
 - A user the checkpoint knows starts from their full known history (every event of the data
   the model was trained from; the model is run over it once, at first sight); a user the
   model never saw starts fresh.
-- Events whose item the model does not know are logged and reported in
-  ``UpdateResult.unknown_items``, but not fed to the model.
-- Late events (older than an event already folded) are stored and counted at once and are
-  filtered from recommendations as seen, but they are folded into the profile in time order
-  only at the next rebuild (``rebuild(user)`` / ``rebuild_stale()``); until then the state
-  is flagged ``needs_rebuild``.
+- Events are folded by the one streaming engine (``engine``), with the rules
+  ``Recommender.update`` follows too: duplicates (by ``event_id``) ignored; events whose
+  item the model does not know logged and reported in ``UpdateResult.unknown_items``, never
+  fed to the model; a user's new events taken in time order; an event older than the
+  user's last folded one makes the engine recompute that user's state from the whole
+  history in time order at once (``UpdateResult.recomputed``).
 - Reads never write: a state behind the log, from another checkpoint or unreadable is
   brought up to date in memory for the reply and stored by the next update or rebuild.
 - Streaming a history event by event gives the same scores (to 1e-5) as computing it in one
   batch with ``Recommender.recommend_for_sequence``; tested.
 
 Modules, one job each: ``state`` (the state and its encoding), ``bundle`` (what is served
-and its derived tables), ``ingest`` (folding events, rebuilds), ``scoring`` (score table,
+and its derived tables), ``engine`` (folding events, rebuilds), ``scoring`` (score table,
 blend, batched top-k), ``compose`` (diversity, reasons), ``records`` (answers, event input)
 and ``service`` (``LiveProfiles``, which wires them to the store).
 """

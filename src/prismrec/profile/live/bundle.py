@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -80,10 +81,13 @@ def fingerprint(b: LiveBundle) -> str:
 
 
 class Served:
-    """One bundle with its derived tables, built once and never changed afterwards.
+    """One bundle with its derived tables, never changed afterwards.
 
     The service holds exactly one ``Served`` at a time and replaces it with a single
-    assignment; each request reads ``live.served`` once and uses only that object.
+    assignment; each request reads ``live.served`` once and uses only that object. The
+    tables only scoring needs (fingerprint, score table, unit item rows, popularity) are
+    built at first use, so the library's streaming path (``Recommender.update``) pays for
+    none of them.
     """
 
     def __init__(self, bundle: LiveBundle) -> None:
@@ -93,7 +97,6 @@ class Served:
         self.model = model
         self.items, self.users, self.histories = bundle.items, bundle.users, bundle.histories
         self.n_items = len(self.items)
-        self.checkpoint = fingerprint(bundle)
         self.recurrent = bool(model.recurrent)
         self.window: int | None = None if self.recurrent else int(model.max_len)
         self.keep = max(RECENT, self.window or 0) + 1  # recent items kept in a state
@@ -101,19 +104,48 @@ class Served:
                                 self.n_items)
         self.item_index = {item: i for i, item in enumerate(self.items.to_list())}
         self.stepper = Stepper(model) if self.recurrent else None
-        counts = np.bincount(self.histories.items, minlength=self.n_items)[: self.n_items]
-        self.popularity = counts.astype(np.float64)
-        self.popular_order = np.lexsort((np.arange(self.n_items), -counts))
-        with torch.no_grad():
-            table = model.output_table().detach().float()
-            # (N, D) unit rows as numpy: reasons and MMR index a few rows per request, where
-            # numpy costs ~1 us a call and torch ~10 us
-            self.unit_items = nn.functional.normalize(table, dim=1).contiguous().numpy()
-        self.scorer: ScoreTable = model.score_table()
         self.step_cost = ("O(1) per event: one recurrent step, the history is not re-read"
                           if self.recurrent else
                           f"O(max_len={self.window}) per update: the hidden vector is "
                           "recomputed over the window of the last max_len items")
+
+    @classmethod
+    def streaming(cls, model: SequenceEncoder, items: Vocab) -> Served:
+        """A model and its items alone: what the streaming engine needs to fold events."""
+        return cls(LiveBundle(model, items, Vocab(), Sequences.from_lists([])))
+
+    def warm(self) -> Served:
+        """Build every lazy table now (the service does, before it serves a bundle)."""
+        for table in (self.checkpoint, self.scorer, self.unit_items, self.popular_order):
+            del table
+        return self
+
+    @cached_property
+    def checkpoint(self) -> str:
+        return fingerprint(self.bundle)
+
+    @cached_property
+    def scorer(self) -> ScoreTable:
+        return self.model.score_table()
+
+    @cached_property
+    def unit_items(self) -> np.ndarray:
+        """(N, D) unit item rows as numpy: reasons and MMR index a few rows per request,
+        where numpy costs ~1 us a call and torch ~10 us."""
+        with torch.no_grad():
+            table = self.model.output_table().detach().float()
+            return nn.functional.normalize(table, dim=1).contiguous().numpy()
+
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        """(N,) float64 events per item in the known histories."""
+        counts = np.bincount(self.histories.items, minlength=self.n_items)[: self.n_items]
+        return counts.astype(np.float64)
+
+    @cached_property
+    def popular_order(self) -> np.ndarray:
+        """Items by popularity, most first (ties: lower index)."""
+        return np.lexsort((np.arange(self.n_items), -self.popularity))
 
     def known_row(self, user: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The user's full known history from the bundle (items, times), or None."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,7 @@ import pandas as pd
 from prismrec.data.interactions import parse_timestamps
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError
-from prismrec.profile.store import Event, StoreUnavailableError
+from prismrec.profile.store import Event, StoreUnavailableError, validate_events
 
 
 class ProfileBusyError(StoreUnavailableError):
@@ -28,7 +28,9 @@ class UpdateResult:
     ``accepted``/``duplicates``/``late``/``late_users`` come from the store's ingest.
     ``unknown_items`` lists (once each, in arrival order) the item ids of the batch that the
     model does not know: logged, not fed to the model. ``folded`` counts events fed to the
-    model; ``deferred_late`` counts late events kept for the next rebuild. ``users_deferred``
+    model one step each; ``recomputed`` lists users whose state was recomputed from their
+    whole history because an event was older than their last folded one (the streaming
+    engine's rule 4, ``prismrec.profile.live.engine``). ``users_deferred``
     are users whose state could not be written after ``MAX_RETRIES`` concurrent conflicts;
     their events are logged and are folded at their next update or read.
     """
@@ -40,7 +42,7 @@ class UpdateResult:
     unknown_items: list[str] = field(default_factory=list)
     users_updated: list[str] = field(default_factory=list)
     folded: int = 0
-    deferred_late: int = 0
+    recomputed: list[str] = field(default_factory=list)
     users_deferred: list[str] = field(default_factory=list)
     step_cost: str = ""
 
@@ -48,7 +50,7 @@ class UpdateResult:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "late": self.late,
                 "late_users": list(self.late_users), "unknown_items": list(self.unknown_items),
                 "users_updated": len(self.users_updated), "folded": self.folded,
-                "deferred_late": self.deferred_late,
+                "recomputed": list(self.recomputed),
                 "users_deferred": list(self.users_deferred), "step_cost": self.step_cost}
 
 
@@ -98,26 +100,73 @@ def check_diversity(diversity: float) -> float:
     return float(diversity)
 
 
-def as_events(events: Sequence[Event] | pd.DataFrame) -> list[Event]:
-    """Event records from a list of Events or a DataFrame (validated later by the store)."""
+def parse_events(events: Sequence[Event] | Sequence[Mapping] | pd.DataFrame) -> list[Event]:
+    """Validated ``Event`` records from what a caller streams: a list of Events, a list of
+    records (dicts with user, item, timestamp and optionally event, value, event_id), or a
+    DataFrame with those columns. The one parser of the library's ``Recommender.update`` and
+    the service. Ids become strings (``42``, ``"42"`` and ``42.0`` are one id); timestamps
+    are unix seconds or date-times. A bad event raises ``DataError`` naming its row.
+    """
     if isinstance(events, pd.DataFrame):
-        missing = [c for c in ("user", "item", "timestamp") if c not in events.columns]
-        if missing:
-            raise DataError(f"events frame lacks column(s) {missing}; it needs user, item, "
-                            "timestamp and may have event, value, event_id")
-        n = len(events)
-        users = [Vocab._key(u) for u in events["user"]]
-        items = [Vocab._key(i) for i in events["item"]]
-        times = parse_timestamps(events["timestamp"], "events")
-        kinds = (events["event"].astype(str).tolist() if "event" in events.columns
-                 else ["view"] * n)
-        values = ([None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-                   for v in events["value"]] if "value" in events.columns else [None] * n)
-        ids = ([None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                for v in events["event_id"]] if "event_id" in events.columns else [None] * n)
-        return [Event(u, i, float(t), e, v, x)
-                for u, i, t, e, v, x in zip(users, items, times, kinds, values, ids,
-                                            strict=True)]
-    if isinstance(events, Event) or not isinstance(events, Sequence):
-        raise DataError("update takes a list of Event records or a DataFrame")
-    return list(events)
+        return validate_events(_frame_events(events))
+    if isinstance(events, (Event, Mapping, str, bytes)) or not isinstance(events, Sequence):
+        if isinstance(events, Mapping):
+            raise TypeError("update takes a DataFrame or a list of event records; wrap one "
+                            "event in a list")
+        raise DataError("update takes a list of Event records or dicts, or a DataFrame, got "
+                        f"{type(events).__name__}")
+    rows = list(events)
+    if all(isinstance(e, Event) for e in rows):
+        return validate_events(rows)
+    return validate_events(_record_events(rows))
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v))
+
+
+def _record_events(rows: list) -> list[Event]:
+    stamps = []
+    for j, e in enumerate(rows):
+        if not isinstance(e, Mapping):
+            raise TypeError(f"events[{j}] is a {type(e).__name__}, not a mapping with user, "
+                            "item and timestamp")
+        for c in ("user", "item", "timestamp"):
+            if _missing(e.get(c)):
+                raise DataError(f"events: row {j}: {c} is missing")
+        stamps.append(e["timestamp"])
+    numeric = all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in stamps)
+    times = (np.asarray(stamps, dtype=np.float64) if numeric
+             else parse_timestamps(pd.Series(stamps, dtype=object), "events"))
+    out = []
+    for e, t in zip(rows, times, strict=True):
+        value, eid = e.get("value"), e.get("event_id")
+        out.append(Event(Vocab._key(e["user"]), Vocab._key(e["item"]), float(t),
+                         "view" if _missing(e.get("event")) else str(e["event"]),
+                         None if _missing(value) else value,
+                         None if _missing(eid) else Vocab._key(eid)))
+    return out
+
+
+def _frame_events(events: pd.DataFrame) -> list[Event]:
+    missing = [c for c in ("user", "item", "timestamp") if c not in events.columns]
+    if missing:
+        raise DataError(f"events frame lacks column(s) {missing}; it needs user, item, "
+                        "timestamp and may have event, value, event_id")
+    n = len(events)
+    cols = {c: events[c].tolist() for c in ("user", "item")}  # lists: no per-cell pandas cost
+    for c, values in cols.items():
+        for row, v in enumerate(values):
+            if _missing(v):
+                raise DataError(f"events: row {row}: {c} id is missing")
+    users = [Vocab._key(u) for u in cols["user"]]
+    items = [Vocab._key(i) for i in cols["item"]]
+    times = parse_timestamps(events["timestamp"], "events")
+    kinds = (events["event"].astype(str).tolist() if "event" in events.columns
+             else ["view"] * n)
+    values = ([None if _missing(v) else float(v) for v in events["value"]]
+              if "value" in events.columns else [None] * n)
+    ids = ([None if _missing(v) else Vocab._key(v) for v in events["event_id"].tolist()]
+           if "event_id" in events.columns else [None] * n)
+    return [Event(u, i, float(t), e, v, x)
+            for u, i, t, e, v, x in zip(users, items, times, kinds, values, ids, strict=True)]

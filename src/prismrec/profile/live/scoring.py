@@ -39,7 +39,7 @@ def blended(s: Served, scores: torch.Tensor, bag: Sequences | None) -> torch.Ten
     """``scores`` (N,) blended with the bundle's item-item part, if it has one.
 
     ``bag`` is the user's history as ``Recommender.recommend`` sees it: the known history
-    and the logged events of known items, in time order (``ingest.history_bag``).
+    and the logged events of known items, in time order (``engine.history_bag``).
     """
     ii = s.bundle.item_item
     if ii is None:

@@ -2,7 +2,7 @@
 
 The core of the live path. It takes an explicit ``LiveBundle`` (model, vocabularies, full
 known histories, item-item part, catalogue; ``Recommender.live_bundle()`` makes one) and a
-store, and wires the jobs of this package together: ``state`` (encoding), ``ingest``
+store, and wires the jobs of this package together: ``state`` (encoding), ``engine``
 (folding events, rebuilds), ``scoring`` (score table, blend, top-k) and ``compose``
 (diversity, reasons). See ``prismrec.profile.live`` for the rules a caller can rely on.
 """
@@ -19,16 +19,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from prismrec.profile.live import compose, ingest
+from prismrec.profile.live import compose, engine
 from prismrec.profile.live.bundle import LiveBundle, Served
 from prismrec.profile.live.compose import Recommendations
 from prismrec.profile.live.records import (
     LiveProfile,
     ProfileBusyError,
     UpdateResult,
-    as_events,
     check_diversity,
     check_k,
+    parse_events,
 )
 from prismrec.profile.live.scoring import RecommendationBatch, Scored, banned_items
 from prismrec.profile.live.state import RECENT, UserState
@@ -52,7 +52,7 @@ class LiveProfiles:
     def __init__(self, source: LiveBundle | Any, store: ProfileStore) -> None:
         bundle = source if isinstance(source, LiveBundle) else _bundle_of(source)
         self.store = store
-        self.served = Served(bundle)
+        self.served = Served(bundle).warm()
         # SQLite takes one writer at a time, and a thread that finds the file locked sleeps
         # (1, 2, 5, 10 ... ms back-off); threads of one process therefore take turns here.
         from prismrec.profile.sqlite_store import SQLiteStore
@@ -101,37 +101,38 @@ class LiveProfiles:
         (unix seconds or date-times) and optionally event, value, event_id. The batch is
         validated whole: an invalid event raises ``DataError`` and nothing is stored.
         """
-        batch = as_events(events)
+        batch = parse_events(events)
         s = self.served
         with self._writing:
             ingest_ = self.store.append_events(batch)  # validates the whole batch first
             users = list(dict.fromkeys(e.user for e in batch))
-            folded, late, updated, gave_up = self._advance(s, users, ingest_.tails)
+            folded, recomputed, updated, gave_up = self._advance(s, users, ingest_.tails)
         unknown = list(dict.fromkeys(e.item for e in batch if e.item not in s.item_index))
         return UpdateResult(ingest_.accepted, ingest_.duplicates, ingest_.late,
-                            list(ingest_.late_users), unknown, updated, folded, late, gave_up,
-                            s.step_cost)
+                            list(ingest_.late_users), unknown, updated, folded, recomputed,
+                            gave_up, s.step_cost)
 
     def _advance(self, s: Served, users: list[str],
                  known: Mapping[str, tuple[int, list[Event]]] | None = None
-                 ) -> tuple[int, int, list[str], list[str]]:
+                 ) -> tuple[int, list[str], list[str], list[str]]:
         """Fold every user's not yet folded log events; retry users that lost a race.
 
         One round costs at most three store round trips (states, log tails, compare-and-set
         writes) and one batched model step per event position; only losers go round again.
         """
-        folded = deferred = 0
+        folded = 0
         updated: list[str] = []
+        recomputed: list[str] = []
         pending = users
         for _ in range(MAX_RETRIES):
             if not pending:
                 break
             stored = self.store.get_states(pending)
-            plans = [p for p in ingest.make_plans(
+            plans = [p for p in engine.make_plans(
                 s, self.store, pending, lambda u, st: self._io.usable(s, u, st),
                 lambda u: self._io.initial(s, u), stored, known) if p is not None]
             known = None  # a retry reads what the winner of the race left
-            ingest.run_steps(s, plans)
+            engine.run_steps(s, plans)
             written = self._io.write_many(s, plans)
             retry = []
             for plan in plans:
@@ -139,8 +140,9 @@ class LiveProfiles:
                     retry.append(plan.user)
                 elif plan.user in written.versions:
                     folded += plan.n_steps
-                    deferred += plan.new_late
                     updated.append(plan.user)
+                    if plan.late:
+                        recomputed.append(plan.user)
             if written.missing:  # forgotten while we computed: nothing of theirs to keep
                 log.info("LiveProfiles: %d user(s) forgotten during their update",
                          len(written.missing))
@@ -149,7 +151,7 @@ class LiveProfiles:
             log.warning("LiveProfiles: %d user(s) lost %d state races in a row; their events "
                         "are logged and will be folded later: %s", len(pending), MAX_RETRIES,
                         pending[:5])
-        return folded, deferred, updated, pending
+        return folded, recomputed, updated, pending
 
     def _current(self, s: Served, user: str) -> UserState | None:
         """The user's state with every logged event folded, or None if nothing is known.
@@ -171,12 +173,12 @@ class LiveProfiles:
             return st
         if stored is None and self.store.event_count(user) == 0:
             return None if s.known_row(user) is None else self._io.initial(s, user)
-        (plan,) = ingest.make_plans(s, self.store, [user],
+        (plan,) = engine.make_plans(s, self.store, [user],
                                     lambda u, x: self._io.usable(s, u, x),
                                     lambda u: self._io.initial(s, u), {user: stored})
         if plan is None:  # folded by a writer meanwhile
             return self._io.usable(s, user, self.store.get_state(user))
-        ingest.run_steps(s, [plan])
+        engine.run_steps(s, [plan])
         if plan.rebuilt:
             self._io.keep_rebuilt(s, user, stored, plan.state)
         return plan.state
@@ -202,12 +204,12 @@ class LiveProfiles:
         for _ in range(MAX_RETRIES):
             with self._writing:
                 stored = self.store.get_state(user)
-                plan = ingest.rebuild_plan(s, user, stored.version if stored else 0,
+                plan = engine.rebuild_plan(s, user, stored.version if stored else 0,
                                            self.store.events(user))
                 if plan is None:
                     return False
                 try:
-                    self.store.put_state(user, self._io.encoded(s, plan.state, False),
+                    self.store.put_state(user, self._io.encoded(s, plan.state),
                                          expected_version=plan.version)
                     return True
                 except ConcurrentUpdateError:
@@ -251,7 +253,7 @@ class LiveProfiles:
         st = self._current(s, user)
         if st is None or st.n_folded == 0:
             return None
-        return ingest.interests_of(s, st)
+        return engine.interests_of(s, st)
 
     def known_user(self, user: str) -> bool:
         """True if the checkpoint holds a history for ``user``."""
@@ -330,7 +332,7 @@ class LiveProfiles:
         st = self._current(s, user)
         bag = None
         if s.bundle.item_item is not None and st is not None and st.n_folded:
-            bag = ingest.history_bag(s, user, self.store.events(user))
+            bag = engine.history_bag(s, user, self.store.events(user))
         return Scored(slot, user, k, diversity, st,
                       banned_items(s, user, st, filter_seen, exclude), bag)
 
@@ -388,7 +390,7 @@ class LiveProfiles:
                 raise ValueError("this bundle cannot add items: it was made without a text "
                                  "path (Recommender.live_bundle() makes one that can)")
             bundle, added = old.bundle.grow(rows, encoder)
-            served = Served(bundle)
+            served = Served(bundle).warm()
             self.served = served  # one assignment: readers see the old or the new, whole
         log.info("LiveProfiles: added %d item(s); catalogue now %d items, checkpoint %s",
                  len(added), served.n_items, served.checkpoint)

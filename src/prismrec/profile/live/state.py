@@ -8,7 +8,8 @@ It is written by ``write_safetensors`` below, a hand-written writer of the same 
 not by ``safetensors.numpy.save``: a state is written on every update, and
 ``python bench/state_codec.py`` measured the hand-written writer at about a quarter of the
 library's time per state (10-13 µs against 47-52 µs on a busy 2-core machine; docs/
-benchmarks.md, section "Live state encoding"), with identical arrays read back. Dtypes or names it does not cover go to the library's writer.
+benchmarks.md, section "Live state encoding"), with identical arrays read back. Dtypes or
+names it does not cover go to the library's writer.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class UserState:
     n_folded: int = 0  # events fed to the model, the known history included
     n_train: int = 0  # of which from the known (checkpoint) history
     n_logged: int = 0  # log positions covered (what StoredState.n_events says)
-    n_late: int = 0  # late events not folded yet (fixed by a rebuild)
     n_unknown: int = 0  # logged events with items the model does not know
     last_ts: float = 0.0  # timestamp of the last folded event (meaningless if n_folded == 0)
     head: np.ndarray | None = None  # (K, F) float32 the interest head's running state
@@ -63,8 +63,9 @@ class StateShape:
 
 
 def encode_state(st: UserState) -> bytes:
-    meta = np.array([STATE_FORMAT, st.n_folded, st.n_train, st.n_logged, st.n_late,
-                     st.n_unknown, st.last_ts], dtype=np.float64)  # see _META
+    meta = np.array([STATE_FORMAT, st.n_folded, st.n_train, st.n_logged, 0,  # n_late: late
+                     st.n_unknown, st.last_ts], dtype=np.float64)  # events are recomputed
+    # at once (engine rule 4), so none waits in a state; the slot keeps the layout
     tensors = {"meta": meta, "hidden": st.hidden.astype(np.float32, copy=False),
                "recent_items": st.recent_items, "recent_times": st.recent_times,
                "seen": st.seen}
@@ -90,7 +91,7 @@ def decode_state(user: str, blob: bytes, shape: StateShape) -> UserState | None:
         st = UserState(rnn=rnn, hidden=t["hidden"], recent_items=t["recent_items"],
                        recent_times=t["recent_times"], seen=t["seen"],
                        n_folded=int(meta["n_folded"]), n_train=int(meta["n_train"]),
-                       n_logged=int(meta["n_logged"]), n_late=int(meta["n_late"]),
+                       n_logged=int(meta["n_logged"]),
                        n_unknown=int(meta["n_unknown"]), last_ts=meta["last_ts"], head=head)
         for arr in (st.seen, st.recent_items):
             if len(arr) and (arr.min() < 0 or arr.max() >= shape.n_items):

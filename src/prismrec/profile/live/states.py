@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from prismrec.profile.live import ingest
+from prismrec.profile.live import engine
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState, decode_state, encode_state
 from prismrec.profile.store import (
@@ -62,20 +62,22 @@ class States:
             if cached is not None:
                 self._known.move_to_end(key)
                 return cached
-        st = ingest.known_state(s, user)
+        st = engine.known_state(s, user)
         with self._lock:
             self._known[key] = st
             _trim(self._known)
         return st
 
-    def encoded(self, s: Served, st: UserState, needs_rebuild: bool) -> StoredState:
+    def encoded(self, s: Served, st: UserState) -> StoredState:
+        """The stored form of a state that folds its first ``n_logged`` log events in time
+        order (the engine's rules): it never needs a rebuild."""
         return StoredState(checkpoint=s.checkpoint, blob=encode_state(st),
                            last_timestamp=float(st.last_ts) if st.n_folded else 0.0,
-                           n_events=st.n_logged, needs_rebuild=needs_rebuild or st.n_late > 0)
+                           n_events=st.n_logged, needs_rebuild=False)
 
-    def write_many(self, s: Served, plans: list[ingest.Plan]) -> PutStatesResult:
+    def write_many(self, s: Served, plans: list[engine.Plan]) -> PutStatesResult:
         """Store every plan's state in one ``put_states`` (compare-and-set per user)."""
-        puts = [StatePut(p.user, self.encoded(s, p.state, p.needs_rebuild),
+        puts = [StatePut(p.user, self.encoded(s, p.state),
                          expected_version=p.version) for p in plans]
         result = self.store.put_states(puts)
         for plan, put in zip(plans, puts, strict=True):
@@ -115,7 +117,7 @@ class States:
         for user, (checkpoint, version, st) in todo:
             if checkpoint == s.checkpoint:
                 try:
-                    self.store.put_state(user, self.encoded(s, st, False),
+                    self.store.put_state(user, self.encoded(s, st),
                                          expected_version=version)
                     done.append(user)
                 except ConcurrentUpdateError:

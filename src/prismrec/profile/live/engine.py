@@ -1,14 +1,23 @@
-"""Folding events into users' states: plans, batched model steps, whole-history rebuilds.
+"""The one streaming engine: folding events into users' states.
 
-Plain functions over a ``Served`` (one bundle and its tables) and the store. The rules:
+Both the library (``Recommender.update``) and the service (``LiveProfiles``) fold events
+through these functions, so the two can never disagree. Plain functions over a ``Served``
+(a model and its tables). The rules, one set for both:
 
-- a user known from the bundle starts from their full known history (run once, at first
-  sight); a user the model never saw starts from an empty state;
-- events whose item the model does not know are logged and counted, not fed to the model;
-- a late event (older than the last folded one) is counted and filtered as seen, and folded
-  in time order at the next rebuild; the state is flagged ``needs_rebuild`` meanwhile;
-- recurrent models (LSTM, GRU) take one step per new event, batched across users: O(1) per
-  event in the history length; SASRec recomputes over its window of ``max_len`` items.
+1. Duplicates: an event whose ``event_id`` was seen before is ignored (the caller keeps the
+   ids: the service's store, the library's memory).
+2. Unknown items: an event whose item the model does not know is counted and reported, never
+   fed to the model (the service keeps it in its log; the library has nowhere to keep it).
+3. Order: a user's new events are taken in time order (ties: arrival order).
+4. Late events: if the oldest new event is older than the user's last folded event, the
+   user's state is recomputed from their whole history in time order, at once (O(history));
+   otherwise each new event advances the state:
+5. the recurrent step: LSTM/GRU carry (h[, c]) and the interest head's running state and
+   take one step per event, batched across users (O(1) per event in the history length);
+6. windows: SASRec recomputes its hidden vector over the last ``max_len`` folded items once
+   per update (O(max_len));
+7. the first state of a user is the one after their full known history (the checkpoint's,
+   plus the library's streamed events), run once; a user nobody knows starts empty.
 """
 
 from __future__ import annotations
@@ -33,12 +42,11 @@ class Plan:
     user: str
     state: UserState
     version: int  # expected version for the compare-and-set (0: no state yet)
-    needs_rebuild: bool = False
     items: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     gaps: np.ndarray = field(default_factory=lambda: np.zeros(0))
     n_steps: int = 0
-    new_late: int = 0
-    rebuilt: bool = False
+    rebuilt: bool = False  # recomputed from the whole history (rule 4, or another model)
+    late: bool = False  # recomputed because of a late event (rule 4)
 
 
 def empty_state(s: Served) -> UserState:
@@ -121,41 +129,36 @@ def rebuild_plan(s: Served, user: str, version: int, log_events: list[Event]) ->
     st.n_unknown = len(log_events) - n_log
     st.seen = np.unique(np.array([s.item_index[e.item] for e in log_events
                                   if e.item in s.item_index], dtype=np.int64))
-    plan = Plan(user, st, version, needs_rebuild=False)
+    plan = Plan(user, st, version)
     plan.rebuilt = True
     plan.n_steps = n_log
     return plan
 
 
-def fold_events(s: Served, plan: Plan, events: list[Event]) -> None:
-    """Update counters, seen items and the recent window; queue the model steps."""
+def fold(s: Served, plan: Plan, items: list[int | None], times: list[float]) -> bool:
+    """Queue a user's new events on ``plan`` (item indices, None for unknown items; their
+    times). False (nothing changed) when rule 4 asks for a recomputation instead."""
     st = plan.state
-    seen_new = []
-    items, times, gaps = [], [], []
-    for ev in events:
-        st.n_logged += 1
-        idx = s.item_index.get(ev.item)
-        if idx is None:
-            st.n_unknown += 1
-            continue
-        seen_new.append(idx)
-        if st.n_folded > 0 and ev.timestamp < st.last_ts:
-            st.n_late += 1  # folded in time order at the next rebuild
-            plan.new_late += 1
-            continue
-        gaps.append(ev.timestamp - st.last_ts if st.n_folded > 0 else -1.0)
-        items.append(idx)
-        times.append(ev.timestamp)
-        st.last_ts = ev.timestamp
-        st.n_folded += 1
-    if seen_new:
-        st.seen = insert_sorted(st.seen, seen_new)
-    if items:
-        st.recent_items = np.concatenate([st.recent_items, items])[-s.keep:]
-        st.recent_times = np.concatenate([st.recent_times, times])[-s.keep:]
-    plan.items = np.asarray(items, dtype=np.int64)
+    order = sorted(range(len(times)), key=times.__getitem__)  # stable: ties keep arrival
+    known = [j for j in order if items[j] is not None]
+    if known and st.n_folded > 0 and times[known[0]] < st.last_ts:
+        return False  # a late event: recompute from the whole history
+    st.n_logged += len(items)
+    st.n_unknown += len(items) - len(known)
+    new_items = [items[j] for j in known]
+    new_times = [float(times[j]) for j in known]
+    gaps = [t - (st.last_ts if i == 0 else new_times[i - 1]) if (i or st.n_folded) else -1.0
+            for i, t in enumerate(new_times)]
+    if new_items:
+        st.seen = insert_sorted(st.seen, new_items)
+        st.recent_items = np.concatenate([st.recent_items, new_items])[-s.keep:]
+        st.recent_times = np.concatenate([st.recent_times, new_times])[-s.keep:]
+        st.last_ts = new_times[-1]
+        st.n_folded += len(new_items)
+    plan.items = np.asarray(new_items, dtype=np.int64)
     plan.gaps = np.asarray(gaps, dtype=np.float64)
-    plan.n_steps = len(items)
+    plan.n_steps = len(new_items)
+    return True
 
 
 def make_plans(s: Served, store: ProfileStore, users: list[str],
@@ -167,7 +170,8 @@ def make_plans(s: Served, store: ProfileStore, users: list[str],
     ``stored``: the users' stored states (one read by the caller); ``usable(user, stored)``
     decodes one if this bundle computed it; ``initial(user)`` is the state before any logged
     event. A usable state needs the log events after it; no state or an unusable one
-    (another checkpoint, an unreadable blob: rebuilt) needs the whole log. ``known``: log
+    (another checkpoint, an unreadable blob: rebuilt) needs the whole log, and so does a
+    user with a late event (rule 4). ``known``: log
     tails the caller just appended; a user whose state ends where their tail begins is not
     read back (one store round trip instead of two).
     """
@@ -194,9 +198,11 @@ def make_plans(s: Served, store: ProfileStore, users: list[str],
             continue
         else:
             base = base.copy()
-        plan = Plan(user, base, st.version if st is not None else 0,
-                    needs_rebuild=bool(st is not None and st.needs_rebuild))
-        fold_events(s, plan, new)
+        plan = Plan(user, base, st.version if st is not None else 0)
+        if not fold(s, plan, [s.item_index.get(e.item) for e in new],
+                    [e.timestamp for e in new]):
+            plan = rebuild_plan(s, user, plan.version, store.events(user))
+            plan.late = True
         plans.append(plan)
     return plans
 
