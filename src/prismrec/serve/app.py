@@ -6,8 +6,9 @@ factory, so tests and several apps in one process never share state. Every error
 404 unknown ids, 413 body or batch too large, 422 invalid fields, 501 not available, 503 the
 store cannot be reached (retry). Route handlers are plain functions, run in the server's
 thread pool, except the two hot ones (events, recommendations), which are async and batch
-their model work (``prismrec.serve.batching``: recommendations on the event loop with the
-product on a scoring thread, ingest on a worker thread); the store and ``LiveProfiles`` are
+their model work (``prismrec.serve.batching``: a recommendation batch's store reads,
+product and top-k on a scoring thread and its reasons on the event loop, ingest on a worker
+thread): no store round trip runs on the event loop. The store and ``LiveProfiles`` are
 thread-safe.
 """
 
