@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -87,6 +89,11 @@ def test_events_logged_before_their_item_existed_count_once_it_is_added(client):
     assert "coming-soon" not in [it["item"] for it in recs["items"]]  # seen now
     profile = client.get("/v1/users/early/profile").json()
     assert profile["recent_items"] == ["i00001", "coming-soon", "i00002"]
+    # the read rebuilt the state in memory; the service's writer thread stores it soon after
+    deadline = time.monotonic() + 10
+    while profile["state_checkpoint"] != profile["checkpoint"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+        profile = client.get("/v1/users/early/profile").json()
     assert profile["state_checkpoint"] == profile["checkpoint"]
 
 
