@@ -576,7 +576,9 @@ class Recommender:
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint folder (safetensors + JSON) that ``load`` reads back.
 
-        Histories (streamed events included) go in the safetensors file; the item text
+        Every user's full known history (streamed events included) and the training
+        record's per-user cuts go in the safetensors file (its split name and data hash in
+        ``checkpoint.json``); the item text
         vectors are part of the model's weights there; the catalogue, if any, goes to
         ``catalog.json`` (JSON rows, checksummed in ``checkpoint.json``); the encoder name
         and text template go in ``checkpoint.json``. A blended model adds its item-item
@@ -590,7 +592,9 @@ class Recommender:
 
         Checkpoints written before catalogues and text were saved load with
         ``catalog_``, ``text_encoder_`` and ``text_template_`` set to None; those written
-        without a blend load with ``item_item_`` and ``blend_`` set to None.
+        without a blend load with ``item_item_`` and ``blend_`` set to None; those written
+        before the training record was kept load with ``training_`` None (``evaluate
+        --checkpoint`` then refuses them: it cannot tell which cases the model saw).
         """
         return _persist.load(cls, path)
 
