@@ -182,3 +182,11 @@ def test_fit_split_without_histories_keeps_what_the_split_knows(shop):
     assert isinstance(known, Sequences)
     assert np.array_equal(known.items, data.sequences.items)
     assert np.array_equal(known.offsets, data.sequences.offsets)
+
+
+def test_a_checkpoint_without_a_training_record_vouches_for_no_case(shop):
+    data = load_dataset("events", shop)
+    test = data.split("loo").test
+    got = unseen_cases(None, data.sequences, test)
+    assert len(got.cases) == 0 and got.total == len(test)
+    assert "does not record which events it trained on" in got.reason
