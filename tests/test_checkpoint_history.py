@@ -190,3 +190,29 @@ def test_a_checkpoint_without_a_training_record_vouches_for_no_case(shop):
     got = unseen_cases(None, data.sequences, test)
     assert len(got.cases) == 0 and got.total == len(test)
     assert "does not record which events it trained on" in got.reason
+
+
+def test_cuts_are_safe_for_skip_one_histories_and_tied_times():
+    from prismrec.recommender._provenance import record
+
+    # one user, six events at times 0..5; training read 0-2, selection predicted event 3
+    full = Sequences.from_lists([np.arange(6)], [np.arange(6.0)])
+    train = Sequences.from_lists([np.arange(3)], [np.arange(3.0)])
+    valid = EvalCases(np.array([0]), train, Sequences.from_lists([[3]], [[3.0]]))
+    rec_ = record("given", full, train, valid, refit=False)
+    assert (rec_.train_cut.tolist(), rec_.select_cut.tolist()) == ([3], [4])
+    # skip-one: the test history leaves the validation event out, the target comes after it
+    skip = EvalCases(np.array([0]), train, Sequences.from_lists([[4]], [[4.0]]))
+    assert len(unseen_cases(rec_, full, skip).cases) == 1
+    # ties in time: leave-one-out cases are placed by position, not by time
+    tied_full = Sequences.from_lists([np.arange(6)], [[0.0, 1, 2, 3, 3, 5]])
+    tied = record("loo", tied_full, train, valid, refit=False)
+    assert tied.select_cut.tolist() == [4]
+    case = EvalCases(np.array([0]), Sequences.from_lists([np.arange(4)], [[0.0, 1, 2, 3]]),
+                     Sequences.from_lists([[4]], [[3.0]]))
+    assert len(unseen_cases(tied, tied_full, case).cases) == 1
+    # a case that is not a prefix and shares its target's time with a selection event is
+    # placed by time: before that event, so counted as seen (the safe side)
+    odd = EvalCases(np.array([0]), Sequences.from_lists([[9]], [[0.0]]),
+                    Sequences.from_lists([[4]], [[3.0]]))
+    assert len(unseen_cases(tied, tied_full, odd).cases) == 0

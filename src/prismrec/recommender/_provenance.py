@@ -71,19 +71,39 @@ def _prefix_length(full: Sequences, rows: np.ndarray, part: Sequences) -> np.nda
     return out
 
 
-def case_positions(full: Sequences, cases: EvalCases) -> np.ndarray:
-    """Per case, the position in its user's full history where its targets begin.
+def _joined(cases: EvalCases) -> Sequences:
+    """Each case's history followed by its targets."""
+    return Sequences.from_lists(
+        [np.concatenate([cases.history.row(j), cases.targets.row(j)]) for j in range(len(cases))],
+        [np.concatenate([cases.history.row_times(j), cases.targets.row_times(j)])
+         for j in range(len(cases))])
 
-    The case's history length when that history is a prefix of the full history (leave-one-
-    out, temporal splits); otherwise (a pre-split benchmark whose histories are windows or
-    skip a position) the number of the user's events strictly older than the first target.
+
+def case_positions(full: Sequences, cases: EvalCases) -> np.ndarray:
+    """Per case, where in its user's full history its targets begin (a lower bound).
+
+    Exact when the history followed by the targets is a prefix of the full history
+    (leave-one-out, temporal splits): the history's length. Otherwise (a benchmark's
+    skip-one or windowed histories) the number of the user's events strictly older than
+    the first target: everything before the target, so never past it.
     """
-    pos = _prefix_length(full, cases.users, cases.history)
-    for j in np.flatnonzero(pos < 0):
-        u = int(cases.users[j])
+    exact = _prefix_length(full, cases.users, _joined(cases))
+    pos = np.where(exact >= 0, cases.history.lengths, 0)
+    for j in np.flatnonzero(exact < 0):
         first = float(cases.targets.row_times(j).min())
-        pos[j] = int(np.searchsorted(full.row_times(u), first, side="left"))
+        pos[j] = int(np.searchsorted(full.row_times(int(cases.users[j])), first, "left"))
     return pos
+
+
+def _case_ends(full: Sequences, cases: EvalCases) -> np.ndarray:
+    """Per case, the position just past its targets (an upper bound): exact when history and
+    targets are a prefix of the full history, else the number of the user's events no later
+    than the last target (events tied in time with it count as read)."""
+    end = _prefix_length(full, cases.users, _joined(cases))
+    for j in np.flatnonzero(end < 0):
+        last = float(cases.targets.row_times(j).max())
+        end[j] = int(np.searchsorted(full.row_times(int(cases.users[j])), last, "right"))
+    return end
 
 
 def _cuts(full: Sequences, train: Sequences, valid: EvalCases | None
@@ -97,8 +117,7 @@ def _cuts(full: Sequences, train: Sequences, valid: EvalCases | None
         train_cut = np.concatenate([train_cut, np.zeros(len(full) - len(train), np.int64)])
     select_cut = train_cut.copy()
     if valid is not None and len(valid):
-        end = case_positions(full, valid) + valid.targets.lengths
-        np.maximum.at(select_cut, valid.users, end)
+        np.maximum.at(select_cut, valid.users, _case_ends(full, valid))
     return train_cut, np.minimum(select_cut, full.lengths)
 
 
