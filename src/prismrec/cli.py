@@ -459,7 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset layout name (see `prismrec datasets`)")
     s.add_argument("--data-dir", help="folder holding the dataset's files (not for synthetic)")
     s.add_argument("--model", choices=["pop", "itemknn", "ease"], help="baseline to evaluate")
-    s.add_argument("--checkpoint", help="a trained model folder (from `prismrec train`)")
+    s.add_argument("--checkpoint", help="a trained model folder (from `prismrec train`); only "
+                   "test cases it neither trained on nor used for selection are scored (it "
+                   "refuses when none are left)")
     s.add_argument("--split", default="default", choices=["default", "loo", "temporal", "given"],
                    help="default: the dataset's own split if it ships one, else leave-one-out")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True,
