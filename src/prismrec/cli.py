@@ -354,6 +354,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = {
         "api_key": args.api_key or os.environ.get("PRISMREC_API_KEY") or None,
         "admin_key": args.admin_key or os.environ.get("PRISMREC_ADMIN_KEY") or None,
+        "dashboard_key": args.dashboard_key or os.environ.get("PRISMREC_DASHBOARD_KEY") or None,
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
         "workers": args.workers,
     }
@@ -387,6 +388,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ[CONFIG_ENV] = config.to_json()
         uvicorn.run("prismrec.serve.worker:app_from_environ", factory=True,
                     workers=args.workers, **common)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from prismrec.recommender import Recommender
+    from prismrec.serve.ui import create_ui_app
+
+    key = args.key or os.environ.get("PRISMREC_DASHBOARD_KEY") or None
+    if key is None:
+        raise SystemExit("prismrec ui: the dashboard needs a key: set PRISMREC_DASHBOARD_KEY "
+                         "(or pass --key) and type the same key into the login form")
+    _threads(args.threads)
+    rec = Recommender.load(args.checkpoint)
+    try:
+        app = create_ui_app(rec, key, checkpoint_dir=args.checkpoint)
+    except ValueError as exc:
+        raise SystemExit(f"prismrec ui: {exc}") from None
+    print(f"prismrec ui: {rec.model_.name} model from {args.checkpoint} (read-only, training "
+          f"histories), http://{args.host}:{args.port}/ui", file=sys.stderr, flush=True)
+    import uvicorn
+
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False)
     return 0
 
 
@@ -556,7 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="serve recommendations over HTTP with live profiles",
         description="Start the HTTP service: events in, recommendations out, profiles updated "
         "per event in the store. Keys come from --api-key/--admin-key or the environment "
-        "variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY. API docs at /docs.")
+        "variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY. API docs at /docs; the dashboard at "
+        "/ui opens with the admin key or the read-only --dashboard-key "
+        "(PRISMREC_DASHBOARD_KEY).")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--store", required=True,
                    help="profile store: sqlite:///path.db or redis://127.0.0.1:6379/0")
@@ -569,6 +597,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-key", help="client key (default: $PRISMREC_API_KEY; none: open)")
     s.add_argument("--admin-key", help="admin key (default: $PRISMREC_ADMIN_KEY; none: admin "
                    "routes off)")
+    s.add_argument("--dashboard-key", help="read-only key for the dashboard at /ui (default: "
+                   "$PRISMREC_DASHBOARD_KEY; the admin key opens it too; neither: /ui off)")
     s.add_argument("--max-body-bytes", type=int, default=1_048_576,
                    help="largest request body accepted (default 1 MiB)")
     s.add_argument("--max-batch", type=int, default=1000, help="most events per POST")
@@ -582,6 +612,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,
                    help="log every request (default: off)")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser(
+        "ui", help="the web dashboard over a checkpoint alone (read-only)",
+        description="Serve the dashboard (/ui) over a checkpoint without a store: model card, "
+        "users' interests and composed lists from their training histories, items and "
+        "search. The login form takes the key from --key or $PRISMREC_DASHBOARD_KEY. For "
+        "live profiles use `prismrec serve`, which has the same dashboard.")
+    s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    s.add_argument("--key", help="dashboard key (default: $PRISMREC_DASHBOARD_KEY)")
+    s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    s.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_ui)
     return p
 
 

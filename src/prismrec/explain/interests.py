@@ -66,6 +66,19 @@ def profile_for(recommender, user, *, catalog: Catalog | None = None,
                 min_share: float = 0.0) -> Profile:
     """The named profile of a known user (``Recommender.profile(user)``)."""
     items, times = _history(recommender, user)
+    return profile_of_history(recommender, items, times, user=user, catalog=catalog,
+                              texts=texts, n_items=n_items, min_share=min_share)
+
+
+def profile_of_history(recommender, items: np.ndarray, times: np.ndarray | None, *,
+                       user=None, catalog: Catalog | None = None,
+                       texts: CatalogText | None = None, n_items: int = 5,
+                       min_share: float = 0.0) -> Profile:
+    """The named profile of a history (model item indices and times, oldest first).
+
+    ``profile_for`` reads the history from the recommender; the live service passes the
+    training history plus the events logged since (``prismrec.explain.live_interests``).
+    """
     if len(items) == 0:
         raise ValueError(f"user {user!r} has no events to read a profile from")
     ct = texts if texts is not None else catalog_text(recommender, catalog)
@@ -100,9 +113,29 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
     in proportion to the interest weights (see ``retrieve.compose``). A model without an
     interest head composes from its clusters' centroids (see ``profile.build_profile``).
     """
-    ct = catalog_text(recommender, catalog)
-    prof = profile_for(recommender, user, catalog=catalog, texts=ct)
-    items, _ = _history(recommender, user)
+    items, times = _history(recommender, user)
+    return compose_for_history(recommender, items, times, user=user, k=k, diversity=diversity,
+                               exclude_ids=exclude_ids, exclude_categories=exclude_categories,
+                               filter_seen=filter_seen, catalog=catalog, verb=verb,
+                               candidates_per_interest=candidates_per_interest)
+
+
+def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None, *,
+                        user=None, k: int = 10, diversity: float = 0.0,
+                        exclude_ids: Iterable | None = None,
+                        exclude_categories: Iterable[str] | None = None,
+                        filter_seen: bool = True, catalog: Catalog | None = None,
+                        verb: str = "viewed", candidates_per_interest: int | None = None,
+                        texts: CatalogText | None = None,
+                        profile: Profile | None = None) -> pd.DataFrame:
+    """``compose_for`` over a given history (model item indices and times, oldest first).
+
+    ``profile``: the history's profile when the caller already has it (from
+    ``profile_of_history`` with the same history and texts), so it is not read twice.
+    """
+    ct = texts if texts is not None else catalog_text(recommender, catalog)
+    prof = profile if profile is not None else profile_of_history(
+        recommender, items, times, user=user, catalog=catalog, texts=ct)
     model = recommender.model_
     with torch.no_grad():
         table = model.output_table().detach().float()  # (N, D)

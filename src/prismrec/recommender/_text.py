@@ -219,7 +219,7 @@ def live_bundle(rec: Recommender) -> LiveBundle:
     return LiveBundle(rec.model_, rec.items_, rec.users_, rec.histories_, ii,
                       0.0 if ii is None else float(rec.blend_.weight),
                       getattr(rec, "catalog_", None),
-                      lambda rows, encoder: _grown(rec, rows, encoder))
+                      lambda rows, encoder: _grown(rec, rows, encoder), rec)
 
 
 def _grown(rec: Recommender, rows, encoder) -> tuple[LiveBundle, list[str]]:

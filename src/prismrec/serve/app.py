@@ -30,10 +30,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa
 import prismrec  # noqa: E402
 from prismrec.profile.live import LiveProfiles  # noqa: E402
 from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
+from prismrec.serve.docs import offline_docs  # noqa: E402
 from prismrec.serve.limits import BodyLimit  # noqa: E402
 from prismrec.serve.metrics import Metrics, MetricsMiddleware  # noqa: E402
 from prismrec.serve.routes import Workers, build_router  # noqa: E402
 from prismrec.serve.settings import ServeSettings  # noqa: E402
+from prismrec.serve.ui import Dashboard, EventFeed, UiKeys, build_ui_router  # noqa: E402
 
 log = logging.getLogger(__name__)
 MAX_REPORTED = 5  # validation problems quoted in one error message
@@ -70,14 +72,17 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def create_app(live: LiveProfiles, settings: ServeSettings | None = None) -> FastAPI:
-    """The HTTP service for ``live`` (see the module docstring and ``/docs``)."""
+def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
+               checkpoint_dir: str | None = None) -> FastAPI:
+    """The HTTP service for ``live`` (see the module docstring and ``/docs``), with the
+    dashboard at ``/ui`` (``checkpoint_dir``, when given, adds its files to the model card)."""
     if not isinstance(live, LiveProfiles):
         raise TypeError(f"create_app takes a LiveProfiles, got {type(live).__name__}")
     settings = settings or ServeSettings()
     settings.validate()
     metrics = Metrics({"model": live.model.name, "checkpoint": live.checkpoint})
     workers = Workers(live, settings)
+    feed = EventFeed()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,11 +90,17 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None) -> Fas
         workers.close()  # finish queued model work, stop the ingest and scoring threads
 
     app = FastAPI(title="prismrec", version=prismrec.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Recommendations from dynamic user profiles, updated per event. "
                   "Send the key in the X-API-Key header.")
     app.state.live, app.state.settings, app.state.metrics = live, settings, metrics
     app.state.workers = workers
-    app.include_router(build_router(live, settings, metrics, workers))
+    app.include_router(build_router(live, settings, metrics, workers, feed=feed))
+    offline_docs(app)
+    dashboard = Dashboard(live.bundle.source, live=live, metrics=metrics, feed=feed,
+                          checkpoint_dir=checkpoint_dir)
+    app.include_router(build_ui_router(dashboard, UiKeys(settings.admin_key,
+                                                         settings.dashboard_key)))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -37,6 +37,7 @@ from prismrec.serve.schemas import (
     SimilarOut,
 )
 from prismrec.serve.settings import ServeSettings
+from prismrec.serve.ui.feed import EventFeed
 from prismrec.text import DimensionMismatchError, EncoderError
 
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)}
@@ -212,7 +213,7 @@ def _log_errors(fn):
 
 
 def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
-                 workers: Workers | None = None) -> APIRouter:
+                 workers: Workers | None = None, feed: EventFeed | None = None) -> APIRouter:
     """Routes bound to one ``LiveProfiles`` (no globals: two apps never share state).
 
     The two hot routes (events, recommendations) are async and batch their model work
@@ -244,6 +245,8 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
             events.append(Event(e.user, e.item, float(e.timestamp), e.event,
                                 None if e.value is None else float(e.value), e.event_id))
         result = await workers.ingest.submit(events)
+        if feed is not None:
+            feed.publish(events)  # the dashboard's live page
         metrics.inc("prismrec_events_ingested_total", result.accepted)
         metrics.inc("prismrec_events_duplicate_total", result.duplicates)
         metrics.inc("prismrec_events_late_total", result.late)

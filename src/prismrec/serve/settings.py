@@ -17,12 +17,15 @@ class ServeSettings:
 
     ``api_key``: when set, every ``/v1`` route needs the header ``X-API-Key`` with this key
     (or the admin key). ``admin_key``: needed by the admin routes (``DELETE /v1/users/{id}``,
-    ``POST /v1/items``); when it is None those routes are disabled. ``/healthz``, ``/metrics``
-    and the docs are open: put them behind the network boundary.
+    ``POST /v1/items``); when it is None those routes are disabled. ``dashboard_key``: opens
+    the dashboard at ``/ui`` read-only (the admin key opens it too); with neither the
+    dashboard is disabled. ``/healthz``, ``/metrics`` and the docs are open: put them behind
+    the network boundary.
     """
 
     api_key: str | None = field(default=None, repr=False)
     admin_key: str | None = field(default=None, repr=False)
+    dashboard_key: str | None = field(default=None, repr=False)  # opens /ui read-only
     max_body_bytes: int = 1_048_576  # a request body above this gets 413 before it is parsed
     max_batch: int = 1000  # events per POST /v1/events
     max_k: int = 200  # recommendations or similar items per request
@@ -34,7 +37,7 @@ class ServeSettings:
     workers: int = 1  # processes serving this model; above 1, item writes are refused
 
     def validate(self) -> None:
-        for name in ("api_key", "admin_key"):
+        for name in ("api_key", "admin_key", "dashboard_key"):
             key = getattr(self, name)
             if key is not None and (not isinstance(key, str) or len(key) < 8
                                     or not key.isascii() or not key.isprintable()):

@@ -47,7 +47,7 @@ def build(config: WorkerConfig):
     settings.validate()
     rec = Recommender.load(config.checkpoint)
     store = open_store(config.store)
-    return create_app(LiveProfiles(rec, store), settings)
+    return create_app(LiveProfiles(rec, store), settings, checkpoint_dir=config.checkpoint)
 
 
 def settle() -> None:

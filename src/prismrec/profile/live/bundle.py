@@ -38,7 +38,9 @@ class LiveBundle:
     ``histories``: one row per user of ``users``, every known event (item indices, oldest
     first); a user's live profile starts from it. ``item_item``/``blend_weight``: the blend's
     item-item part and its weight, or None/0. ``grow(rows, encoder)`` returns a new bundle
-    with the items of ``rows`` added (and the new ids); None when the model has no text path.
+    with the items of ``rows`` added (and the new ids); None: items cannot be added.
+    ``source``: the object that made the bundle (a ``Recommender``), for layers above the
+    live core (the dashboard); the live core itself never reads it.
     """
 
     model: SequenceEncoder
@@ -49,6 +51,7 @@ class LiveBundle:
     blend_weight: float = 0.0
     catalog: Catalog | None = None
     grow: Callable[[Any, Any], tuple[LiveBundle, list[str]]] | None = None
+    source: Any = None
 
     def __post_init__(self) -> None:
         if len(self.histories) != len(self.users):
