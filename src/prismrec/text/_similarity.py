@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from prismrec.ranking import topk_numpy
 from prismrec.text._protocol import DimensionMismatchError
 
 
@@ -27,6 +26,7 @@ def cosine_topk(
                                      f"{x.shape[1]}-d")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    from prismrec.ranking import topk_numpy  # torch loads at first search, not at import
     k = min(k, x.shape[0])
     qn, xn = _unit(q), _unit(x)
     idx = np.empty((q.shape[0], k), dtype=np.int64)
