@@ -151,3 +151,19 @@ def test_adding_items_is_refused_when_several_workers_serve_the_model(rec, tmp_p
         assert reply.status_code == 409
         assert "single worker" in reply.json()["error"] and "2" in reply.json()["error"]
         assert not live.item_known("n-1")
+
+
+def test_the_dashboard_follows_the_bundle_the_service_swapped_in(rec, tmp_path):
+    import pandas as pd
+
+    from prismrec.serve.ui.data import Dashboard
+
+    with open_store(f"sqlite:///{tmp_path / 'items.db'}") as store:
+        live = LiveProfiles(rec, store)
+        dash = Dashboard(live.bundle.source, live=live)
+        assert dash.recommender is rec
+        live.add_items(pd.DataFrame({"item": ["shed-lamp"], "title": ["Solar shed lamp"]}),
+                       HashingEncoder(64))
+        assert dash.recommender is live.bundle.source and dash.recommender is not rec
+        assert "shed-lamp" in dash.recommender.items_
+        assert dash.title("shed-lamp") == "Solar shed lamp"
