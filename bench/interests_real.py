@@ -45,8 +45,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import SHARED_DATA, command, machine, markdown_table, write_section  # noqa: E402
 
+from prismrec.recommender.core import DEFAULT_DIVERSITY as DEFAULT_LAMBDA  # noqa: E402
+
 LAMBDAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-DEFAULT_LAMBDA = 0.0  # Recommender.recommend_composed / compose_for default diversity
 BAR = 0.02  # the issue's bar: at most 2% NDCG@10 lost against the single-vector model
 DATASETS = {  # registry name -> (folder under shared/data, split)
     "amazon-scientific": ("amazon-scientific-unisrec", "given"),
@@ -447,7 +448,8 @@ cosine distance between the top-10 items' output vectors of that model (each mod
 space); genre ILD@10 (MovieLens): the same on genre multi-hot vectors, comparable across
 models. served@10: distinct interests among the top-10's tags; evenness@10: tag entropy
 over its maximum (the head's own ranking is tagged by each item's best interest,
-`max_k w_k s_k`). The default λ of `recommend_composed` is {DEFAULT_LAMBDA:g}. Compose
+`max_k w_k s_k`). The default λ of `recommend_composed` is {DEFAULT_LAMBDA:g}, chosen on
+validation cases (section "Composition: the default diversity"), not on this test sweep. Compose
 time for the whole sweep (s): {compose_s}.
 
 {markdown_table(sweep, scols)}

@@ -110,11 +110,14 @@ def test_train_refit_retrains_on_train_and_validation(events_dir, tmp_path, caps
 def test_recommend_for_a_user_and_for_a_history(checkpoint, capsys):
     assert main(["recommend", "--checkpoint", str(checkpoint), "--user", "u0003", "-k", "4",
                  "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["recommendations"]
     assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    assert all(r["reason"] for r in rows)
     assert main(["recommend", "--checkpoint", str(checkpoint), "--items", "i00001,i00002",
                  "-k", "3", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["recommendations"]
+    assert doc["items"] == ["i00001", "i00002"] and all(r["reason"] for r in rows)
     assert len(rows) == 3 and {"i00001", "i00002"}.isdisjoint(r["item"] for r in rows)
 
 

@@ -24,7 +24,7 @@ def head_rec(data):
 def test_diversity_gives_interests_and_reasons(head_rec, data):
     users = list(data.users.ids([0, 1]))
     out = head_rec.recommend(users, k=5, diversity=0.5)
-    assert list(out.columns[:4]) == ["user", "rank", "item", "score"]
+    assert list(out.columns[:5]) == ["user", "rank", "item", "title", "score"]
     assert {"interest", "interest_label", "reason"} <= set(out.columns)
     assert out.groupby("user").size().to_dict() == {u: 5 for u in users}
     assert out["reason"].str.len().min() > 0
@@ -39,11 +39,15 @@ def test_excluded_items_are_never_recommended(head_rec, data):
     assert not set(top) & set(composed["item"])
 
 
-def test_diversity_needs_an_interest_head(data):
+def test_without_an_interest_head_composition_uses_the_kmeans_fallback_and_says_so(data):
     rec = Recommender("gru", model_config={"dim": 16}, train_config={**TRAIN, "epochs": 1})
     rec.fit(data)
-    with pytest.raises(ValueError, match="interest head"):
-        rec.recommend(data.users.ids([0])[0], k=3, diversity=0.5)
+    user = data.users.ids([0])[0]
+    out = rec.recommend(user, k=3, diversity=0.5)
+    assert len(out) == 3 and out.attrs["components"] == "kmeans"
+    assert "no interest head" in out.attrs["fallback"]
+    assert set(out["interest"]) <= {i.component for i in rec.profile(user).interests}
+    assert rec.recommend(user, k=3, explain=True).attrs == out.attrs
 
 
 def test_diversity_outside_unit_interval_is_refused(head_rec, data):

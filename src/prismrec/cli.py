@@ -234,6 +234,17 @@ def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
     return 0
 
 
+def _interest_ids(text: str) -> list[int]:
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected interest ids like 0,2 (see `prismrec "
+                                         f"profile`), got {text!r}") from None
+    if not ids:
+        raise argparse.ArgumentTypeError("give at least one interest id")
+    return ids
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from prismrec.recommender import Recommender
 
@@ -241,15 +252,36 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.checkpoint)
     if (args.user is None) == (args.items is None):
         raise SystemExit("give exactly one of --user ID or --items ID,ID,...")
+    if args.user is None and (args.mute or args.boost or args.diversity is not None):
+        raise SystemExit("prismrec recommend: --mute, --boost and --diversity steer a known "
+                         "user's interests: use them with --user")
+    doc: dict = {"user": args.user}
     if args.user is not None:
-        frame = rec.recommend(args.user, k=args.k, filter_seen=args.filter_seen)
+        try:
+            frame = rec.recommend(args.user, k=args.k, filter_seen=args.filter_seen,
+                                  diversity=args.diversity, mute=args.mute, boost=args.boost,
+                                  explain=args.explain)
+        except ValueError as exc:
+            if isinstance(exc, PrismrecError):
+                raise
+            raise SystemExit(f"prismrec recommend: {exc}") from None
+        frame = frame.drop(columns="user")
+        doc.update({k: frame.attrs.get(k) for k in ("components", "fallback")})
     else:
         items = [x.strip() for x in args.items.split(",") if x.strip()]
-        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen)
+        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen,
+                                           explain=args.explain)
+        doc.update({"items": items,
+                    **{k: frame.attrs.get(k) for k in ("components", "fallback")}})
     if args.json:
-        print(frame.to_json(orient="records"))
-    else:
-        print(frame.to_string(index=False))
+        doc["recommendations"] = json.loads(frame.to_json(orient="records"))
+        print(json.dumps(doc))
+        return 0
+    if doc.get("fallback"):
+        print(f"interests: {doc['fallback']}")
+    elif doc.get("components"):
+        print(f"interests: the model's {doc['components']} interest head")
+    print(frame.to_string(index=False))
     return 0
 
 
@@ -266,19 +298,23 @@ def cmd_profile(args: argparse.Namespace) -> int:
         from prismrec.data import load_dataset
 
         catalog = load_dataset(name, args.data_dir or source.get("data_dir")).catalog
-    prof = profile_for(rec, args.user, catalog=catalog)
-    narrative = narrate_profile(prof, _narrator(args))
+    labeler = None
+    if args.llm_labels:
+        from prismrec.explain import ChatEndpointNarrator, ChatLabeler
+
+        if not args.chat_url:
+            raise SystemExit("--llm-labels needs --chat-url (an OpenAI-compatible endpoint)")
+        labeler = ChatLabeler(ChatEndpointNarrator(args.chat_url, model=args.chat_model))
+    prof = profile_for(rec, args.user, catalog=catalog, labeler=labeler)
     if args.plot:
         log.info("wrote %s", plot_profile(prof, args.plot))
-    if args.json:
-        print(json.dumps({**prof.to_dict(), "narrative": narrative.to_dict()}))
+    if args.json:  # the profile document, exactly as Profile.to_dict gives it
+        print(json.dumps(prof.to_dict(timeline=args.timeline)))
         return 0
-    print(f"user {prof.user}: {len(prof)} interest(s) from {len(prof.event_items)} events "
-          f"({prof.source} components)")
-    for i in prof.interests:
-        print(f"  {i.weight:6.1%}  {i.label}  [{i.horizon}, {i.n_events} events]  "
-              f"e.g. {', '.join(i.top_titles[:3])}")
-    print(narrative.text)
+    print(prof)
+    if prof.fallback:
+        print(f"  ({prof.fallback})")
+    print(narrate_profile(prof, _narrator(args)).text)
     return 0
 
 
@@ -344,19 +380,44 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_key(path: str | None, env: str, flag: str) -> str | None:
+    """A key from a file only its owner can read (--api-key-file), else from ``env``."""
+    import os
+    import stat
+
+    if path is None:
+        return os.environ.get(env) or None
+    try:
+        mode = os.stat(path).st_mode
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SystemExit(f"prismrec serve: {flag} {path}: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise SystemExit(f"prismrec serve: {flag} {path} can be read by other users "
+                         f"(mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
+    key = text.strip()
+    if not key:
+        raise SystemExit(f"prismrec serve: {flag} {path} is empty")
+    return key
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
+    import shutil
+    import tempfile
 
-    from prismrec.serve.worker import CONFIG_ENV, WorkerConfig, build, settle
+    from prismrec.serve.worker import CONFIG_FILE_ENV, WorkerConfig, build, settle
 
     if args.workers < 1:
         raise SystemExit("prismrec serve: --workers must be at least 1")
     settings = {
-        "api_key": args.api_key or os.environ.get("PRISMREC_API_KEY") or None,
-        "admin_key": args.admin_key or os.environ.get("PRISMREC_ADMIN_KEY") or None,
-        "dashboard_key": args.dashboard_key or os.environ.get("PRISMREC_DASHBOARD_KEY") or None,
+        "api_key": _read_key(args.api_key_file, "PRISMREC_API_KEY", "--api-key-file"),
+        "admin_key": _read_key(args.admin_key_file, "PRISMREC_ADMIN_KEY", "--admin-key-file"),
+        "dashboard_key": _read_key(args.dashboard_key_file, "PRISMREC_DASHBOARD_KEY",
+                                   "--dashboard-key-file"),
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
-        "workers": args.workers,
+        "workers": args.workers, "rate_limit": args.rate_limit, "rate_burst": args.rate_burst,
+        "max_concurrent": args.max_concurrent, "max_user_events": args.max_user_events,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
                           threads=args.threads, settings=settings)
@@ -383,11 +444,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers == 1:
         settle()
         uvicorn.run(app, **common)
-    else:
-        live.store.close()
-        os.environ[CONFIG_ENV] = config.to_json()
+        return 0
+    live.store.close()
+    # Workers get the configuration, keys included, from a file only this user can read
+    # (mkstemp makes it 0600), never from the environment; and they add up their metrics
+    # in a private folder (prometheus_client's multiprocess mode).
+    private = tempfile.mkdtemp(prefix="prismrec-serve-")  # 0700
+    try:
+        fd, path = tempfile.mkstemp(dir=private, suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(config.to_json())
+        os.makedirs(os.path.join(private, "metrics"))
+        for name in ("PRISMREC_API_KEY", "PRISMREC_ADMIN_KEY", "PRISMREC_DASHBOARD_KEY"):
+            os.environ.pop(name, None)
+        os.environ[CONFIG_FILE_ENV] = path
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(private, "metrics")
         uvicorn.run("prismrec.serve.worker:app_from_environ", factory=True,
                     workers=args.workers, **common)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     return 0
 
 
@@ -537,13 +612,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("recommend", help="recommend from a checkpoint",
-                       description="Top-k items for a known user, or for any history of items.")
+                       description="Top-k items for a known user, or for any history of items. "
+                       "For a known user each item comes with its title, the interest it "
+                       "serves (id and label) and a reason naming, by title, the history "
+                       "items that contribute most to its score.")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--user", help="a user id from the training data")
     s.add_argument("--items", help="a history of item ids, oldest first: ID,ID,...")
     s.add_argument("-k", type=int, default=10, help="how many items (default 10)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True)
-    s.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    s.add_argument("--explain", action=argparse.BooleanOptionalAction, default=True,
+                   help="add title, interest, label and reason (default: on; "
+                   "--no-explain skips the attribution pass)")
+    s.add_argument("--diversity", type=float, help="--user: compose the list from the "
+                   "user's interests with this λ in [0, 1] (0: by relevance, 1: in "
+                   "proportion to the interest weights)")
+    s.add_argument("--mute", type=_interest_ids, metavar="ID,ID",
+                   help="--user: interest ids (from `prismrec profile`) whose items are "
+                   "removed; composes the list (default λ unless --diversity)")
+    s.add_argument("--boost", type=_interest_ids, metavar="ID,ID",
+                   help="--user: interest ids whose share of the list is raised")
+    s.add_argument("--json", action="store_true", help="print a JSON document instead of a "
+                   "table: user, components, fallback, recommendations")
     s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_recommend)
 
@@ -555,10 +645,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--user", required=True, help="a user id from the training data")
     s.add_argument("--plot", help="write the interest-weight timeline (PNG) here")
-    s.add_argument("--json", action="store_true", help="print the profile as JSON")
+    s.add_argument("--json", action="store_true", help="print the profile document as JSON "
+                   "(each interest: id, label, weight, horizon, first/last seen, top items)")
+    s.add_argument("--timeline", action="store_true",
+                   help="--json: add each interest's weight after every event")
     s.add_argument("--narrator", default="template", choices=["template", "local", "chat"])
-    s.add_argument("--chat-url", help="--narrator chat: base URL of the chat endpoint")
-    s.add_argument("--chat-model", default="default", help="--narrator chat: model name")
+    s.add_argument("--llm-labels", action="store_true",
+                   help="name the interests with the chat model at --chat-url from their "
+                   "items' titles and categories (default: the catalogue label; a failed "
+                   "request keeps it)")
+    s.add_argument("--chat-url", help="--narrator chat / --llm-labels: base URL of the chat "
+                   "endpoint")
+    s.add_argument("--chat-model", default="default", help="chat endpoint model name")
     s.add_argument("--dataset", help="dataset whose catalogue names the interests "
                    "(default: the one the checkpoint records)")
     s.add_argument("--data-dir", help="folder of that dataset")
@@ -581,10 +679,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "serve", help="serve recommendations over HTTP with live profiles",
         description="Start the HTTP service: events in, recommendations out, profiles updated "
-        "per event in the store. Keys come from --api-key/--admin-key or the environment "
-        "variables PRISMREC_API_KEY/PRISMREC_ADMIN_KEY. API docs at /docs; the dashboard at "
-        "/ui opens with the admin key or the read-only --dashboard-key "
-        "(PRISMREC_DASHBOARD_KEY).")
+        "per event in the store. Keys come from files (--api-key-file, --admin-key-file, "
+        "--dashboard-key-file; mode 600) or the environment variables PRISMREC_API_KEY/"
+        "PRISMREC_ADMIN_KEY/PRISMREC_DASHBOARD_KEY, never from the command line. API docs at "
+        "/docs (admin key); the dashboard at /ui opens with the admin key or the read-only "
+        "dashboard key.")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--store", required=True,
                    help="profile store: sqlite:///path.db or redis://127.0.0.1:6379/0")
@@ -594,11 +693,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes on this machine, sharing the store (SQLite: one "
                    "file, one writer at a time; Redis: several machines too). With more than 1 "
                    "POST /v1/items is refused: each worker holds its own copy of the model")
-    s.add_argument("--api-key", help="client key (default: $PRISMREC_API_KEY; none: open)")
-    s.add_argument("--admin-key", help="admin key (default: $PRISMREC_ADMIN_KEY; none: admin "
-                   "routes off)")
-    s.add_argument("--dashboard-key", help="read-only key for the dashboard at /ui (default: "
-                   "$PRISMREC_DASHBOARD_KEY; the admin key opens it too; neither: /ui off)")
+    s.add_argument("--api-key-file", metavar="PATH", help="file holding the client key, "
+                   "readable by its owner only (default: $PRISMREC_API_KEY; none: open)")
+    s.add_argument("--admin-key-file", metavar="PATH", help="file holding the admin key for "
+                   "DELETE /v1/users, POST /v1/items, /metrics and /docs (default: "
+                   "$PRISMREC_ADMIN_KEY; none: admin routes off)")
+    s.add_argument("--dashboard-key-file", metavar="PATH", help="file holding a read-only "
+                   "key for the dashboard at /ui (default: $PRISMREC_DASHBOARD_KEY; the admin "
+                   "key opens it too; neither: /ui off)")
+    s.add_argument("--rate-limit", type=float, default=0.0, metavar="PER_SECOND",
+                   help="requests per second per key, per worker (token bucket; over it: 429 "
+                   "with Retry-After; default 0: off)")
+    s.add_argument("--rate-burst", type=int, default=50,
+                   help="requests one key may send at once before the rate applies (default 50)")
+    s.add_argument("--max-user-events", type=int, default=0, metavar="N",
+                   help="per-user log quota: events past N logged events of their user are not "
+                   "stored and are counted (over_quota in the reply, a metric); default 0: none")
+    s.add_argument("--max-concurrent", type=int, default=256,
+                   help="requests in flight per worker; more get 503 with Retry-After "
+                   "(default 256)")
     s.add_argument("--max-body-bytes", type=int, default=1_048_576,
                    help="largest request body accepted (default 1 MiB)")
     s.add_argument("--max-batch", type=int, default=1000, help="most events per POST")

@@ -64,19 +64,55 @@ def test_running_items_are_named_with_running_words_and_no_kitchen_or_book_words
     assert len(label.words) == 3
 
 
-def test_a_clearly_dominant_category_leads_the_label(texts):
+def test_a_shared_category_names_the_interest_without_title_words(texts):
     label = label_interest(idx(texts, "k1", "k2", "k3", "k4"), None, texts)
     assert label.category == "kitchen"
     assert label.category_share == pytest.approx(1.0)
-    assert label.text.startswith("kitchen · ")
-    assert len(label.text.split(" · ")) == 3
-    assert "kitchen" not in label.text.split(" · ")[1:]  # the category's word is not repeated
+    assert label.text == "kitchen"
+    assert label.source == "categories" and label.facets == ("kitchen",)
 
 
-def test_a_mixed_set_has_no_dominant_category(texts):
-    label = label_interest(idx(texts, "r1", "r4", "k1", "k3"), None, texts)
-    assert label.category is None
+def test_a_mixed_set_is_named_by_its_most_common_categories_not_by_words(texts):
+    label = label_interest(idx(texts, "r1", "r4", "k1", "k3"), np.array([1, 1, 1, 0.5]),
+                           texts)
+    assert label.source == "categories"
+    assert label.text == "running · kitchen"  # running has the larger share (2 of 3.5)
     assert not set(label.words) & BOOK_WORDS
+
+
+def test_without_categories_or_tags_the_distinctive_words_name_it():
+    frame = tiny_catalog().frame.drop(columns=["categories"])
+    texts = CatalogText.from_catalog(Catalog(frame), list(frame.index))
+    label = label_interest(idx(texts, "r1", "r2", "r3", "r4"), None, texts)
+    assert label.source == "words" and label.category is None
+    assert label.text == " · ".join(label.words) and "running" in label.words
+
+
+def test_two_shared_categories_name_the_interest_most_specific_first():
+    df = pd.DataFrame({"item": [f"m{i}" for i in range(10)],
+                       "title": [f"Movie number {i}" for i in range(10)],
+                       "genres": ["Drama|Romance", "Drama|Romance", "Drama|Romance", "Drama",
+                                  "Drama", "Comedy", "Comedy", "Action", "Action", "Drama"]})
+    cat = Catalog.from_frame(df, title="title", categories="genres", list_sep="|")
+    texts = CatalogText.from_catalog(cat, cat.ids)
+    label = label_interest(np.arange(3), None, texts)  # three Drama|Romance movies
+    assert label.text == "Romance · Drama"  # Romance is rarer in the catalogue: more specific
+    one = label_interest(np.arange(3), None, texts, n_facets=1)
+    assert one.text == "Romance"
+
+
+def test_tags_name_the_interest_when_no_category_is_shared():
+    df = pd.DataFrame({"item": ["a1", "a2", "a3", "a4", "a5", "a6"],
+                       "title": ["China Crisis", "Enigma", "Duran Duran", "Metallica",
+                                 "Slayer", "Megadeth"],
+                       "tags": [["new wave", "80s"], ["new wave", "ambient"],
+                                ["new wave", "80s"], ["thrash"], ["thrash"], ["thrash"]]})
+    cat = Catalog.from_frame(df, title="title", tags="tags")
+    texts = CatalogText.from_catalog(cat, cat.ids)
+    label = label_interest(np.arange(3), None, texts)
+    assert label.source == "tags"
+    assert label.text.split(" · ")[0] == "new wave"
+    assert "china" not in label.text.lower()
 
 
 def test_weights_decide_which_items_define_the_interest(texts):
@@ -155,7 +191,7 @@ def test_each_synthetic_category_is_named_by_its_category(shop):
     for name in shop.categories:
         label = label_interest(np.flatnonzero(cats == name), None, texts)
         assert label.category == name
-        assert label.text.startswith(name + " · ")
+        assert label.text == name
 
 
 def test_without_categories_synthetic_label_words_are_most_frequent_in_that_category(shop):
@@ -167,6 +203,7 @@ def test_without_categories_synthetic_label_words_are_most_frequent_in_that_cate
     for name in shop.categories:
         label = label_interest(np.flatnonzero(cats == name), None, texts)
         assert label.category is None and len(label.words) == 3
+        assert label.source == "words"
         for word in label.words:
             rate = {c: np.mean([word in docs[i] for i in np.flatnonzero(cats == c)])
                     for c in shop.categories}

@@ -1,4 +1,4 @@
-"""Reasons cite the user's own history items closest to the recommendation."""
+"""Reasons cite the user's own history items that contribute most to the recommendation."""
 
 from __future__ import annotations
 
@@ -51,19 +51,37 @@ def test_mismatched_shapes_are_refused():
         supporting_items(CANDIDATE, HISTORY, HISTORY_IDS[:3])
 
 
-def test_explanation_reads_as_one_line_naming_interest_and_history():
-    e = explain_item("new-shoe", 1, "running · trail", CANDIDATE, HISTORY, HISTORY_IDS, TITLES)
+CONTRIB = np.array([0.4, -0.1, 0.9, 0.0])  # shoe, pan, vest, novel
+
+
+def test_explanation_cites_the_largest_contributions_by_title():
+    e = explain_item("new-shoe", 1, "running · trail", CONTRIB, HISTORY_IDS, TITLES)
     assert isinstance(e, Explanation)
     assert e.reason == ("serves your interest in running · trail; because you viewed "
                         "Hydration Vest Y and Trail Shoe X")
     assert e.supporting_ids == ["vest", "shoe"]
     assert e.supporting_titles == ["Hydration Vest Y", "Trail Shoe X"]
     assert e.to_dict()["supporting"][0] == {"item_id": "vest", "title": "Hydration Vest Y",
-                                            "similarity": pytest.approx(e.supporting[0].similarity)}
+                                            "contribution": pytest.approx(0.9)}
+
+
+def test_items_that_lower_or_do_not_change_the_score_are_never_cited():
+    e = explain_item("x", 0, "running", CONTRIB, HISTORY_IDS, TITLES, k=4)
+    assert e.supporting_ids == ["vest", "shoe"]
+    none = explain_item("x", 0, "running", -np.abs(CONTRIB), HISTORY_IDS, TITLES)
+    assert none.supporting == () and none.reason == "serves your interest in running"
+
+
+def test_equal_contributions_prefer_the_more_recent_item():
+    e = explain_item("x", 0, "a", np.array([0.5, 0.5]), ["old", "new"], {}, k=1,
+                     positions=[3, 7])
+    assert e.supporting_ids == ["new"]
+    with pytest.raises(ValueError, match="2 contributions for 3"):
+        explain_item("x", 0, "a", np.array([0.5, 0.5]), ["a", "b", "c"], {})
 
 
 def test_missing_titles_fall_back_to_ids_and_the_verb_fits_the_domain():
-    e = explain_item("m9", 0, "sci-fi", CANDIDATE, HISTORY[:1], ["m1"], {}, verb="watched", k=3)
+    e = explain_item("m9", 0, "sci-fi", np.array([1.0]), ["m1"], {}, verb="watched", k=3)
     assert e.reason == "serves your interest in sci-fi; because you watched m1"
 
 

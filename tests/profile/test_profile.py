@@ -95,11 +95,36 @@ def test_profile_dates_horizons_and_history_match_the_events(fitted):
     assert len(kitchen.weight_history) == len(times) == len(prof.event_items)
 
 
-def test_profile_to_dict_is_json_safe(fitted):
-    d = profile_for(fitted, _switcher(fitted)).to_dict()
-    back = json.loads(json.dumps(d))
-    assert back == d and {"label", "weight", "horizon", "first_seen", "last_seen",
-                          "top_items", "weight_history"} <= set(d["interests"][0])
+def test_profile_document_has_each_interest_with_id_label_weight_horizon_and_titled_items(
+        fitted):
+    prof = profile_for(fitted, _switcher(fitted))
+    d = prof.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["user"] == prof.user and d["components"] == "decay" and d["fallback"] is None
+    assert d["n_events"] == len(prof.event_items) and "events" not in d
+    for doc, it in zip(d["interests"], prof.interests, strict=True):
+        assert doc["id"] == it.component and doc["label"] == it.label
+        assert doc["weight"] == pytest.approx(it.weight)
+        assert doc["horizon"] in {"short", "long"}
+        assert doc["first_seen"] <= doc["last_seen"]
+        assert doc["top_items"] == [{"id": i, "title": t}
+                                    for i, t in zip(it.top_items, it.top_titles, strict=True)]
+        assert "timeline" not in doc
+    timed = prof.to_dict(timeline=True)
+    assert [e["item"] for e in timed["events"]] == prof.event_items
+    for doc, it in zip(timed["interests"], prof.interests, strict=True):
+        assert doc["timeline"] == pytest.approx(it.weight_history)
+        assert len(doc["timeline"]) == len(prof.event_items)
+
+
+def test_printing_a_profile_gives_a_short_summary_without_arrays(fitted):
+    prof = profile_for(fitted, _switcher(fitted))
+    text = str(prof)
+    assert text.splitlines()[0].startswith(f"user {prof.user}: {len(prof)} interest(s)")
+    assert len(text.splitlines()) == len(prof) + 1
+    for it in prof.interests:
+        assert it.label in text and it.top_titles[0] in text
+    assert "[" + "0." not in text and "array" not in text
 
 
 def test_narrative_names_the_labels_of_the_profile(fitted):
@@ -138,8 +163,8 @@ def test_composed_list_serves_both_interests_at_full_diversity(fitted):
     user = _switcher(fitted)
     prof = profile_for(fitted, user)
     frame = compose_for(fitted, user, k=8, diversity=1.0, filter_seen=False)
-    assert list(frame.columns) == ["rank", "item", "score", "interest", "interest_label",
-                                   "reason"]
+    assert list(frame.columns) == ["rank", "item", "title", "score", "interest",
+                                   "interest_label", "reason"]
     heavy = {i.component for i in prof.interests if i.weight >= 0.05}
     assert len(heavy) >= 2 and set(frame["interest"]) == heavy
     assert frame["reason"].str.startswith("serves your interest in").all()

@@ -8,6 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -74,7 +76,7 @@ def test_a_schema_1_file_is_migrated_on_open_and_keeps_its_states(tmp_path):
         ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='states'").fetchone()[0]
         version = conn.execute("SELECT value FROM store_meta WHERE key='schema'").fetchone()[0]
     conn.close()
-    assert "WITHOUT ROWID" not in ddl and version == "2"
+    assert "WITHOUT ROWID" not in ddl and version == "3"
 
 
 def test_a_store_from_a_newer_prismrec_is_refused(tmp_path):
@@ -154,3 +156,107 @@ def test_acknowledged_batches_survive_sigkill(tmp_path, synchronous):
     with sqlite3.connect(tmp_path / "p.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
+
+
+WRITER_LOOP = """
+import sqlite3, sys, threading, time
+from prismrec.profile import Event, open_store
+store = open_store(sys.argv[1])
+
+def long_reader():  # a reader holding its snapshot for a while, again and again
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    while True:
+        conn.execute("BEGIN")
+        conn.execute("SELECT COUNT(*) FROM events").fetchone()
+        time.sleep(0.5)  # longer than the store's busy timeout: one checkpoint try fails
+        conn.execute("COMMIT")
+        time.sleep(0.05)
+
+threading.Thread(target=long_reader, daemon=True).start()
+print("ready", flush=True)
+for b in range(10**9):
+    store.append_events([Event("bystander-%d" % (k % 4), "item-%d" % (b % 50), float(b),
+                               "w%d-%d" % (b, k)) for k in range(8)])
+    store.events("bystander-%d" % (b % 4))  # a reader's snapshot too
+"""
+
+
+def test_forget_during_a_writer_loop_leaves_no_trace_in_file_wal_or_free_pages(tmp_path):
+    path = tmp_path / "p.db"
+    url = f"sqlite:///{path}?timeout=0.3"
+    secrets = [f"erase-me-{n:02d}-7f3a" for n in range(6)]
+    with open_store(url) as store:
+        for b in range(30):  # many pages of each secret user, interleaved with a bystander
+            store.append_events(
+                [Event(s, f"item-{b}", float(b), f"{s}-ev{b}") for s in secrets]
+                + [Event("bystander-0", f"item-{b}", float(b), f"keep-{b}")])
+        for s in secrets:
+            store.put_state(s, _state(30, blob=s.encode() * 60))
+    writer = subprocess.Popen([sys.executable, "-c", WRITER_LOOP, url],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+        with open_store(url) as store:
+            for s in secrets:
+                assert store.forget(s) is True
+                scrub = store.last_scrub
+                assert scrub.done, scrub.detail  # the checkpoint was retried until it went in
+                time.sleep(0.05)  # let the writer commit between deletes
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+        writer.stdout.close()
+        writer.stderr.close()
+    main, wal = path.read_bytes(), _wal(path)
+    leaked = [(name, data.index(b"erase-me-") // 4096, data[data.index(b"erase-me-"):][:40])
+              for name, data in (("file", main), ("wal", wal)) if b"erase-me-" in data]
+    assert not leaked, f"bytes of erased users left (where, page, bytes): {leaked}"
+    files = main + wal
+    with open_store(url) as store:
+        assert store.event_count("bystander-0") >= 30 and b"keep-29" in files
+
+
+def test_a_schema_2_file_is_migrated_to_event_ids_per_user(tmp_path):
+    path = tmp_path / "p.db"
+    with sqlite3.connect(path) as conn:  # the schema-2 layout: event ids unique store-wide
+        conn.executescript("""
+        CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO store_meta VALUES ('schema', '2');
+        CREATE TABLE events (seq INTEGER PRIMARY KEY, user TEXT NOT NULL,
+            user_seq INTEGER NOT NULL, item TEXT NOT NULL, timestamp REAL NOT NULL,
+            event TEXT NOT NULL, value REAL, event_id TEXT UNIQUE);
+        CREATE UNIQUE INDEX events_by_user ON events (user, user_seq);
+        CREATE TABLE users (user TEXT PRIMARY KEY, n_events INTEGER NOT NULL,
+            last_timestamp REAL NOT NULL, rebuild_upto INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO events VALUES (1, 'ann', 0, 'i1', 1.0, 'view', NULL, 'e1');
+        INSERT INTO users VALUES ('ann', 1, 1.0, 0);
+        """)
+    conn.close()
+    with open_store(f"sqlite:///{path}") as store:
+        assert [e.event_id for e in store.events("ann")] == ["e1"]
+        assert store.append_events([Event("bob", "i2", 2.0, event_id="e1")]).accepted == 1
+        assert store.append_events([Event("ann", "i2", 2.0, event_id="e1")]).duplicates == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM store_meta").fetchone()[0] == "3"
+    conn.close()
+
+
+def test_forget_retries_the_checkpoint_past_a_long_reader_and_reports_it(tmp_path):
+    path = tmp_path / "p.db"
+    secret = "long-reader-secret-91"
+    with open_store(f"sqlite:///{path}?timeout=0.2") as store:
+        store.append_events([Event(secret, f"i{k}", float(k), f"{secret}-{k}")
+                             for k in range(50)] + [Event("ann", "i1", 1.0)])
+        reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM events").fetchone()  # holds its snapshot...
+        release = threading.Timer(0.8, lambda: reader.execute("COMMIT"))  # ...for 0.8 s
+        release.start()
+        assert store.forget(secret) is True
+        release.join()
+        reader.close()
+        scrub = store.last_scrub
+        assert scrub.done and scrub.attempts > 1, scrub  # one try (0.2 s) was not enough
+        assert _wal(path) == b""  # emptied: no old page image of the user
+        assert secret.encode() not in path.read_bytes()
+        assert store.event_count("ann") == 1

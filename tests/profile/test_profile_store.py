@@ -87,10 +87,46 @@ def test_timestamps_and_values_round_trip_exactly(store):
 
 
 def test_unicode_ids_round_trip(store):
-    batch = [ev("zoë 👩‍🚀", "película ñ", 1.0, "id-é")]
+    batch = [ev("zoë 👩🚀 %zz", "película ñ", 1.0, "id-é")]
     store.append_events(batch)
-    assert store.events("zoë 👩‍🚀") == batch
-    assert list(store.users()) == ["zoë 👩‍🚀"]
+    assert store.events("zoë 👩🚀 %zz") == batch
+    assert list(store.users()) == ["zoë 👩🚀 %zz"]
+
+
+NFC, NFD = "jos\u00e9", "jose\u0301"  # one name, composed and decomposed
+
+
+def test_nfc_and_nfd_spellings_are_one_user_read_and_erased_by_either(store):
+    store.append_events([ev(NFD, "i1", 1.0, "e1"), ev(NFC, "i2", 2.0, "e2")])
+    assert list(store.users()) == [NFC]
+    assert [e.user for e in store.events(NFD)] == [NFC, NFC]
+    assert store.event_count(NFC) == 2
+    assert store.append_events([ev(NFC, "i1", 1.0, "e1")]).duplicates == 1
+    assert store.forget(NFD) is True
+    assert store.event_count(NFC) == 0 and list(store.users()) == []
+
+
+@pytest.mark.parametrize("bad", [
+    "alice/smith", " alice", "alice ", "alice\t", "al\rice", "al\nice", "al\x7fice",
+    "\u202eecila", "al\u2066ice", "al\u200bice", "al\u200dice", "\ufeffalice",
+    "al\u2028ice", "al\u00adice", "\u3000alice"])
+def test_ids_breaking_the_rule_are_refused_whole_and_name_the_problem(store, bad):
+    with pytest.raises(DataError, match="user"):
+        store.append_events([ev("ann", "i1", 1.0), ev(bad, "i1", 1.0)])
+    with pytest.raises(DataError, match="event_id"):
+        store.append_events([ev("ann", "i1", 1.0, event_id=bad)])
+    assert store.event_count("ann") == 0 and list(store.users()) == []
+
+
+def test_same_event_id_for_two_users_is_two_events(store):
+    first = store.append_events([ev("ann", "i1", 1.0, "shared-id")])
+    other = store.append_events([ev("bob", "i2", 2.0, "shared-id"),
+                                 ev("bob", "i3", 3.0, "shared-id")])
+    assert (first.accepted, other.accepted, other.duplicates) == (1, 1, 1)
+    assert [e.item for e in store.events("bob")] == ["i2"]
+    store.forget("ann")
+    assert store.append_events([ev("bob", "i4", 4.0, "shared-id")]).duplicates == 1
+    assert store.append_events([ev("ann", "i5", 5.0, "shared-id")]).accepted == 1
 
 
 def test_same_event_id_is_stored_once(store):

@@ -111,7 +111,7 @@ def test_the_recommendation_query_is_read_like_any_route(client):
 
 
 def test_the_recommendation_route_is_documented_with_its_parameters_and_key(client):
-    doc = client.get("/openapi.json").json()
+    doc = client.get("/openapi.json", headers={"X-API-Key": ADMIN}).json()
     op = doc["paths"]["/v1/users/{user}/recommendations"]["get"]
     assert [(p["name"], p["in"]) for p in op["parameters"]] == [
         ("user", "path"), ("k", "query"), ("diversity", "query"), ("exclude", "query"),
@@ -139,8 +139,10 @@ def test_deleting_a_user_needs_the_admin_key(client, store):
     refused = client.delete("/v1/users/eve")
     assert refused.status_code == 403 and "admin" in refused.json()["error"]
     assert store.event_count("eve") == 1
-    done = client.delete("/v1/users/eve", headers={"X-API-Key": ADMIN})
-    assert done.json() == {"user": "eve", "erased": True, "training_history_retained": False}
+    done = client.delete("/v1/users/eve", headers={"X-API-Key": ADMIN}).json()
+    scrub = done.pop("scrub")
+    assert done == {"user": "eve", "erased": True, "training_history_retained": False}
+    assert scrub["done"] is True and scrub["attempts"] >= 1  # the checkpoint went in
     assert store.event_count("eve") == 0 and store.get_state("eve") is None
 
 
@@ -190,16 +192,30 @@ def test_validation_errors_name_the_field(client):
 def test_metrics_are_prometheus_text(client):
     client.post("/v1/events", json=events("hal", ["i00001", "zzz"]))
     client.post("/v1/events", json=events("hal", ["i00001", "zzz"]))
-    text = client.get("/metrics").text
+    assert client.get("/metrics").status_code == 403  # the client key is not enough
+    text = client.get("/metrics", headers={"X-API-Key": ADMIN}).text
     assert "# TYPE prismrec_http_request_seconds histogram" in text
-    assert 'route="/v1/events",status="200"} 2' in text
-    assert 'prismrec_events_ingested_total{' in text and "} 2\n" in text
-    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("prismrec_e"))
+    assert 'route="/v1/events",status="200"} 2.0' in text
+    assert "prismrec_events_ingested_total 2.0" in text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                 if line.startswith("prismrec_e") and "_created" not in line)
     assert [float(v) for k, v in lines.items() if "duplicate" in k] == [2.0]
     assert [float(v) for k, v in lines.items() if "unknown_item" in k] == [2.0]  # as received
 
 
+def test_operational_routes_need_the_admin_key_and_healthz_says_only_ok(client):
+    for path in ("/docs", "/openapi.json", "/metrics", "/redoc"):
+        assert client.get(path).status_code == 403, path  # the client key
+    del client.headers["X-API-Key"]
+    for path in ("/docs", "/openapi.json", "/metrics", "/redoc"):
+        reply = client.get(path)
+        assert reply.status_code == 401 and "admin key" in reply.json()["error"], path
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.json() == {"status": "ok"}
+
+
 def test_openapi_docs_are_served(client):
+    client.headers["X-API-Key"] = ADMIN
     assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/events", "/v1/users/{user}/recommendations", "/v1/items/{item}/similar",

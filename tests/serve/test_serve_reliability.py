@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import numpy as np
@@ -41,13 +42,18 @@ class Server:
     def __init__(self, checkpoint: Path, store: str, log: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PRISMREC_API_KEY": CLIENT,
-               "PRISMREC_ADMIN_KEY": ADMIN}
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
         self.log = log
+        keys = []
+        for flag, key in (("--api-key-file", CLIENT), ("--admin-key-file", ADMIN)):
+            path = log.with_name(f"{log.stem}{flag}")
+            path.write_text(key + "\n")
+            path.chmod(0o600)
+            keys += [flag, str(path)]
         self._out = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prismrec.cli", "serve", "--checkpoint", str(checkpoint),
-             "--store", store, "--port", str(self.port), *extra],
+             "--store", store, "--port", str(self.port), *keys, *extra],
             stdout=self._out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def wait_ready(self, timeout: float = 90.0) -> Server:
@@ -252,15 +258,131 @@ def test_hostile_requests_get_4xx_messages_and_change_nothing(tiny_checkpoint, t
             requests.append(("POST", "/v1/events", {"content": junk, "headers": {
                 "content-type": "application/json"}}))
         for method, path, kwargs in requests:
-            if "json" in kwargs:  # encoded here: lone surrogates and NaN must reach the server
-                kwargs = {**kwargs, "content": json.dumps(kwargs.pop("json")).encode(),
-                          "headers": {"content-type": "application/json",
-                                      **kwargs.get("headers", {})}}
-            reply = client.request(method, path, **kwargs)
+            reply = client.request(method, path, **_encoded(kwargs))
             assert 400 <= reply.status_code < 500, (method, path, kwargs, reply.text[:300])
             message = reply.json()["error"]
             assert isinstance(message, str) and len(message) > 5, reply.text
         assert snapshot(store) == before
+
+
+def _encoded(kwargs: dict) -> dict:
+    """JSON encoded here: lone surrogates and NaN must reach the server as sent."""
+    if "json" not in kwargs:
+        return kwargs
+    kwargs = dict(kwargs)
+    body = json.dumps(kwargs.pop("json")).encode("utf-8", "surrogatepass")
+    return {**kwargs, "content": body,
+            "headers": {"content-type": "application/json", **kwargs.get("headers", {})}}
+
+
+NASTY_IDS = [
+    "alice/smith", "../../etc/passwd", "..", ".", "%2e%2e", " lead", "trail ", "cr\rlf\n",
+    "tab\there", "bell\x07", "del\x7f", "c1\x85", "\u202eevil", "iso\u2066late",
+    "zero\u200bwidth", "zwj\u200d", "\ufeffbom", "line\u2028sep", "Rene\u0301e", "Ren\u00e9e",
+    "'; DROP TABLE events; --", "' OR '1'='1", "\" OR 1=1 --", "robert'); DELETE FROM users;",
+    "x" * 1025, "y" * 5000, "emoji 👩🚀", "ü" * 1024, "%zz", "%00", "a\x00b", "\ud800",
+    "<script>alert(1)</script>", "${jndi:ldap://x}", "{{7*7}}", "null", "None", "0", "-1",
+]
+WRONG_KEYS = ["", "x", "wrong-key-000", CLIENT + "x", CLIENT.upper(), "a" * 5000,
+              ADMIN[:-1], "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9".encode(),
+              "' OR 1=1 --"]
+BAD_TIMES = [float("nan"), float("inf"), -float("inf"), 1e30, -1e30, 1e308, "1e30", "NaN",
+             None, True, [T0], {"t": T0}, -1, 4e9]
+
+
+def hostile_suite(rng: random.Random) -> list[tuple[str, str, dict]]:
+    """At least 500 requests over every class a review tried: bad JSON and types, huge
+    bodies and batches, long, unicode and control-character ids, SQL-injection strings,
+    path traversal, wrong keys, bad k, NaN and 1e30 timestamps, wrong methods."""
+    out = hostile_requests()
+    good = {"user": "fuzz", "item": "i00001", "timestamp": T0, "event_id": "fz"}
+    for bad in NASTY_IDS:
+        enc = quote(bad.encode("utf-8", "surrogatepass"), safe="")
+        for field in ("user", "item", "event_id", "event"):
+            out.append(("POST", "/v1/events", {"json": {"events": [{**good, field: bad}]}}))
+        out += [("GET", f"/v1/users/{enc}/profile", {}),
+                ("GET", f"/v1/users/{enc}/recommendations", {}),
+                ("GET", "/v1/users/control/recommendations", {"params": {"exclude": enc}}),
+                ("GET", f"/v1/items/{enc}/similar", {}),
+                ("DELETE", f"/v1/users/{enc}", {"headers": {"X-API-Key": ADMIN}})]
+        if bad.isprintable() and bad.isascii():  # as typed, unencoded
+            out.append(("GET", f"/v1/users/{bad}/recommendations", {}))
+    for key in WRONG_KEYS:
+        for method, path in (("POST", "/v1/events"), ("GET", "/v1/users/control/profile"),
+                             ("DELETE", "/v1/users/control"), ("GET", "/metrics"),
+                             ("GET", "/openapi.json"), ("GET", "/docs")):
+            out.append((method, path, {"json": {"events": [good]},
+                                       "headers": {"X-API-Key": key}}))
+    for t in BAD_TIMES:
+        out.append(("POST", "/v1/events", {"json": {"events": [{**good, "timestamp": t}]}}))
+        out.append(("POST", "/v1/events", {"json": {"events": [{**good, "value": t}]}}))
+    for k in ("0", "-1", "1e30", "nan", "201", "10000000000000000000000", "", "k", "1.5"):
+        out.append(("GET", "/v1/users/control/recommendations", {"params": {"k": k}}))
+        out.append(("GET", "/v1/items/i00001/similar", {"params": {"k": k}}))
+    for path in ("/../../etc/passwd", "/v1/users/..%2F..%2Fetc%2Fpasswd/profile",
+                 "/v1/users/%2e%2e/profile", "/v1/../v1/users/control/profile/..",
+                 "/v1/users/control/../../metrics", "/%2e%2e/%2e%2e/etc/shadow",
+                 "/v1/users//profile", "/v1/users/control/profile%00.json",
+                 "/v1/items/..%5c..%5cwin.ini/similar", "/docs/../openapi.json"):
+        out += [("GET", path, {}), ("DELETE", path, {}),  # the client key: refused
+                ("GET", path, {"headers": {"X-API-Key": ADMIN}})]
+    for method in ("PUT", "PATCH", "TRACE"):
+        for path in ("/v1/events", "/v1/users/control/profile", "/healthz", "/metrics"):
+            out.append((method, path, {"json": {"events": [good]}}))
+    ten_mb = b'{"events": [' + b" " * 10_000_000 + b"]}"
+    huge = {"events": [{**good, "event_id": f"h{j}"} for j in range(100_000)]}
+    out += [("POST", "/v1/events", {"content": ten_mb,
+                                    "headers": {"content-type": "application/json"}}),
+            ("POST", "/v1/events", {"json": huge}),
+            ("POST", "/v1/events", {"json": {"events": [good] * 1000}}),  # over --max-batch 50
+            ("POST", "/v1/events", {"content": iter([b'{"events": [' + b" " * 65536] * 40),
+                                    "headers": {"content-type": "application/json"}})]
+    while len(out) < 520:  # random junk and truncated JSON to make up the count
+        body = json.dumps({"events": [good] * rng.randrange(1, 5)}).encode()
+        cut = body[:rng.randrange(1, len(body))] if rng.random() < 0.5 else bytes(
+            rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+        out.append(("POST", "/v1/events", {"content": cut,
+                                           "headers": {"content-type": "application/json"}}))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_hostile_suite_no_5xx_no_traceback_and_the_control_user_is_untouched(
+        kind, tiny_checkpoint, tmp_path, servers, request):
+    if kind == "redis":
+        import redis
+
+        url = request.getfixturevalue("redis_url")  # skips, saying why, without a server
+        with redis.Redis.from_url(url) as r:
+            r.flushdb()
+    else:
+        url = f"sqlite:///{tmp_path / 'hostile.db'}"
+    server = Server(tiny_checkpoint, url, tmp_path / "h.log", "--max-batch", "50").wait_ready()
+    servers.append(server)
+    requests = hostile_suite(random.Random(11))
+    assert len(requests) >= 500
+    with server.client() as client:
+        assert client.post("/v1/events", json=batch("control", 6, T0, "ctl")).status_code == 200
+        recs_before = client.get("/v1/users/control/recommendations", params={"k": 30}).content
+        profile_before = client.get("/v1/users/control/profile").content
+        statuses: dict[int, int] = {}
+        for method, path, kwargs in requests:
+            try:
+                reply = client.request(method, path, **_encoded(kwargs))
+            except httpx.TransportError:  # the server may close on a streamed oversized body
+                assert "content" in kwargs and not isinstance(kwargs["content"], bytes), path
+                continue
+            statuses[reply.status_code] = statuses.get(reply.status_code, 0) + 1
+            assert reply.status_code < 500, (method, path, reply.status_code, reply.text[:300])
+            assert "Traceback" not in reply.text and 'File "' not in reply.text, reply.text
+            assert str(tmp_path) not in reply.text and "127.0.0.1:" not in reply.text
+        assert server.proc.poll() is None  # alive
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/v1/users/control/recommendations", params={"k": 30}
+                          ).content == recs_before
+        assert client.get("/v1/users/control/profile").content == profile_before
+    assert sum(statuses.values()) >= 490 and max(statuses) < 500, statuses
+    assert "Traceback" not in server.log.read_text(errors="replace")
 
 
 def run_serve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -298,3 +420,39 @@ def test_zero_workers_are_refused(tiny_checkpoint, tmp_path):
                     f"sqlite:///{tmp_path / 'x.db'}", "--workers", "0", timeout=60)
     assert out.returncode != 0 and "--workers must be at least 1" in out.stderr
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_key_file_others_can_read_is_refused(tiny_checkpoint, tmp_path):
+    key = tmp_path / "key"
+    key.write_text("a-long-client-key\n")
+    key.chmod(0o644)
+    out = run_serve("--checkpoint", str(tiny_checkpoint), "--store",
+                    f"sqlite:///{tmp_path / 'x.db'}", "--api-key-file", str(key), timeout=120)
+    assert out.returncode != 0 and "chmod 600" in out.stderr
+    assert "a-long-client-key" not in out.stderr
+
+
+def test_workers_get_keys_from_a_private_file_and_metrics_add_up_over_workers(
+        tiny_checkpoint, tmp_path, servers, redis_url):
+    import redis
+
+    with redis.Redis.from_url(redis_url) as r:
+        r.flushdb()
+    server = Server(tiny_checkpoint, redis_url, tmp_path / "w.log", "--workers", "2")
+    servers.append(server)
+    server.wait_ready()
+    n = 24
+    for b in range(n):  # a new connection each: both workers answer some
+        body = batch(f"m{b % 3}", 2, T0 + b, f"m{b}")
+        assert httpx.post(server.url + "/v1/events", json=body,
+                          headers={"X-API-Key": CLIENT}).status_code == 200
+    scrapes = [httpx.get(server.url + "/metrics", headers={"X-API-Key": ADMIN}).text
+               for _ in range(4)]
+    for text in scrapes:  # whichever worker answered, it counts every worker's events
+        assert f"prismrec_events_ingested_total {2.0 * n}" in text, text[-2000:]
+    children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children
+    for pid in [server.proc.pid, *children]:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        assert CLIENT.encode() not in environ and ADMIN.encode() not in environ

@@ -1,14 +1,17 @@
-"""Step 7 of the path: interests named from item text, reasons per item, profile narratives.
+"""Step 7 of the path: interests named, reasons per item, profile narratives.
 
-``CatalogText.from_catalog`` prepares the catalogue's words once; ``label_interest`` names an
-interest from the items that define it; ``explain_item`` says which interest a recommendation
-serves and which history items support it; a ``Narrator`` (template, local SmolLM2 model, or
-an OpenAI-compatible chat endpoint) writes a short, checked narrative of a profile summary.
+``CatalogText.from_catalog`` prepares the catalogue once; ``label_interest`` names an interest
+from the categories or tags its items share (words only without either), ``ChatLabeler``
+with a chat model; ``explain_item`` says which interest a recommendation serves and which
+history items contribute most to it (``attribution``: the score lost without each); a
+``Narrator`` (template, local SmolLM2 model, or an OpenAI-compatible chat endpoint) writes a
+short, checked narrative of a profile summary.
 """
 
 from prismrec.explain._chat import ChatEndpointNarrator
 from prismrec.explain._local_llm import LocalLLMNarrator
 from prismrec.explain.labels import CatalogText, InterestLabel, defining_items, label_interest
+from prismrec.explain.llm_labels import ChatLabeler
 from prismrec.explain.narrate import (
     FallbackNarrator,
     InterestSummary,
@@ -34,6 +37,7 @@ from prismrec.explain.reasons import (
 __all__ = [
     "CatalogText",
     "ChatEndpointNarrator",
+    "ChatLabeler",
     "Explanation",
     "FallbackNarrator",
     "InterestLabel",

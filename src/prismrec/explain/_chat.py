@@ -70,10 +70,16 @@ class ChatEndpointNarrator:
         if not profile.interests:
             return template_fallback(profile, backend=self.name, started=start,
                                      limits=self.limits, why="had no interests to describe")
-        reply = self._post({"model": self.model,
-                            "messages": prompt_messages(profile, self.limits),
-                            "max_tokens": self.max_tokens, "temperature": self.temperature,
-                            "stream": False})
+        content = self.complete(prompt_messages(profile, self.limits))
+        return accept_or_fallback(content, profile, backend=self.name, started=start,
+                                  limits=self.limits)
+
+    def complete(self, messages: list[dict], max_tokens: int | None = None) -> str:
+        """The assistant's reply to ``messages`` (retried as the class docstring says);
+        ``NarratorError`` when the endpoint fails or answers without text."""
+        reply = self._post({"model": self.model, "messages": messages,
+                            "max_tokens": max_tokens or self.max_tokens,
+                            "temperature": self.temperature, "stream": False})
         try:
             content = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as exc:
@@ -82,8 +88,7 @@ class ChatEndpointNarrator:
         if not isinstance(content, str):
             raise NarratorError(f"{self.endpoint} replied with non-text content: "
                                 f"{json.dumps(content)[:200]}")
-        return accept_or_fallback(content, profile, backend=self.name, started=start,
-                                  limits=self.limits)
+        return content
 
     def _post(self, payload: dict) -> dict:
         reply = post_json(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout,

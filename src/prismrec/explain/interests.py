@@ -2,8 +2,9 @@
 
 Wires the steps together for one user: ``profile.build_profile`` reads the history through
 the model, ``labels.label_interest`` names each interest from catalogue text,
-``retrieve.compose`` merges per-interest candidates in proportion to the weights, and
-``reasons.explain_item`` backs each pick with the user's own history items.
+``retrieve.compose`` merges per-interest candidates in proportion to the weights (steered by
+mute/boost), and ``reasons.explain_item`` backs each pick with the user's own history items
+that contribute most to it (``attribution``).
 
 ``recommender`` is any fitted ``prismrec.Recommender`` (``model_``, ``users_``, ``items_``,
 ``histories_``, ``catalog_``); it is read, never changed.
@@ -20,6 +21,12 @@ import torch
 from prismrec.data.catalog import Catalog
 from prismrec.data.vocab import Vocab
 from prismrec.errors import UnknownIdError
+from prismrec.explain.attribution import (
+    Contributions,
+    interest_scorer,
+    occlusion,
+    served_scorer,
+)
 from prismrec.explain.labels import CatalogText, label_interest
 from prismrec.explain.narrate import (
     InterestSummary,
@@ -34,7 +41,7 @@ from prismrec.retrieve.compose import compose
 from prismrec.retrieve.filters import exclusion_mask
 from prismrec.retrieve.index import ExactIndex
 
-COLUMNS = ["rank", "item", "score", "interest", "interest_label", "reason"]
+COLUMNS = ["rank", "item", "title", "score", "interest", "interest_label", "reason"]
 
 
 def catalog_text(recommender, catalog: Catalog | None = None) -> CatalogText:
@@ -63,27 +70,35 @@ def _history(recommender, user) -> tuple[np.ndarray, np.ndarray]:
 
 def profile_for(recommender, user, *, catalog: Catalog | None = None,
                 texts: CatalogText | None = None, n_items: int = 5,
-                min_share: float = 0.0) -> Profile:
-    """The named profile of a known user (``Recommender.profile(user)``)."""
+                min_share: float = 0.0, labeler=None) -> Profile:
+    """The named profile of a known user (``Recommender.profile(user)``).
+
+    ``labeler(item_indices, weights, texts) -> InterestLabel`` names each interest from its
+    top items; default ``label_interest`` (the catalogue label). ``ChatLabeler`` names them
+    with a chat model instead (``Interest.label_source`` is then "llm").
+    """
     items, times = _history(recommender, user)
     return profile_of_history(recommender, items, times, user=user, catalog=catalog,
-                              texts=texts, n_items=n_items, min_share=min_share)
+                              texts=texts, n_items=n_items, min_share=min_share,
+                              labeler=labeler)
 
 
 def profile_of_history(recommender, items: np.ndarray, times: np.ndarray | None, *,
                        user=None, catalog: Catalog | None = None,
                        texts: CatalogText | None = None, n_items: int = 5,
-                       min_share: float = 0.0) -> Profile:
+                       min_share: float = 0.0, labeler=None) -> Profile:
     """The named profile of a history (model item indices and times, oldest first).
 
     ``profile_for`` reads the history from the recommender; the live service passes the
     training history plus the events logged since (``prismrec.explain.live_interests``).
+    ``labeler`` as in ``profile_for``.
     """
     if len(items) == 0:
         raise ValueError(f"user {user!r} has no events to read a profile from")
     ct = texts if texts is not None else catalog_text(recommender, catalog)
+    name = labeler or label_interest
     return build_profile(recommender.model_, items, times, recommender.items_.to_list(),
-                         user=str(user), labeler=lambda i, w: label_interest(i, w, ct).text,
+                         user=str(user), labeler=lambda i, w: name(i, w, ct),
                          titles=ct.title, n_items=n_items, min_share=min_share)
 
 
@@ -101,27 +116,105 @@ def narrate_profile(profile: Profile, narrator: Narrator | None = None) -> Narra
     return (narrator or TemplateNarrator()).narrate(summary_of(profile))
 
 
+BOOST = 2.0  # a boosted interest's weight is multiplied by this before renormalising ...
+BOOST_FLOOR = 0.2  # ... and raised to at least this, so a faint interest gets slots too
+
+
+def steer(profile: Profile, mute: Iterable | None = None, boost: Iterable | None = None
+          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(weights, muted) for composing: boosted interests' weights times ``BOOST`` and at
+    least ``BOOST_FLOOR`` (then all renormalised), muted ones flagged. Ids are interest ids
+    (``Interest.component``); an id the user's profile does not have raises
+    ``UnknownIdError`` naming the ones it has."""
+    ids = [i.component for i in profile.interests]
+    w = profile.weights().copy()
+
+    def positions(given, what: str) -> list[int]:
+        out = []
+        for x in given or ():
+            try:
+                out.append(ids.index(int(x)))
+            except (ValueError, TypeError):
+                raise UnknownIdError(
+                    f"cannot {what} interest {x!r}: user {profile.user!r} has interests "
+                    f"{', '.join(map(str, ids))} (see Recommender.profile)") from None
+        return out
+
+    muted_at = positions(mute, "mute")
+    boosted_at = positions(boost, "boost")
+    if set(muted_at) & set(boosted_at):
+        raise ValueError("an interest cannot be both muted and boosted")
+    w[boosted_at] = np.maximum(w[boosted_at] * BOOST, BOOST_FLOOR)
+    w /= w.sum()
+    if not muted_at:
+        return w, None
+    muted = np.zeros(len(w), dtype=bool)
+    muted[muted_at] = True
+    if muted.all():
+        raise ValueError(f"every interest of user {profile.user!r} is muted: nothing to "
+                         "recommend from")
+    return w, muted
+
+
+def _contributions(recommender, items: np.ndarray, times: np.ndarray, targets: np.ndarray,
+                   composed: bool) -> Contributions:
+    """Occlusion contributions of the history to the targets, by the score that ranked them."""
+    model = recommender.model_
+    score = (interest_scorer(model) if composed and model.head is not None
+             else served_scorer(recommender))
+    return occlusion(score, items, times, targets)
+
+
+def _rows(recommender, ct: CatalogText, prof: Profile, user_items: np.ndarray,
+          user_times: np.ndarray, picks: np.ndarray, scores: np.ndarray, tags: np.ndarray,
+          composed: bool, verb: str) -> list[dict]:
+    ids = recommender.items_.to_list()
+    contrib = _contributions(recommender, user_items, user_times, picks, composed)
+    hist_ids = [ids[i] for i in contrib.items]
+    titles = ct.title_map()
+    by_id = {i.component: i for i in prof.interests}
+    rows = []
+    for r, (it, sc, g) in enumerate(zip(picks, scores, tags, strict=True)):
+        interest = by_id[int(g)]
+        ex = explain_item(ids[it], interest.component, interest.label, contrib.drop[:, r],
+                          hist_ids, titles, positions=contrib.position, verb=verb)
+        rows.append({"rank": r + 1, "item": ids[it], "title": ct.titles[it] or None,
+                     "score": float(sc), "interest": interest.component,
+                     "interest_label": interest.label, "reason": ex.reason})
+    return rows
+
+
 def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
+                mute: Iterable | None = None, boost: Iterable | None = None,
                 exclude_ids: Iterable | None = None,
                 exclude_categories: Iterable[str] | None = None, filter_seen: bool = True,
                 catalog: Catalog | None = None, verb: str = "viewed",
                 candidates_per_interest: int | None = None) -> pd.DataFrame:
     """Top-``k`` composed from the user's interests, each tagged and explained.
 
-    Columns rank, item, score, interest (component index), interest_label, reason.
-    ``diversity`` λ in [0, 1]: 0 ranks by relevance ``max_k w_k s_k(item)``, 1 fills slots
-    in proportion to the interest weights (see ``retrieve.compose``). A model without an
-    interest head composes from its clusters' centroids (see ``profile.build_profile``).
+    Columns rank, item, title (None where the catalogue has none), score, interest (the
+    interest id, ``Interest.component``), interest_label, reason. ``diversity`` λ in [0, 1]:
+    0 ranks by relevance ``max_k w_k s_k(item)``, 1 fills slots in proportion to the interest
+    weights (see ``retrieve.compose``). ``mute``: interest ids whose items (those scored
+    highest by that interest, ``argmax_k s_k``) are all removed, none tagged with them;
+    ``boost``: interest ids whose weight is multiplied by ``BOOST`` and raised to at least
+    ``BOOST_FLOOR`` (raising their share of the list). A model without an interest head
+    composes from its history's k-means clusters (the fallback of
+    ``profile.build_profile``). Each reason cites, by title, the history items that
+    contribute most to the item's relevance (``explain.attribution``; without a head, to
+    the model's own score).
     """
     items, times = _history(recommender, user)
     return compose_for_history(recommender, items, times, user=user, k=k, diversity=diversity,
-                               exclude_ids=exclude_ids, exclude_categories=exclude_categories,
-                               filter_seen=filter_seen, catalog=catalog, verb=verb,
+                               mute=mute, boost=boost, exclude_ids=exclude_ids,
+                               exclude_categories=exclude_categories, filter_seen=filter_seen,
+                               catalog=catalog, verb=verb,
                                candidates_per_interest=candidates_per_interest)
 
 
 def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None, *,
                         user=None, k: int = 10, diversity: float = 0.0,
+                        mute: Iterable | None = None, boost: Iterable | None = None,
                         exclude_ids: Iterable | None = None,
                         exclude_categories: Iterable[str] | None = None,
                         filter_seen: bool = True, catalog: Catalog | None = None,
@@ -133,9 +226,13 @@ def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None
     ``profile``: the history's profile when the caller already has it (from
     ``profile_of_history`` with the same history and texts), so it is not read twice.
     """
+    items = np.asarray(items, dtype=np.int64)
+    times = (np.arange(len(items), dtype=np.float64) if times is None
+             else np.asarray(times, dtype=np.float64))
     ct = texts if texts is not None else catalog_text(recommender, catalog)
     prof = profile if profile is not None else profile_of_history(
         recommender, items, times, user=user, catalog=catalog, texts=ct)
+    weights, muted = steer(prof, mute, boost)
     model = recommender.model_
     with torch.no_grad():
         table = model.output_table().detach().float()  # (N, D)
@@ -148,23 +245,62 @@ def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None
     mask = exclusion_mask(len(index), exclude_ids=exclude_ids,
                           exclude_categories=exclude_categories, item_vocab=recommender.items_,
                           catalog=cat)
-    composed = compose(queries, prof.weights(), index, k, diversity=diversity,
-                       exclude_items=np.unique(items) if filter_seen else None,
-                       exclude_mask=mask if mask.any() else None,
-                       candidates_per_interest=candidates_per_interest)
-    ids = recommender.items_.to_list()
-    hist_ids = [ids[i] for i in items]
-    hist_vecs = table[torch.from_numpy(items)].numpy()
-    titles = ct.title_map()
-    rows = []
-    for r, (it, sc, g) in enumerate(zip(composed.items, composed.scores, composed.interest,
-                                        strict=True)):
-        interest = prof.interests[int(g)]
-        ex = explain_item(ids[it], interest.component, interest.label, table[it].numpy(),
-                          hist_vecs, hist_ids, titles, verb=verb)
-        rows.append({"rank": r + 1, "item": ids[it], "score": float(sc),
-                     "interest": interest.component, "interest_label": interest.label,
-                     "reason": ex.reason})
+    m = candidates_per_interest
+    while True:
+        composed = compose(queries, weights, index, k, diversity=diversity,
+                           exclude_items=np.unique(items) if filter_seen else None,
+                           exclude_mask=mask if mask.any() else None,
+                           candidates_per_interest=m, mute=muted)
+        depth = k if m is None else m
+        if muted is None or len(composed) >= k or depth >= len(index):
+            break
+        m = min(2 * depth, len(index))  # muting removed candidates: search deeper
+    tags = np.array([prof.interests[int(g)].component for g in composed.interest], np.int64)
+    rows = _rows(recommender, ct, prof, items, times, composed.items, composed.scores, tags,
+                 True, verb)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def explain_ranked(recommender, user, picks: np.ndarray, scores: np.ndarray, *,
+                   catalog: Catalog | None = None, verb: str = "viewed") -> pd.DataFrame:
+    """Tag and explain a ranked list of the model's own (``Recommender.recommend``).
+
+    Same columns as ``compose_for``. Each item's reason cites the history items contributing
+    most to its served score (sequence model plus blend); its interest is the one the most
+    contributing history item's latest event is assigned to in the user's profile (the
+    heaviest interest when no history item contributes positively or that one's interest
+    is below the profile's cut).
+    """
+    items, times = _history(recommender, user)
+    return explain_ranked_history(recommender, items, times, picks, scores, user=user,
+                                  catalog=catalog, verb=verb)
+
+
+def explain_ranked_history(recommender, items: np.ndarray, times: np.ndarray | None,
+                           picks: np.ndarray, scores: np.ndarray, *, user=None,
+                           catalog: Catalog | None = None,
+                           verb: str = "viewed") -> pd.DataFrame:
+    """``explain_ranked`` for a given history (model item indices and times, oldest first)."""
+    items = np.asarray(items, dtype=np.int64)
+    times = (np.arange(len(items), dtype=np.float64) if times is None
+             else np.asarray(times, dtype=np.float64))
+    ct = catalog_text(recommender, catalog)
+    prof = profile_of_history(recommender, items, times, user=user, catalog=catalog, texts=ct)
+    picks = np.asarray(picks, dtype=np.int64)
+    contrib = _contributions(recommender, items, times, picks, False)
+    window = len(prof.event_interest)  # the profile reads the model's window
+    owner = {int(i): prof.event_interest[p - (len(items) - window)]
+             for i, p in zip(contrib.items, contrib.position, strict=True)
+             if p >= len(items) - window}
+    known = {i.component for i in prof.interests}
+    tags = []
+    for r in range(len(picks)):
+        top = int(np.argmax(contrib.drop[:, r]))
+        g = owner.get(int(contrib.items[top]))
+        ok = contrib.drop[top, r] > 0 and g in known
+        tags.append(g if ok else prof.interests[0].component)
+    rows = _rows(recommender, ct, prof, items, times, picks, np.asarray(scores),
+                 np.asarray(tags, np.int64), False, verb)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

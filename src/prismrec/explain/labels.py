@@ -1,11 +1,18 @@
-"""Naming an interest from the text of the items that define it.
+"""Naming an interest from the items that define it: catalogue structure first, words second.
 
 An interest component is a direction in item space; a person reads it through the items closest
-to it. The name is what those items say more often than the catalogue as a whole does: the
-weighted mean TF-IDF of the defining items minus the catalogue's mean, over words from titles,
-categories, brands, tags and descriptions. When one catalogue category clearly dominates the
-defining items (a large weighted share, well above its share of the catalogue) its name leads
-the label. No word list is hard-coded, so labels follow whatever catalogue the model serves.
+to it. The label comes from the catalogue's structured fields first: the categories (MovieLens
+genres, Amazon categories, synthetic shop categories) that most of the defining items share
+(a weighted share of at least ``category_share`` and above the category's share of the
+catalogue), then, where no category does, the tags (music tags, MovieLens tag applications) in
+the same way; when none is shared by most items, the most common ones name the mixed interest.
+Up to ``n_facets`` such names make the label ("Comedy · Romance"). Only when the items have no
+category or tag at all is the label built from words (title, brand, description): what
+those items say more often than the catalogue as a whole does, the weighted mean TF-IDF of the
+defining items minus the catalogue's mean. ``InterestLabel.source`` says which of
+``"categories"``, ``"tags"``, ``"words"`` or ``"items"`` (item titles, when nothing else is
+known) named it. No word list is hard-coded, so labels follow whatever catalogue the model
+serves.
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ SEP = " · "
 class InterestLabel:
     """A short human name for an interest.
 
-    ``words`` are the ``n_words`` most distinctive words, best first, with ``word_scores``
-    (weighted mean TF-IDF minus catalogue mean). ``category`` is the dominant catalogue
-    category when one clearly dominates (else None), with its weighted ``category_share``.
-    ``text`` is what to show: the category (if any) then the distinctive words it does not
-    already contain, ``n_words`` parts in all, joined by " · ".
+    ``text`` is what to show: the ``facets`` (shared categories or tags, strongest first)
+    joined by " · ", or, when the items share none, the distinctive words. ``source`` says
+    which: "categories", "tags", "words" or "items" (titles of the heaviest items).
+    ``category`` is the leading category (None unless ``source == "categories"``) with its
+    weighted ``category_share``. ``words`` are the ``n_words`` most distinctive words, best
+    first, with ``word_scores`` (weighted mean TF-IDF minus catalogue mean), whatever the
+    source.
     """
 
     text: str
@@ -44,6 +53,8 @@ class InterestLabel:
     word_scores: tuple[float, ...]
     category: str | None = None
     category_share: float | None = None
+    facets: tuple[str, ...] = ()
+    source: str = "words"
 
     def __str__(self) -> str:
         return self.text
@@ -51,7 +62,8 @@ class InterestLabel:
     def to_dict(self) -> dict:
         return {"text": self.text, "words": list(self.words),
                 "word_scores": list(self.word_scores), "category": self.category,
-                "category_share": self.category_share}
+                "category_share": self.category_share, "facets": list(self.facets),
+                "source": self.source}
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +83,9 @@ class CatalogText:
     category_names: tuple[str, ...]  # sorted
     categories: sparse.csr_matrix  # (N, C) 0/1: item i is in category c
     category_base: np.ndarray  # (C,) share of catalogue items in each category
+    tag_names: tuple[str, ...] = ()  # sorted
+    tags: sparse.csr_matrix | None = None  # (N, G) 0/1: item i carries tag g
+    tag_base: np.ndarray | None = None  # (G,) share of catalogue items with each tag
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -83,10 +98,11 @@ class CatalogText:
         n = len(ids)
         titles = _strings(rows, "title", n)
         item_cats = _lists(rows, "categories", n)
+        item_tags = _lists(rows, "tags", n)
         fields = {"title": titles,
                   "categories": [" ; ".join(c) for c in item_cats],
                   "brand": _strings(rows, "brand", n),
-                  "tags": [" ; ".join(t) for t in _lists(rows, "tags", n)],
+                  "tags": [" ; ".join(t) for t in item_tags],
                   "description": [s[:_MAX_DESCRIPTION] for s in _strings(rows, "description", n)]}
         counts: list[Counter] = []
         for i in range(n):
@@ -98,15 +114,11 @@ class CatalogText:
                         c[tok] += weight
             counts.append(c)
         tfidf, vocab = _tfidf(counts)
-        cat_names = sorted({c for cats in item_cats for c in cats})
-        cat_index = {c: j for j, c in enumerate(cat_names)}
-        r = [i for i, cats in enumerate(item_cats) for _ in dict.fromkeys(cats)]
-        cidx = [cat_index[c] for cats in item_cats for c in dict.fromkeys(cats)]
-        cmat = sparse.csr_matrix((np.ones(len(r)), (r, cidx)), shape=(n, len(cat_names)))
+        cat_names, cmat, base = _membership(item_cats)
+        tag_names, tmat, tag_base = _membership(item_tags)
         mean = np.asarray(tfidf.mean(axis=0)).ravel() if n else np.zeros(len(vocab))
-        base = np.asarray(cmat.mean(axis=0)).ravel() if n else np.zeros(len(cat_names))
         return cls(tuple(ids), tuple(titles), tuple(vocab), tfidf, mean,
-                   tuple(cat_names), cmat, base)
+                   tuple(cat_names), cmat, base, tuple(tag_names), tmat, tag_base)
 
     def title_map(self) -> dict[str, str]:
         """Item id -> title for the items that have one (what ``explain_item`` takes)."""
@@ -123,37 +135,47 @@ def label_interest(
     catalog_texts: CatalogText,
     *,
     n_words: int = 3,
+    n_facets: int = 2,
     category_share: float = 0.6,
-    category_lift: float = 2.0,
+    category_lift: float = 1.5,
 ) -> InterestLabel:
     """Name the interest defined by ``item_indices`` (weighted by ``weights``, default equal).
 
-    A category leads the label when its weighted share of the items is at least
-    ``category_share`` and at least ``category_lift`` times its share of the catalogue; among
-    several, the one with the largest share * log(lift) (the most specific that still covers
-    most items). Deterministic: ties go to the alphabetically first word or category.
+    Categories name the interest when the items have any, else tags, else words. A category
+    is *shared* when its weighted share of the items is at least ``category_share`` and at
+    least ``category_lift`` times its share of the catalogue; up to ``n_facets`` shared ones
+    name it, the largest share * log(lift) first (the most specific that still covers most
+    items). When none is shared the interest is mixed: its ``n_facets`` most common
+    categories name it, the largest share first. A category every catalogue item has never
+    names one. Without categories or tags the ``n_words`` most distinctive words name it.
+    Deterministic: ties go to the alphabetically first word, category or tag.
     """
     if n_words < 1:
         raise ValueError(f"n_words must be >= 1, got {n_words}")
+    if n_facets < 1:
+        raise ValueError(f"n_facets must be >= 1, got {n_facets}")
     idx, w = _check_items(item_indices, weights, len(catalog_texts))
-
-    category, share = _dominant_category(idx, w, catalog_texts, category_share, category_lift)
-    cat_tokens = tokenize(category) if category is not None else []
-    ranked, scores = _distinctive_words(idx, w, catalog_texts, n_words + len(cat_tokens))
+    ranked, scores = _distinctive_words(idx, w, catalog_texts, n_words)
     words, scores = ranked[:n_words], scores[:n_words]
 
-    parts: list[str] = []
-    if category is not None:
-        parts.append(category)
-        rest = [wd for wd in ranked if not any(same_word(wd, t) for t in cat_tokens)]
-        parts.extend(rest[: n_words - 1])
-    else:
-        parts.extend(words)
-    if not parts:  # no text at all: name it by its heaviest items
-        order = np.lexsort((idx, -w))
-        seen = dict.fromkeys(catalog_texts.title(int(i)) for i in idx[order])
-        parts = list(seen)[:n_words]
-    return InterestLabel(SEP.join(parts), tuple(words), tuple(scores), category, share)
+    ct = catalog_texts
+    for source, names_, member, base in (
+            ("categories", ct.category_names, ct.categories, ct.category_base),
+            ("tags", ct.tag_names, ct.tags, ct.tag_base)):
+        if member is None:
+            continue
+        found = (_shared(idx, w, names_, member, base, category_share, category_lift)
+                 or _shared(idx, w, names_, member, base, 0.0, 1.0 + 1e-9, by_share=True))
+        if found:  # shared by most items, else the most common ones: a mixed interest
+            names = [c for c, _ in found[:n_facets]]
+            lead, share = found[0] if source == "categories" else (None, None)
+            return InterestLabel(SEP.join(names), tuple(words), tuple(scores), lead, share,
+                                 tuple(names), source)
+    if words:
+        return InterestLabel(SEP.join(words), tuple(words), tuple(scores), source="words")
+    order = np.lexsort((idx, -w))  # no text at all: name it by its heaviest items
+    seen = dict.fromkeys(catalog_texts.title(int(i)) for i in idx[order])
+    return InterestLabel(SEP.join(list(seen)[:n_words]), (), (), source="items")
 
 
 def defining_items(
@@ -225,18 +247,39 @@ def _distinctive_words(idx, w, ct: CatalogText, k: int) -> tuple[list[str], list
     return words, scores
 
 
-def _dominant_category(idx, w, ct: CatalogText, min_share: float, min_lift: float):
-    if not ct.category_names:
-        return None, None
-    share = np.asarray(ct.categories[idx].T @ w).ravel()  # (C,) weighted share per category
+def _shared(idx, w, names, member, base, min_share: float, min_lift: float, *,
+            by_share: bool = False) -> list[tuple[str, float]]:
+    """(name, weighted share) of the facets most of the items share, best first.
+
+    Best: the largest share * log(lift), or with ``by_share`` the largest share (ties: the
+    larger lift). Facets every catalogue item has (lift 1) never qualify.
+    """
+    if not names:
+        return []
+    share = np.asarray(member[idx].T @ w).ravel()  # (C,) weighted share per facet
     with np.errstate(divide="ignore", invalid="ignore"):
-        lift = np.where(ct.category_base > 0, share / ct.category_base, 0.0)
-    ok = (share >= min_share) & (lift >= min_lift)
+        lift = np.where(base > 0, share / base, 0.0)
+    ok = (share >= min_share - 1e-12) & (share > 0) & (lift >= min_lift) & (lift > 1.0)
     if not ok.any():
-        return None, None
-    merit = np.where(ok, share * np.log(np.maximum(lift, 1.0)), -np.inf)
-    best = int(np.lexsort((np.arange(len(merit)), -merit))[0])
-    return ct.category_names[best], float(share[best])
+        return []
+    if by_share:
+        order = np.lexsort((np.arange(len(share)), -lift, -share))
+    else:
+        merit = np.where(ok, share * np.log(np.maximum(lift, 1.0)), -np.inf)
+        order = np.lexsort((np.arange(len(merit)), -merit))
+    return [(names[j], float(share[j])) for j in order if ok[j]]
+
+
+def _membership(lists: list[list[str]]) -> tuple[list[str], sparse.csr_matrix, np.ndarray]:
+    """Sorted names, the (N, C) 0/1 matrix of who has which, and each name's catalogue share."""
+    n = len(lists)
+    names = sorted({c for row in lists for c in row})
+    col = {c: j for j, c in enumerate(names)}
+    r = [i for i, row in enumerate(lists) for _ in dict.fromkeys(row)]
+    c = [col[x] for row in lists for x in dict.fromkeys(row)]
+    m = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, len(names)))
+    base = np.asarray(m.mean(axis=0)).ravel() if n else np.zeros(len(names))
+    return names, m, base
 
 
 def _tfidf(counts: list[Counter]) -> tuple[sparse.csr_matrix, list[str]]:

@@ -1,8 +1,11 @@
 """Per-item reasons: which interest a recommendation serves and which past items support it.
 
-A reason names the interest (by its label) and the history items closest to the recommended
-item in the model's item space, so every "because you viewed ..." points at real events of
-this user, never at text made up for the occasion.
+A reason names the interest (by its label) and the history items that contribute most to the
+recommendation by the model's own scoring (``explain.attribution``: what the score loses
+when the item leaves the history), by title, so every "because you viewed ..." points at the
+real events of this user that made the recommendation, never at an arbitrary recent item or
+at text made up for the occasion. ``supporting_items`` (cosine of item vectors) is the
+earlier, weaker rule, kept as the reference the deletion benchmark compares against.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ _MAX_TITLE = 60  # characters of a title quoted in a reason
 
 @dataclass(frozen=True)
 class Support:
-    """One history item backing a recommendation: its id, title and cosine similarity."""
+    """One history item backing a recommendation: its id, title and contribution.
+
+    ``contribution``: how much the recommendation's score falls without this item
+    (``explain.attribution``); ``position``: its latest index in the history.
+    """
 
     item_id: str
     title: str
-    similarity: float
-    position: int  # index in the history it came from (latest occurrence)
+    contribution: float
+    position: int
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ class Explanation:
         return {"item_id": self.item_id, "interest": self.interest,
                 "interest_label": self.interest_label,
                 "supporting": [{"item_id": s.item_id, "title": s.title,
-                                "similarity": s.similarity} for s in self.supporting],
+                                "contribution": s.contribution} for s in self.supporting],
                 "reason": self.reason}
 
 
@@ -60,6 +67,8 @@ def supporting_items(
     min_similarity: float = 0.0,
 ) -> list[tuple[str, float, int]]:
     """The ``k`` distinct history items most similar (cosine) to the recommended item.
+
+    The embedding-similarity rule; reasons cite by contribution instead (``explain_item``).
 
     Returns (item_id, similarity, position) best first. An item seen several times counts
     once, at its latest position; equal similarities prefer the more recent item. Items whose
@@ -113,22 +122,32 @@ def explain_item(
     item_id: str,
     interest: int,
     interest_label: str,
-    candidate_vec: np.ndarray,
-    history_vecs: np.ndarray,
+    contributions: np.ndarray,
     history_item_ids: Sequence[str],
     titles: Mapping[str, str],
     *,
+    positions: Sequence[int] | None = None,
     k: int = 2,
     verb: str = "viewed",
-    min_similarity: float = 0.0,
 ) -> Explanation:
-    """The explanation of one recommended item; ``titles`` maps item id to title (id if absent).
+    """The explanation of one recommended item from its history items' contributions.
 
-    ``verb`` fits the domain: "viewed", "watched", "listened to", "bought".
+    ``contributions[u]`` is distinct history item ``history_item_ids[u]``'s contribution to
+    the item's score (``explain.attribution.occlusion``); the ``k`` largest positive ones are
+    cited, by title (``titles`` maps id to title; the id where absent), largest first, ties
+    to the more recent (``positions``, default the order given). An item that lowers the
+    score is never cited. ``verb`` fits the domain: "viewed", "watched", "bought".
     """
-    found = supporting_items(candidate_vec, history_vecs, history_item_ids, k,
-                             min_similarity=min_similarity)
-    support = tuple(Support(i, titles.get(i) or i, s, p) for i, s, p in found)
+    c = np.asarray(contributions, dtype=np.float64).ravel()
+    if len(c) != len(history_item_ids):
+        raise ValueError(f"{len(c)} contributions for {len(history_item_ids)} history items")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    pos = np.arange(len(c)) if positions is None else np.asarray(positions, dtype=np.int64)
+    order = np.lexsort((-pos, -np.nan_to_num(c, nan=-np.inf)))
+    support = tuple(Support(str(history_item_ids[u]), titles.get(str(history_item_ids[u]))
+                            or str(history_item_ids[u]), float(c[u]), int(pos[u]))
+                    for u in order[:k] if c[u] > 0)
     reason = reason_text(interest_label, [s.title for s in support], verb=verb)
     return Explanation(str(item_id), int(interest), interest_label, support, reason)
 

@@ -33,36 +33,55 @@ LONG_EVENTS = 50.0  # half-life of the "lasting" share
 FALLBACK_K = 4  # clusters for a model without an interest head
 FALLBACK_HALF_LIFE = 10.0  # events: recency weighting of cluster weights without a head
 
-Labeler = Callable[[np.ndarray, np.ndarray], str]
+# labeler(item_indices, weights) -> the label: a str, or an object whose str() is the label
+# and whose ``source`` attribute says what named it (``explain.labels.InterestLabel``)
+Labeler = Callable[[np.ndarray, np.ndarray], object]
+
+
+FALLBACKS = {
+    "kmeans": (f"the model has no interest head: its interests are k-means clusters (at most "
+               f"{FALLBACK_K}) of the user's history item vectors, weighted by recency "
+               f"(half-life {FALLBACK_HALF_LIFE:g} events)"),
+}
 
 
 @dataclass
 class Interest:
     """One interest of one user; ``weight`` is its share now (the profile's sum to 1)."""
 
-    component: int  # index k of the model's interest (or cluster)
+    component: int  # index k of the model's interest (or cluster): the interest's id
     label: str
     weight: float
     horizon: str  # "short" | "long"
     first_seen: float | None  # timestamp of the first event assigned to it
     last_seen: float | None  # ... and of the last
     n_events: int  # history events assigned to it (its argmax)
-    top_items: list[str]  # item ids behind it, by assignment mass, strongest first
+    top_items: list[str]  # ids of the items of its events (argmax), by assignment mass
     top_titles: list[str]  # their titles (ids where unknown)
     weight_history: list[float]  # weight after each history event (renormalised)
+    label_source: str = "items"  # what named it: categories | tags | words | items | llm
 
-    def to_dict(self) -> dict:
-        return {"component": int(self.component), "label": self.label,
-                "weight": float(self.weight), "horizon": self.horizon,
-                "first_seen": _num(self.first_seen), "last_seen": _num(self.last_seen),
-                "n_events": int(self.n_events), "top_items": list(self.top_items),
-                "top_titles": list(self.top_titles),
-                "weight_history": [float(w) for w in self.weight_history]}
+    def to_dict(self, *, timeline: bool = False) -> dict:
+        """JSON-safe: id, label, weight, horizon, first/last seen, top items (id, title);
+        with ``timeline`` also the weight after each history event."""
+        out = {"id": int(self.component), "label": self.label,
+               "label_source": self.label_source, "weight": float(self.weight),
+               "horizon": self.horizon, "first_seen": _num(self.first_seen),
+               "last_seen": _num(self.last_seen), "n_events": int(self.n_events),
+               "top_items": [{"id": i, "title": t}
+                             for i, t in zip(self.top_items, self.top_titles, strict=True)]}
+        if timeline:
+            out["timeline"] = [float(w) for w in self.weight_history]
+        return out
 
 
 @dataclass
 class Profile:
-    """A user's interests, heaviest first, and the history events they were read from."""
+    """A user's interests, heaviest first, and the history events they were read from.
+
+    ``to_dict()`` is the profile document every surface shows (``prismrec profile --json``
+    prints it); ``str(profile)`` is a short readable summary.
+    """
 
     user: str | None
     interests: list[Interest]
@@ -70,6 +89,7 @@ class Profile:
     event_times: list[float]
     source: str  # "decay" | "comirec" | "kmeans": where the components come from
     vectors: np.ndarray = field(repr=False)  # (K', D) interest vectors, aligned with interests
+    event_interest: list[int] = field(default_factory=list)  # component of each event (argmax)
 
     def __len__(self) -> int:
         return len(self.interests)
@@ -77,12 +97,36 @@ class Profile:
     def weights(self) -> np.ndarray:
         return np.array([i.weight for i in self.interests], dtype=np.float64)
 
-    def to_dict(self) -> dict:
-        """JSON-safe (plain lists, floats and strings); the vectors are left out."""
-        return {"user": self.user, "source": self.source,
-                "interests": [i.to_dict() for i in self.interests],
-                "event_items": list(self.event_items),
-                "event_times": [float(t) for t in self.event_times]}
+    @property
+    def fallback(self) -> str | None:
+        """How the interests were found when the model has no interest head (else None)."""
+        return FALLBACKS.get(self.source)
+
+    def to_dict(self, *, timeline: bool = False) -> dict:
+        """The profile document (JSON-safe; the vectors are left out).
+
+        ``user``, ``components`` (where the interests come from: the model's head, or
+        ``kmeans``), ``fallback`` (None, or what the fallback did), ``n_events``, and each
+        interest's ``Interest.to_dict``. With ``timeline`` every interest carries its weight
+        after each event, and ``events`` lists those events (item id, time), oldest first.
+        """
+        out = {"user": self.user, "components": self.source, "fallback": self.fallback,
+               "n_events": len(self.event_items),
+               "interests": [i.to_dict(timeline=timeline) for i in self.interests]}
+        if timeline:
+            out["events"] = [{"item": i, "time": float(t)}
+                             for i, t in zip(self.event_items, self.event_times, strict=True)]
+        return out
+
+    def __str__(self) -> str:
+        how = (f"{self.source} components" if self.fallback is None
+               else "k-means clusters of the history: the model has no interest head")
+        lines = [f"user {self.user}: {len(self)} interest(s) from {len(self.event_items)} "
+                 f"events ({how})"]
+        for i in self.interests:
+            lines.append(f"  [{i.component}] {i.weight:6.1%}  {i.label}  ({i.horizon}, "
+                         f"{i.n_events} events)  e.g. {', '.join(i.top_titles[:3])}")
+        return "\n".join(lines)
 
 
 def _num(x: float | None) -> float | None:
@@ -129,22 +173,28 @@ def build_profile(model: SequenceEncoder, items: np.ndarray, times: np.ndarray |
                        where=norm > 0)  # (T, K')
     out = []
     for j, k in enumerate(keep):
-        mass = np.bincount(idx, weights=assign[:, k], minlength=model.n_items)
+        # its items: the events assigned to it (argmax), each by its share of the event
+        mass = np.bincount(idx, weights=np.where(hard == k, assign[:, k], 0.0),
+                           minlength=model.n_items)
         top = np.lexsort((np.arange(len(mass)), -mass))[:n_items]
         top = top[mass[top] > 0]
-        label = (labeler(top, mass[top]) if labeler is not None
-                 else " · ".join(title(int(i)) for i in top[:2]))
+        if labeler is not None:
+            named = labeler(top, mass[top])
+            label, named_by = str(named), str(getattr(named, "source", "labeler"))
+        else:
+            label, named_by = " · ".join(title(int(i)) for i in top[:2]), "items"
         mine = np.flatnonzero(hard == k)
         out.append(Interest(
             component=int(k), label=label, weight=float(w_keep[-1, j]),
             horizon="short" if recent[k] > lasting[k] + 1e-9 else "long",
             first_seen=float(t[mine[0]]), last_seen=float(t[mine[-1]]), n_events=len(mine),
             top_items=[str(item_ids[i]) for i in top], top_titles=[title(int(i)) for i in top],
-            weight_history=w_keep[:, j].tolist()))
+            weight_history=w_keep[:, j].tolist(), label_source=named_by))
     order = sorted(range(len(out)), key=lambda j: (-out[j].weight, out[j].component))
     return Profile(user=user, interests=[out[j] for j in order],
                    event_items=[str(item_ids[i]) for i in idx], event_times=t.tolist(),
-                   source=source, vectors=vectors[[keep[j] for j in order]])
+                   source=source, vectors=vectors[[keep[j] for j in order]],
+                   event_interest=[int(x) for x in hard])
 
 
 @torch.no_grad()

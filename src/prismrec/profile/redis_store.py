@@ -5,7 +5,14 @@ applied whole (it is validated in Python first, so the script cannot stop half w
 data), two processes posting the same event_id store it once, and `put_state` is a
 compare-and-set on the state's version. Keys, under a prefix (default ``prismrec:``):
 ``ev:<user>`` list of JSON events, ``meta:<user>`` hash (n, last_ts, rebuild_upto),
-``state:<user>`` hash, ``eids`` hash event_id -> user, ``users`` set, and two counters.
+``state:<user>`` hash, ``eids:<user>`` hash of the user's event ids (event ids are unique
+per user), ``users`` set, ``schema``, and two counters. A store written before event ids
+were per user (one ``eids`` hash, event_id -> user) is migrated in chunks when opened.
+
+`forget` never blocks Redis for long: one short script detaches the user's log and event
+ids (RENAME, O(1)) and drops the small keys, then the detached keys are deleted in commands
+of at most ``CHUNK`` elements each. Detached keys are listed in ``trash`` until gone, so a
+process that dies half way leaves them for the next `forget` to finish.
 
 Durability is the server's: an acknowledged ingest is in Redis memory and survives only as far
 as its persistence (``appendonly yes``) is configured. Likewise `forget` removes every key and
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -28,6 +36,7 @@ from prismrec.profile.store import (
     Event,
     IngestResult,
     PutStatesResult,
+    Scrub,
     StatePut,
     StoreBase,
     StoredState,
@@ -37,6 +46,7 @@ from prismrec.profile.store import (
     check_since,
     check_tails,
     check_users,
+    lookup_id,
     no_events_error,
     too_many_events_error,
     validate_events,
@@ -44,15 +54,18 @@ from prismrec.profile.store import (
     validate_state,
 )
 
-# KEYS: eids, users, n_events, then (ev, meta) per distinct user.
+SCHEMA = b"2"  # 2: event ids per user (eids:<user>); 1: one eids hash for every user
+CHUNK = 1000  # elements one delete or migration command touches at most
+
+# KEYS: unused, users, n_events, then (ev, meta, eids) per distinct user.
 # ARGV: n, then (user index, timestamp repr, event_id or '', payload) per event, then user names.
 _INGEST = """
 local n = tonumber(ARGV[1])
-local nusers = (#KEYS - 3) / 2
+local nusers = (#KEYS - 3) / 3
 local uoff = 1 + 4 * n
 local meta = {}
 for u = 1, nusers do
-  local m = redis.call('HMGET', KEYS[3 + 2 * u], 'n', 'last_ts', 'rebuild_upto')
+  local m = redis.call('HMGET', KEYS[2 + 3 * u], 'n', 'last_ts', 'rebuild_upto')
   local last = nil
   if m[2] then last = tonumber(m[2]) end
   meta[u] = {n = tonumber(m[1] or '0'), last = last, last_s = m[2],
@@ -66,13 +79,13 @@ for i = 0, n - 1 do
   local u = tonumber(ARGV[b])
   local ts_s, eid = ARGV[b + 1], ARGV[b + 2]
   local user = ARGV[uoff + u]
-  if eid ~= '' and redis.call('HSETNX', KEYS[1], eid, user) == 0 then
+  if eid ~= '' and redis.call('HSETNX', KEYS[3 + 3 * u], eid, 1) == 0 then
     dups = dups + 1
     table.insert(dup_idx, i)
   else
     local m = meta[u]
     local ts = tonumber(ts_s)
-    redis.call('RPUSH', KEYS[2 + 2 * u], ARGV[b + 3])
+    redis.call('RPUSH', KEYS[1 + 3 * u], ARGV[b + 3])
     m.n = m.n + 1
     m.touched = true
     accepted = accepted + 1
@@ -91,7 +104,7 @@ end
 for u = 1, nusers do
   local m = meta[u]
   if m.touched then
-    redis.call('HSET', KEYS[3 + 2 * u], 'n', m.n, 'last_ts', m.last_s, 'rebuild_upto', m.rebuild)
+    redis.call('HSET', KEYS[2 + 3 * u], 'n', m.n, 'last_ts', m.last_s, 'rebuild_upto', m.rebuild)
     redis.call('SADD', KEYS[2], ARGV[uoff + u])
   end
 end
@@ -174,21 +187,63 @@ if new_states > 0 then redis.call('INCRBY', KEYS[1], new_states) end
 return out
 """
 
-# KEYS: ev, meta, state, eids, users, n_events, n_states. ARGV: user.
-_FORGET = """
-local evs = redis.call('LRANGE', KEYS[1], 0, -1)
-for _, s in ipairs(evs) do
-  local eid = cjson.decode(s)[5]
-  if type(eid) == 'string' and redis.call('HGET', KEYS[4], eid) == ARGV[1] then
-    redis.call('HDEL', KEYS[4], eid)
-  end
+# KEYS: ev, meta, state, eids, users, n_events, n_states, trash set, ev trash, eids trash.
+# ARGV: user. Detaches the log and event ids (RENAME is O(1)); the caller deletes them in
+# chunks. Returns 1 when the user had anything.
+_DETACH = """
+local n = redis.call('LLEN', KEYS[1])
+local had = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+if n > 0 then
+  redis.call('DECRBY', KEYS[6], n)
+  redis.call('RENAME', KEYS[1], KEYS[9])
+  redis.call('SADD', KEYS[8], KEYS[9])
 end
-local had = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3])
-if #evs > 0 then redis.call('DECRBY', KEYS[6], #evs) end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('RENAME', KEYS[4], KEYS[10])
+  redis.call('SADD', KEYS[8], KEYS[10])
+end
 if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECR', KEYS[7]) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('SREM', KEYS[5], ARGV[1])
-return had
+if had > 0 then return 1 end
+return 0
+"""
+
+# KEYS: trash set, one detached key. ARGV: chunk, HSCAN cursor. Removes up to about a chunk
+# of its elements; returns {elements left, next cursor} (0 left: the key is gone and off the
+# trash list). A hash is walked with the cursor: restarting at 0 could meet only emptied
+# buckets and make no progress.
+_SHRINK = """
+local t = redis.call('TYPE', KEYS[2])['ok']
+local chunk = tonumber(ARGV[1])
+local cursor = ARGV[2]
+local left = 0
+if t == 'list' then
+  redis.call('LTRIM', KEYS[2], chunk, -1)
+  left = redis.call('LLEN', KEYS[2])
+elseif t == 'hash' then
+  local page = redis.call('HSCAN', KEYS[2], cursor, 'COUNT', chunk)
+  cursor = page[1]
+  local f = page[2]
+  for i = 1, #f, 2 do redis.call('HDEL', KEYS[2], f[i]) end
+  left = redis.call('HLEN', KEYS[2])
+end
+if left > 0 then return {left, cursor} end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[1], KEYS[2])
+return {0, '0'}
+"""
+
+# KEYS: the old eids hash. ARGV: prefix, chunk, HSCAN cursor. Moves up to about a chunk of
+# event ids into their user's eids:<user> hash; returns {ids left, next cursor}.
+_MIGRATE_EIDS = """
+local page = redis.call('HSCAN', KEYS[1], ARGV[3], 'COUNT', tonumber(ARGV[2]))
+local f = page[2]
+for i = 1, #f, 2 do
+  redis.call('HSETNX', ARGV[1] .. 'eids:' .. f[i + 1], f[i], 1)
+  redis.call('HDEL', KEYS[1], f[i])
+end
+return {redis.call('HLEN', KEYS[1]), page[1]}
 """
 
 
@@ -223,7 +278,10 @@ class RedisStore(StoreBase):
         self._ingest = client.register_script(_INGEST)
         self._put = client.register_script(_PUT_STATE)
         self._put_many = client.register_script(_PUT_STATES)
-        self._forget = client.register_script(_FORGET)
+        self._detach = client.register_script(_DETACH)
+        self._shrink = client.register_script(_SHRINK)
+        self._migrate = client.register_script(_MIGRATE_EIDS)
+        self.last_scrub: Scrub | None = None  # what the latest forget's chunked delete did
         self._get_many = client.register_script(_GET_STATES)
 
     @classmethod
@@ -245,6 +303,7 @@ class RedisStore(StoreBase):
         store = cls(client, prefix=prefix[-1] if prefix else "prismrec:")
         try:
             client.ping()
+            store._upgrade()
         except TypeError as exc:  # redis-py passes unknown URL options on to the connection
             client.close()
             raise StoreError(f"store URL {url!r}: {exc}; accepted forms: {URL_FORMS}") from exc
@@ -257,6 +316,20 @@ class RedisStore(StoreBase):
 
     def _key(self, kind: bytes, user: str) -> bytes:
         return self._p + kind + user.encode()
+
+    def _upgrade(self) -> None:
+        """Bring a store written by an older prismrec to this schema (idempotent)."""
+        found = self._r.get(self._p + b"schema")
+        if found == SCHEMA:
+            return
+        if found is not None and found != b"1":
+            raise StoreError(f"Redis store {self._where} prefix {self._p.decode()!r}: schema "
+                             f"{found.decode()!r}, this prismrec reads {SCHEMA.decode()}")
+        old, cursor, left = self._p + b"eids", b"0", 1
+        while left:
+            left, cursor = self._migrate(keys=[old], args=[self._p, CHUNK, cursor])
+            left = int(left)
+        self._r.set(self._p + b"schema", SCHEMA)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -273,9 +346,10 @@ class RedisStore(StoreBase):
                                  ensure_ascii=False, separators=(",", ":"))
             args += [u, repr(ev.timestamp), ev.event_id or "", payload.encode()]
         users = list(index)
-        keys = [self._p + b"eids", self._p + b"users", self._p + b"n_events"]
+        keys = [self._p + b"schema", self._p + b"users", self._p + b"n_events"]
         for user in users:
-            keys += [self._key(b"ev:", user), self._key(b"meta:", user)]
+            keys += [self._key(b"ev:", user), self._key(b"meta:", user),
+                     self._key(b"eids:", user)]
         args += [u.encode() for u in users]
         accepted, dups, late, late_idx, starts, dup_idx = self._ingest(keys=keys, args=args)
         dropped = {int(i) for i in dup_idx}
@@ -290,7 +364,8 @@ class RedisStore(StoreBase):
     def events(self, user: str, *, since_seq: int | None = None) -> list[Event]:
         """The user's logged events in ingest order, from position `since_seq` (0-based) on."""
         start = check_since(since_seq)
-        raw = self._r.lrange(self._key(b"ev:", check_id(user, "user")), start, -1)
+        user = lookup_id(user, "user")
+        raw = self._r.lrange(self._key(b"ev:", user), start, -1)
         return [Event(user, *json.loads(r)) for r in raw]
 
     @_translate
@@ -308,7 +383,7 @@ class RedisStore(StoreBase):
 
     @_translate
     def event_count(self, user: str) -> int:
-        n = self._r.hget(self._key(b"meta:", check_id(user, "user")), "n")
+        n = self._r.hget(self._key(b"meta:", lookup_id(user, "user")), "n")
         return int(n) if n is not None else 0
 
     def users(self) -> Iterator[str]:
@@ -333,7 +408,8 @@ class RedisStore(StoreBase):
 
     @_translate
     def get_state(self, user: str) -> StoredState | None:
-        return self.get_states([check_id(user, "user")]).get(user)
+        user = lookup_id(user, "user")
+        return self.get_states([user]).get(user)
 
     @_translate
     def get_states(self, users: Sequence[str]) -> dict[str, StoredState]:
@@ -384,6 +460,7 @@ class RedisStore(StoreBase):
         self, user: str, state: StoredState, *, expected_version: int | None = None
     ) -> int:
         st = validate_state(user, state, expected_version)
+        user = lookup_id(user, "user")
         keys = [self._key(b"state:", user), self._key(b"meta:", user), self._p + b"n_states"]
         args = ["" if expected_version is None else int(expected_version), st.checkpoint.encode(),
                 st.blob, repr(st.last_timestamp), st.n_events, int(st.needs_rebuild),
@@ -428,11 +505,32 @@ class RedisStore(StoreBase):
     @_translate
     def forget(self, user: str) -> bool:
         """Erase the user's events, event ids and state; True if there was anything."""
-        check_id(user, "user")
+        user = lookup_id(user, "user")
+        tag = os.urandom(8).hex().encode()
         keys = [self._key(b"ev:", user), self._key(b"meta:", user), self._key(b"state:", user),
-                self._p + b"eids", self._p + b"users", self._p + b"n_events",
-                self._p + b"n_states"]
-        return int(self._forget(keys=keys, args=[user.encode()])) > 0
+                self._key(b"eids:", user), self._p + b"users", self._p + b"n_events",
+                self._p + b"n_states", self._p + b"trash",
+                self._p + b"trash:ev:" + tag, self._p + b"trash:eids:" + tag]
+        had = int(self._detach(keys=keys, args=[user.encode()])) > 0
+        if had:
+            self.last_scrub = self.scrub()
+        return had
+
+    @_translate
+    def scrub(self) -> Scrub:
+        """Delete every detached key (this forget's and any a dead process left), in
+        commands of at most ``CHUNK`` elements."""
+        trash = self._p + b"trash"
+        steps = 0
+        for key in self._r.smembers(trash):
+            cursor: bytes | int = 0
+            while True:
+                steps += 1
+                left, cursor = self._shrink(keys=[trash, key], args=[CHUNK, cursor])
+                if not int(left):
+                    break
+        return Scrub(True, steps, 0, f"deleted in {steps} command(s) of at most {CHUNK} "
+                                     "elements")
 
     @_translate
     def stats(self) -> dict[str, Any]:

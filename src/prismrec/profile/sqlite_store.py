@@ -6,8 +6,17 @@ of the process, but the last commits may be lost if the machine itself loses pow
 fsynced at checkpoints, not per commit). `synchronous="full"` fsyncs every commit and survives
 power loss too, at the cost of one fsync per batch. Concurrency: one connection per thread;
 writers in any process take the write lock up front (BEGIN IMMEDIATE) and wait up to
-`timeout` seconds for it. Deleted rows are overwritten with zeros (secure_delete) so that
-`forget` leaves no copy of a user's data in the file.
+`timeout` seconds for it.
+
+Erasure: `forget` deletes the user's rows with secure_delete on (deleted cells are
+overwritten with zeros), then `scrub()`: VACUUM rewrites every page from a clean copy --
+secure_delete alone is not enough: a b-tree page rebalanced under concurrent writes can keep
+a stale copy of a moved cell in its unused space (measured: 2 of 6 runs of the writer-loop
+test left a user id so) -- and a TRUNCATE checkpoint, retried until it succeeds (for up to
+30 s), copies the WAL into the file and empties it, so no old page image keeps the data.
+The outcome is in `last_scrub`. VACUUM holds the write lock while it copies the file: a
+delete costs time in proportion to the store's size, and ingest waits meanwhile.
+Event ids are unique per user (schema 3): two users may use the same id.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from prismrec.profile.store import (
     Event,
     IngestResult,
     PutStatesResult,
+    Scrub,
     StatePut,
     StoreBase,
     StoredState,
@@ -38,6 +48,7 @@ from prismrec.profile.store import (
     check_since,
     check_tails,
     check_users,
+    lookup_id,
     no_events_error,
     too_many_events_error,
     validate_events,
@@ -47,7 +58,7 @@ from prismrec.profile.store import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"  # 2: states is a rowid table (1: WITHOUT ROWID), migrated on open
+SCHEMA_VERSION = "3"  # 3: event ids unique per user; 2: states a rowid table; migrated on open
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -58,7 +69,8 @@ CREATE TABLE IF NOT EXISTS events (
     timestamp REAL NOT NULL,
     event TEXT NOT NULL,
     value REAL,
-    event_id TEXT UNIQUE              -- NULLs are distinct: events without id always go in
+    event_id TEXT,                    -- unique per user, NULLs distinct (always stored)
+    UNIQUE (user, event_id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_user ON events (user, user_seq);
 CREATE TABLE IF NOT EXISTS users (
@@ -91,6 +103,23 @@ _MIGRATE_1_TO_2 = (
     "ALTER TABLE states_v2 RENAME TO states",
     "UPDATE store_meta SET value='2' WHERE key='schema'",
 )
+# Schema 3 scopes event ids per user: one producer can no longer suppress another user's
+# events or learn whether an id exists. The table is rebuilt with its new constraint.
+_MIGRATE_2_TO_3 = (
+    _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS events"):
+            _SCHEMA.index("CREATE UNIQUE INDEX")].replace(
+        "IF NOT EXISTS events", "events_v3").rstrip().rstrip(";"),
+    "INSERT INTO events_v3 SELECT seq, user, user_seq, item, timestamp, event, value, event_id "
+    "FROM events",
+    "DROP TABLE events",
+    "ALTER TABLE events_v3 RENAME TO events",
+    "CREATE UNIQUE INDEX events_by_user ON events (user, user_seq)",
+    "UPDATE store_meta SET value='3' WHERE key='schema'",
+)
+SCRUB_RETRY_SECONDS = 0.02  # first wait between checkpoint attempts (doubles up to 0.5 s)
+SCRUB_SECONDS = 30.0  # how long scrub() retries the checkpoint before it reports failure
+
+
 # An upsert rewrites the row in place; INSERT OR REPLACE deletes and reinserts it (twice the
 # b-tree work: measured 2x slower for a batch of 100 states).
 _PUT_STATE = (
@@ -125,6 +154,7 @@ class SQLiteStore(StoreBase):
         self._idle: list[sqlite3.Connection] = []  # pool: any thread, one at a time
         self._lock = threading.Lock()
         self._closed = False
+        self.last_scrub: Scrub | None = None  # what the latest forget's scrub did
         try:
             self._init_schema()
         except BaseException:
@@ -239,6 +269,12 @@ class SQLiteStore(StoreBase):
                     c.execute(stmt)
                 log.info("SQLite store %s: migrated from schema 1 to 2", self.path)
                 found = "2"
+            migrated = found == "2"
+            if migrated:
+                for stmt in _MIGRATE_2_TO_3:
+                    c.execute(stmt)
+                log.info("SQLite store %s: migrated from schema 2 to 3", self.path)
+                found = "3"
         if found != SCHEMA_VERSION:
             raise StoreError(f"SQLite store {self.path}: schema version {found}, this prismrec "
                              f"reads {SCHEMA_VERSION}; migrate or use a new file")
@@ -263,19 +299,22 @@ class SQLiteStore(StoreBase):
                     f"WHERE user IN ({','.join('?' * len(chunk))})", chunk,
                 ):
                     meta[user] = m
-            ids = [e.event_id for e in batch if e.event_id is not None]
-            seen: set[str] = set()
-            for chunk in _chunks(ids):
-                seen.update(r[0] for r in c.execute(
-                    f"SELECT event_id FROM events WHERE event_id IN ({','.join('?' * len(chunk))})",
-                    chunk,
+            pairs = list(dict.fromkeys((e.user, e.event_id) for e in batch
+                                       if e.event_id is not None))
+            seen: set[tuple[str, str]] = set()
+            for chunk in _chunks(pairs):
+                values = ",".join(["(?, ?)"] * len(chunk))
+                seen.update(c.execute(
+                    f"WITH ask(u, e) AS (VALUES {values}) SELECT ev.user, ev.event_id "
+                    "FROM ask CROSS JOIN events ev ON ev.user = ask.u AND ev.event_id = ask.e",
+                    [x for pair in chunk for x in pair],
                 ))
             for ev in batch:
                 if ev.event_id is not None:
-                    if ev.event_id in seen:
+                    if (ev.user, ev.event_id) in seen:
                         duplicates += 1
                         continue
-                    seen.add(ev.event_id)
+                    seen.add((ev.user, ev.event_id))
                 m = meta[ev.user]
                 rows.append((ev.user, m[0], ev.item, ev.timestamp, ev.event, ev.value, ev.event_id))
                 tails.setdefault(ev.user, (m[0], []))[1].append(ev)
@@ -309,7 +348,7 @@ class SQLiteStore(StoreBase):
         rows = self._rows(
             "SELECT user, item, timestamp, event, value, event_id FROM events "
             "WHERE user=? AND user_seq>=? ORDER BY user_seq",
-            (check_id(user, "user"), start),
+            (lookup_id(user, "user"), start),
         )
         return [Event(*row) for row in rows]
 
@@ -337,7 +376,7 @@ class SQLiteStore(StoreBase):
         return out
 
     def event_count(self, user: str) -> int:
-        rows = self._rows("SELECT n_events FROM users WHERE user=?", (check_id(user, "user"),))
+        rows = self._rows("SELECT n_events FROM users WHERE user=?", (lookup_id(user, "user"),))
         return int(rows[0][0]) if rows else 0
 
     def users(self) -> Iterator[str]:
@@ -360,7 +399,7 @@ class SQLiteStore(StoreBase):
             "SELECT s.checkpoint, s.version, s.blob, s.last_timestamp, s.n_events, "
             "s.needs_rebuild, s.updated_at, u.rebuild_upto, u.n_events "
             "FROM states s JOIN users u ON u.user = s.user WHERE s.user=?",
-            (check_id(user, "user"),),
+            (lookup_id(user, "user"),),
         )
         return _state_from_row(rows[0]) if rows else None
 
@@ -425,6 +464,7 @@ class SQLiteStore(StoreBase):
         self, user: str, state: StoredState, *, expected_version: int | None = None
     ) -> int:
         st = validate_state(user, state, expected_version)
+        user = lookup_id(user, "user")
         with self._write() as c:
             row = c.execute("SELECT n_events FROM users WHERE user=?", (user,)).fetchone()
             if row is None:
@@ -460,18 +500,46 @@ class SQLiteStore(StoreBase):
 
     def forget(self, user: str) -> bool:
         """Erase the user's events, event ids and state; True if there was anything."""
-        check_id(user, "user")
+        user = lookup_id(user, "user")
         with self._write() as c:
             removed = sum(
                 c.execute(f"DELETE FROM {table} WHERE user=?", (user,)).rowcount
                 for table in ("events", "users", "states")
             )
         if removed:
-            # Old page images in the WAL still hold the data until it is checkpointed; TRUNCATE
-            # succeeds only when no other connection is reading (best effort, else next time).
-            if self._rows("PRAGMA wal_checkpoint(TRUNCATE)")[0][0]:
-                log.info("forget: WAL checkpoint deferred (readers active)")
+            self.last_scrub = self.scrub()
+            if not self.last_scrub.done:
+                log.warning("forget: %s", self.last_scrub.detail)
         return removed > 0
+
+    def scrub(self) -> Scrub:
+        """Rewrite the file from a clean copy (VACUUM) and empty the WAL into it (TRUNCATE
+        checkpoint), each retried while other connections hold the locks they need, for up
+        to SCRUB_SECONDS. Deleted cells are already zeros (secure_delete)."""
+        deadline = time.monotonic() + SCRUB_SECONDS
+        wait, attempts, freed, vacuumed = SCRUB_RETRY_SECONDS, 0, 0, False
+        with self._borrow() as conn:
+            while True:
+                attempts += 1
+                try:
+                    if not vacuumed:
+                        freed = conn.execute("PRAGMA freelist_count").fetchone()[0]
+                        conn.execute("VACUUM")
+                        vacuumed = True
+                    busy, log_frames, done = conn.execute(
+                        "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                    reason = "readers held old snapshots"
+                except sqlite3.OperationalError as exc:  # locked past the busy timeout
+                    busy, log_frames, done, reason = 1, -1, -1, str(exc)
+                if not busy and log_frames == done:
+                    return Scrub(True, attempts, freed)
+                if time.monotonic() + wait > deadline:
+                    step = "WAL checkpoint" if vacuumed else "VACUUM"
+                    return Scrub(False, attempts, freed,
+                                 f"{step} not complete after {attempts} attempts ({reason}); "
+                                 "the next forget or scrub() retries")
+                time.sleep(wait)
+                wait = min(0.5, wait * 2)
 
     def stats(self) -> dict[str, Any]:
         ((n_users, n_events, n_states),) = self._rows(

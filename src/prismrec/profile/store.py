@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 from prismrec.errors import DataError, PrismrecError, UnknownIdError
+from prismrec.profile.ids import MAX_ID_LENGTH, lookup_id, parse_id
 
-MAX_ID_LENGTH = 1024  # ids are keys and log fields; anything longer is a client bug or abuse
 URL_FORMS = (
     "sqlite:///relative/path.db, sqlite:////absolute/path.db "
     "(options: ?synchronous=normal|full&timeout=SECONDS), "
@@ -122,20 +122,40 @@ class PutStatesResult:
     missing: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Scrub:
+    """What a store's `scrub` after `forget` did. SQLite: free pages the VACUUM gave back,
+    VACUUM and TRUNCATE checkpoint attempts, `done` when both went through. Redis:
+    `attempts` counts the bounded delete commands. When not done, `detail` says why."""
+
+    done: bool
+    attempts: int
+    freed_pages: int
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+
 @runtime_checkable
 class ProfileStore(Protocol):
     """Durable event logs and versioned model states, safe across threads and processes.
 
     Contract shared by every backend (the test suite runs against each):
     - `append_events` is one all-or-nothing transaction per batch; an invalid event rejects the
-      whole batch with `DataError` and changes nothing. Events with an already stored
-      `event_id` are skipped and counted as duplicates; events without one are always stored.
+      whole batch with `DataError` and changes nothing. User ids and event ids must follow
+      the id rule (`prismrec.profile.ids`: NFC, no '/', control, bidi or zero-width
+      characters, no edge whitespace); reads and `forget` normalise ids the same way. Events
+      whose user already has their `event_id` are skipped and counted as duplicates (event
+      ids are per user); events without one are always stored.
     - Each user's log keeps ingest order; `since_seq` is a 0-based position in that log.
     - `put_state` with `expected_version` is a compare-and-set (0 means "no state yet") that
       raises `ConcurrentUpdateError` on mismatch; it returns the new version. A state may only
       be stored for a user with logged events and cannot claim more events than were logged.
       A state that folds in a late event without a rebuild must be put with needs_rebuild=True.
-    - `forget` erases every trace of the user (events, event ids, state).
+    - `forget` erases every trace of the user (events, event ids, state) and then scrubs:
+      what it did is in the store's `last_scrub` (a `Scrub`).
     - Batches, one round trip (SQLite: one transaction; Redis: one pipeline or script) however
       many users: `get_states(users)` reads the states that exist (a snapshot),
       `events_since({user: since_seq})` the log tails, and `put_states(puts)` writes
@@ -254,12 +274,12 @@ def validate_events(events: Sequence[Event]) -> list[Event]:
         if not isinstance(ev, Event):
             raise DataError(f"{where}: expected an Event, got {type(ev).__name__}")
         fields = (
-            check_id(ev.user, "user", where),
+            parse_id(ev.user, "user", where),
             check_id(ev.item, "item", where),
             check_number(ev.timestamp, "timestamp", where),
             check_id(ev.event, "event", where),
             None if ev.value is None else check_number(ev.value, "value", where),
-            None if ev.event_id is None else check_id(ev.event_id, "event_id", where),
+            None if ev.event_id is None else parse_id(ev.event_id, "event_id", where),
         )
         same = all(a is b for a, b in zip(fields, (ev.user, ev.item, ev.timestamp, ev.event,
                                                     ev.value, ev.event_id), strict=True))
@@ -269,7 +289,7 @@ def validate_events(events: Sequence[Event]) -> list[Event]:
 
 def validate_state(user: str, state: StoredState, expected_version: int | None) -> StoredState:
     """Check a state before it is stored; return a normalized copy (blob as bytes)."""
-    check_id(user, "user")
+    lookup_id(user, "user")
     if not isinstance(state, StoredState):
         raise DataError(f"put_state takes a StoredState, got {type(state).__name__}")
     if not isinstance(state.blob, bytes | bytearray | memoryview):
@@ -298,7 +318,7 @@ def check_users(users: Sequence[str]) -> list[str]:
     if isinstance(users, str) or not isinstance(users, Sequence | set | frozenset):
         raise DataError("get_states takes a list of user ids, not "
                         f"{type(users).__name__}")
-    return list(dict.fromkeys(check_id(u, "user") for u in users))
+    return list(dict.fromkeys(lookup_id(u, "user") for u in users))
 
 
 def check_tails(since: Mapping[str, int]) -> dict[str, int]:
@@ -306,7 +326,7 @@ def check_tails(since: Mapping[str, int]) -> dict[str, int]:
     if not isinstance(since, Mapping):
         raise DataError("events_since takes a mapping {user: since_seq}, not "
                         f"{type(since).__name__}")
-    return {check_id(u, "user"): check_since(s) for u, s in since.items()}
+    return {lookup_id(u, "user"): check_since(s) for u, s in since.items()}
 
 
 def validate_puts(puts: Sequence[StatePut]) -> list[StatePut]:
@@ -319,11 +339,12 @@ def validate_puts(puts: Sequence[StatePut]) -> list[StatePut]:
             raise DataError(f"put_states entry {i}: expected a StatePut, got "
                             f"{type(p).__name__}")
         st = validate_state(p.user, p.state, p.expected_version)
-        if p.user in seen:
+        user = lookup_id(p.user, "user")
+        if user in seen:
             raise DataError(f"put_states entry {i}: user {p.user!r} appears twice; put one "
                             "state per user and batch")
-        seen.add(p.user)
-        out.append(StatePut(p.user, st, None if p.expected_version is None
+        seen.add(user)
+        out.append(StatePut(user, st, None if p.expected_version is None
                             else int(p.expected_version)))
     return out
 

@@ -58,7 +58,10 @@ def holdout_last(seqs: Sequences, min_events: int = 3) -> tuple[Sequences, EvalC
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DIVERSITY = 0.5  # recommend_composed's λ; see its docstring
+# recommend_composed's λ (and recommend's when mute/boost are given without diversity): the
+# largest λ whose validation NDCG@10 stays within 2% of λ=0's on ml-100k and Scientific
+# (validation cases only; docs/benchmarks.md "Composition: the default diversity")
+DEFAULT_DIVERSITY = 0.25
 
 
 def _reset_untrained(model: SequenceEncoder, train: Sequences) -> None:
@@ -352,7 +355,8 @@ class Recommender:
         return pd.DataFrame(out)
 
     def recommend(self, users, k: int = 10, filter_seen: bool = True, *,
-                  diversity: float | None = None, exclude=None) -> pd.DataFrame:
+                  diversity: float | None = None, exclude=None, explain: bool = False,
+                  mute=None, boost=None) -> pd.DataFrame:
         """Top-``k`` items for one user id or a list of them.
 
         Columns user, rank (1 = best), item, score; ids are strings. Items a user already
@@ -360,12 +364,22 @@ class Recommender:
         (an id the model does not know raises ``UnknownIdError``). An unknown user raises
         ``UnknownIdError``. Users updated by ``update`` are scored from their carried state.
 
+        ``explain=True`` adds columns title (None where the catalogue has none), interest
+        (the interest id, ``Interest.component`` of ``profile(user)``), interest_label and
+        reason: the reason names, by title, the history items contributing most to the
+        item's score (``prismrec.explain.attribution``; it costs one scoring pass over U + 1
+        histories per user, U = distinct history items), and the interest is the one the
+        most contributing item belongs to.
+
         ``diversity`` λ in [0, 1] composes each user's list from their interests, as
         ``recommend_composed`` does: 0 ranks by ``max_k w_k s_k(item)`` (the interest an item
-        serves best), 1 fills the list in proportion to the interest weights. The frame then
-        also has columns interest, interest_label and reason, and ``score`` is that
-        relevance. It needs a model with an interest head (``model_config={"interests": K}``);
-        the composed path reads the model only, so a blend's item-item part is not applied.
+        serves best), 1 fills the list in proportion to the interest weights; the frame is
+        explained as above and ``score`` is that relevance. ``mute`` / ``boost`` (interest
+        ids) steer the composition (``recommend_composed``) and imply it, at
+        ``DEFAULT_DIVERSITY`` unless ``diversity`` is given. The composed path reads the
+        model only, so a blend's item-item part is not applied. A model without an interest
+        head composes from k-means clusters of each history (``frame.attrs["fallback"]``
+        says so; ``frame.attrs["components"]`` names the source either way).
         """
         self._check_fitted()
         ids = [users] if isinstance(users, (str, bytes, int, np.integer)) else list(users)
@@ -380,9 +394,11 @@ class Recommender:
                 ) from None
         user_ids = self.users_.ids(rows)
         excluded = None if exclude is None else list(exclude)
+        if diversity is None and (mute or boost):
+            diversity = DEFAULT_DIVERSITY
         if diversity is not None:
             return self._recommend_composed_many(user_ids, k, float(diversity), excluded,
-                                                 filter_seen)
+                                                 filter_seen, mute, boost)
         hist = self._take(rows)
         if not any(u in self._states for u in user_ids):
             scores = score_sequences(self.model_, hist)
@@ -393,24 +409,36 @@ class Recommender:
             mask = exclusion_mask(scores.shape[1], exclude_ids=excluded, item_vocab=self.items_)
             scores[:, torch.from_numpy(mask)] = -torch.inf
         values, indices = self._top(scores, hist if filter_seen else None, k)
-        return self._frame(user_ids, values, indices)
+        if not explain:
+            return self._frame(user_ids, values, indices)
+        from prismrec.explain.interests import COLUMNS, explain_ranked
+
+        frames = []
+        for r, u in enumerate(user_ids):
+            ok = np.isfinite(values[r])
+            frames.append(explain_ranked(self, u, indices[r][ok], values[r][ok]).assign(user=u))
+        return self._explained(frames, COLUMNS)
+
+    def _explained(self, frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+        from prismrec.profile.profile import FALLBACKS
+
+        out = (pd.concat(frames, ignore_index=True)[["user", *columns]] if frames
+               else pd.DataFrame(columns=["user", *columns]))
+        source = "kmeans" if self.model_.head is None else self.model_.config.interest_head
+        out.attrs = {"components": source, "fallback": FALLBACKS.get(source)}
+        return out
 
     def _recommend_composed_many(self, user_ids: list[str], k: int, diversity: float,
-                                 exclude: list | None, filter_seen: bool) -> pd.DataFrame:
+                                 exclude: list | None, filter_seen: bool, mute=None,
+                                 boost=None) -> pd.DataFrame:
         from prismrec.explain.interests import COLUMNS, compose_for
 
-        if self.model_.head is None:
-            raise ValueError(
-                "diversity= needs a model with an interest head: fit with "
-                "model_config={'interests': K} (K >= 2); recommend_composed() composes a "
-                "single-vector model from k-means clusters of the history instead")
         if not 0.0 <= diversity <= 1.0:
             raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
         frames = [compose_for(self, u, k, diversity=diversity, exclude_ids=exclude,
-                              filter_seen=filter_seen).assign(user=u) for u in user_ids]
-        if not frames:
-            return pd.DataFrame(columns=["user", *COLUMNS])
-        return pd.concat(frames, ignore_index=True)[["user", *COLUMNS]]
+                              filter_seen=filter_seen, mute=mute, boost=boost).assign(user=u)
+                  for u in user_ids]
+        return self._explained(frames, COLUMNS)
 
     @torch.no_grad()
     def _score_with_states(self, user_ids: list[str], hist: Sequences) -> torch.Tensor:
@@ -430,8 +458,13 @@ class Recommender:
             self.model_.train(was_training)
 
     def recommend_for_sequence(self, items: list, k: int = 10, filter_seen: bool = True,
-                               times: list[float] | None = None) -> pd.DataFrame:
-        """Top-``k`` for an arbitrary history (item ids, oldest first): rank, item, score."""
+                               times: list[float] | None = None, *,
+                               explain: bool = False) -> pd.DataFrame:
+        """Top-``k`` for an arbitrary history (item ids, oldest first): rank, item, score.
+
+        ``explain=True`` adds title, interest, interest_label and reason as ``recommend``
+        does, the interests read from this history.
+        """
         self._check_fitted()
         idx = []
         for it in items:
@@ -446,7 +479,14 @@ class Recommender:
         hist = Sequences.from_lists([idx], None if times is None else [times])
         scores = _blend.blended(self, score_sequences(self.model_, hist), hist)
         values, indices = self._top(scores, hist if filter_seen else None, k)
-        return self._frame(None, values, indices)
+        if not explain:
+            return self._frame(None, values, indices)
+        from prismrec.explain.interests import COLUMNS, explain_ranked_history
+
+        ok = np.isfinite(values[0])
+        frame = explain_ranked_history(self, hist.row(0), hist.row_times(0),
+                                       indices[0][ok], values[0][ok])
+        return self._explained([frame.assign(user=None)], COLUMNS).drop(columns="user")
 
     def blend_scores(self, scores: torch.Tensor, histories: Sequences) -> torch.Tensor:
         """The sequence model's (B, N) ``scores`` as this recommender serves them.
@@ -553,24 +593,34 @@ class Recommender:
 
     # -- interests ------------------------------------------------------------------------------
     def profile(self, user, **kwargs):
-        """The user's named interests as a ``Profile`` (see ``prismrec.explain.interests``)."""
+        """The user's named interests as a ``Profile`` (see ``prismrec.explain.interests``).
+
+        ``print(profile)`` is a short summary; ``profile.to_dict()`` the profile document.
+        Keywords go to ``profile_for``: ``labeler=ChatLabeler(client)`` names the interests
+        with a chat model (the catalogue label is the default), ``n_items``, ``min_share``.
+        """
         from prismrec.explain.interests import profile_for
 
         return profile_for(self, user, **kwargs)
 
     def recommend_composed(self, user, k: int = 10, *,
-                           diversity: float = DEFAULT_DIVERSITY, exclude_ids=None,
-                           exclude_categories=None, filter_seen: bool = True) -> pd.DataFrame:
+                           diversity: float = DEFAULT_DIVERSITY, mute=None, boost=None,
+                           exclude_ids=None, exclude_categories=None,
+                           filter_seen: bool = True) -> pd.DataFrame:
         """Top-``k`` composed from the user's interests, each with its interest and reason.
 
-        The default λ=0.5 kept NDCG@10 within 2% of the single-vector model on Scientific,
-        ml-100k and ml-latest-small while serving 2-3 interests per list instead of ~1
-        (``bench/interests_real.py``); λ=0 ranks by relevance alone.
+        ``mute``: interest ids (``profile(user)``'s ``Interest.component``) whose items are
+        all removed; ``boost``: interest ids whose weight is doubled (and raised to at least
+        0.2 before renormalising), raising their share of the list. See
+        ``prismrec.explain.interests.compose_for`` for the columns and ``DEFAULT_DIVERSITY``
+        for how the default λ was chosen.
         """
-        from prismrec.explain.interests import compose_for
+        from prismrec.explain.interests import COLUMNS, compose_for
 
-        return compose_for(self, user, k, diversity=diversity, exclude_ids=exclude_ids,
-                           exclude_categories=exclude_categories, filter_seen=filter_seen)
+        frame = compose_for(self, user, k, diversity=diversity, mute=mute, boost=boost,
+                            exclude_ids=exclude_ids, exclude_categories=exclude_categories,
+                            filter_seen=filter_seen)
+        return self._explained([frame.assign(user=str(user))], COLUMNS).drop(columns="user")
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -96,18 +96,24 @@ def compose(interest_vectors: np.ndarray | torch.Tensor, interest_weights: np.nd
             index: ItemIndex, k: int, *, diversity: float = 0.0,
             exclude_items: np.ndarray | None = None, exclude_mask: np.ndarray | None = None,
             candidates_per_interest: int | None = None,
-            min_weight: float = 0.05) -> ComposedList:
+            min_weight: float = 0.05, mute: np.ndarray | None = None) -> ComposedList:
     """Compose k items from K interests (K, D) with weights (K,); see the module docstring.
 
     ``exclude_items``: item indices never to return (the user's seen items).
     ``exclude_mask`` (N,) bool: items excluded by business rules (see ``exclusion_mask``).
     ``candidates_per_interest`` (M, default k, at least k): how deep each interest searches.
+    ``mute`` (K,) bool: muted interests. Every candidate that belongs to a muted interest
+    (its raw score ``s_k`` is highest there, among interests with weight) is removed and
+    muted interests get no slots; the rest are scored and tagged by the unmuted interests
+    (``max`` over those), so no item is tagged with a muted one. The list is then shorter
+    than k only if the interests' M candidates run out (raise M).
     """
     return compose_many([(interest_vectors, interest_weights)], index, k, diversity=diversity,
                         exclude_items=None if exclude_items is None else [exclude_items],
                         exclude_mask=exclude_mask,
                         candidates_per_interest=candidates_per_interest,
-                        min_weight=min_weight)[0]
+                        min_weight=min_weight,
+                        mute=None if mute is None else [mute])[0]
 
 
 def compose_many(profiles: Sequence[tuple[np.ndarray | torch.Tensor, np.ndarray]],
@@ -115,10 +121,12 @@ def compose_many(profiles: Sequence[tuple[np.ndarray | torch.Tensor, np.ndarray]
                  exclude_items: Sequence[np.ndarray | None] | None = None,
                  exclude_mask: np.ndarray | None = None,
                  candidates_per_interest: int | None = None,
-                 min_weight: float = 0.05) -> list[ComposedList]:
+                 min_weight: float = 0.05,
+                 mute: Sequence[np.ndarray | None] | None = None) -> list[ComposedList]:
     """``compose`` for many users: one (vectors, weights) pair per user, one index search.
 
-    ``exclude_items[u]`` are user u's excluded items; ``exclude_mask`` applies to all.
+    ``exclude_items[u]`` are user u's excluded items, ``mute[u]`` their muted interests;
+    ``exclude_mask`` applies to all.
     ``compose_many([p], ...)[0]`` equals ``compose(*p, ...)``.
     """
     k = _check_k(k)
@@ -152,19 +160,30 @@ def compose_many(profiles: Sequence[tuple[np.ndarray | torch.Tensor, np.ndarray]
     seen = [None] * len(profiles) if exclude_items is None else list(exclude_items)
     _, found = index.search(np.concatenate(vecs), m, exclude=[seen[u] for u in owner],
                             allowed_mask=allowed)  # (sum K, M)
+    mutes = [None] * len(profiles) if mute is None else list(mute)
+    if len(mutes) != len(profiles):
+        raise ValueError(f"mute has {len(mutes)} entries for {len(profiles)} profiles")
     out, lo = [], 0
-    for v, w in zip(vecs, ws, strict=True):
+    for u, (v, w) in enumerate(zip(vecs, ws, strict=True)):
         rows = found[lo: lo + len(v)]
         lo += len(v)
-        out.append(_fill(v, w, rows, index, k, float(diversity), min_weight))
+        muted = None
+        if mutes[u] is not None:
+            muted = np.asarray(mutes[u], dtype=bool)
+            if muted.shape != w.shape:
+                raise ValueError(f"mute of profile {u} must be a bool array of shape "
+                                 f"{w.shape}, got {muted.shape}")
+            if not (w[~muted] > 0).any():
+                raise ValueError("every interest with weight is muted: nothing to compose")
+        out.append(_fill(v, w, rows, index, k, float(diversity), min_weight, muted))
     return out
 
 
 def _fill(v: np.ndarray, w: np.ndarray, found: np.ndarray, index: ItemIndex, k: int,
-          lam: float, min_weight: float) -> ComposedList:
+          lam: float, min_weight: float, muted: np.ndarray | None = None) -> ComposedList:
     """Greedy pick from per-interest candidate rows ``found`` (K, M) of item indices."""
     n_int = len(w)
-    q = quotas(w, k, min_weight=min_weight)
+    q = quotas(w if muted is None else np.where(muted, 0.0, w), k, min_weight=min_weight)
     cand = np.unique(found[found >= 0])  # (C,) sorted item indices
     empty = np.zeros(0, dtype=np.int64)
     if len(cand) == 0:
@@ -173,6 +192,16 @@ def _fill(v: np.ndarray, w: np.ndarray, found: np.ndarray, index: ItemIndex, k: 
     s = index.score(v, cand)  # (K, C) raw scores
     ws = np.where(w[:, None] > 0, w[:, None] * s, -np.inf)  # (K, C) weighted, inactive -inf
     best = np.argmax(ws, axis=0)  # (C,) first max: ties to the lower interest
+    if muted is not None and muted.any():  # drop the items that belong to a muted interest
+        owner = np.argmax(np.where(w[:, None] > 0, s, -np.inf), axis=0)  # (C,) raw affinity
+        keep = ~muted[owner]
+        cand, s = cand[keep], s[:, keep]
+        ws = np.where(muted[:, None], -np.inf, ws[:, keep])  # tagged by unmuted ones only
+        best = np.argmax(ws, axis=0) if len(cand) else best[keep]
+        found = np.where(np.isin(found, cand), found, -1)
+        if len(cand) == 0:
+            return ComposedList(empty, np.zeros(0, np.float32), empty.copy(),
+                                np.zeros(0, np.float32), q, w)
     rel = ws[best, np.arange(len(cand))].astype(np.float32)  # (C,)
     by_rel = np.lexsort((cand, -rel))  # candidate positions, most relevant first
     lists = [np.searchsorted(cand, r[r >= 0]) for r in found]  # per interest, its own order

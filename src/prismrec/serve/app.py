@@ -3,18 +3,22 @@
 Nothing is built at import time: the app, its routes, metrics and index are made by the
 factory, so tests and several apps in one process never share state. Every error is JSON
 ``{"error": "..."}`` with a message that says what is wrong: 400 bad data, 401/403 keys,
-404 unknown ids, 413 body or batch too large, 422 invalid fields, 501 not available, 503 the
-store cannot be reached (retry). Route handlers are plain functions, run in the server's
-thread pool, except the two hot ones (events, recommendations), which are async and batch
-their model work (``prismrec.serve.batching``: a recommendation batch's store reads,
-product and top-k on a scoring thread and its reasons on the event loop, ingest on a worker
-thread): no store round trip runs on the event loop. The store and ``LiveProfiles`` are
-thread-safe.
+404 unknown ids, 413 body or batch too large, 422 invalid fields, 429 rate limit (with
+``Retry-After``), 501 not available, 503 the store cannot be reached or the service is at its
+limit of requests in flight (retry). Error replies never carry file paths, host names or
+exception text: those go to the server log. The key is checked, and the limits applied,
+before the body is read (``prismrec.serve.gate``). Route handlers are plain functions, run
+in the server's thread pool, except the two hot ones (events, recommendations), which are
+async and batch their model work (``prismrec.serve.batching``: a recommendation batch's
+store reads, product and top-k on a scoring thread and its reasons on the event loop, ingest
+on a worker thread): no store round trip runs on the event loop. The store and
+``LiveProfiles`` are thread-safe.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,13 +35,16 @@ import prismrec  # noqa: E402
 from prismrec.profile.live import LiveProfiles  # noqa: E402
 from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
 from prismrec.serve.docs import offline_docs  # noqa: E402
+from prismrec.serve.gate import Gate  # noqa: E402
 from prismrec.serve.limits import BodyLimit  # noqa: E402
 from prismrec.serve.metrics import Metrics, MetricsMiddleware  # noqa: E402
 from prismrec.serve.routes import Workers, build_router  # noqa: E402
+from prismrec.serve.schemas import TOO_LARGE  # noqa: E402
 from prismrec.serve.settings import ServeSettings  # noqa: E402
 from prismrec.serve.ui import Dashboard, EventFeed, UiKeys, build_ui_router  # noqa: E402
 
 log = logging.getLogger(__name__)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # set by `prismrec serve --workers N`
 MAX_REPORTED = 5  # validation problems quoted in one error message
 
 
@@ -80,7 +87,8 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
         raise TypeError(f"create_app takes a LiveProfiles, got {type(live).__name__}")
     settings = settings or ServeSettings()
     settings.validate()
-    metrics = Metrics({"model": live.model.name, "checkpoint": live.checkpoint})
+    metrics = Metrics({"model": live.model.name, "checkpoint": live.checkpoint},
+                      multiprocess_dir=os.environ.get(MULTIPROC_ENV) or None)
     workers = Workers(live, settings)
     feed = EventFeed()
 
@@ -104,7 +112,8 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, _validation_message(exc))
+        too_large = any(e.get("type") == TOO_LARGE for e in exc.errors())
+        return _error(413 if too_large else 422, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -122,8 +131,9 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
 
     @app.exception_handler(StoreUnavailableError)
     async def unavailable(request: Request, exc: StoreUnavailableError) -> JSONResponse:
-        log.warning("store unavailable: %s", exc)
-        return _error(503, f"the profile store is unavailable, retry later: {exc}")
+        log.warning("store unavailable: %s", exc)  # the host or path: for the log only
+        return JSONResponse({"error": "the profile store is unavailable; retry later"},
+                            status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(DataError)
     async def bad_data(request: Request, exc: DataError) -> JSONResponse:
@@ -132,11 +142,12 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         log.error("store error: %s", exc)
-        return _error(500, f"profile store error: {exc}")
+        return _error(500, "profile store error; the server log has the details")
 
     @app.exception_handler(CheckpointError)
     async def checkpoint_error(request: Request, exc: CheckpointError) -> JSONResponse:
-        return _error(500, f"checkpoint error: {exc}")
+        log.error("checkpoint error: %s", exc)
+        return _error(500, "checkpoint error; the server log has the details")
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
@@ -144,5 +155,6 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
         return _error(500, "internal error; the server log has the details")
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Gate, settings=settings)  # path, key, rate, in flight: before the body
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: times everything
     return app

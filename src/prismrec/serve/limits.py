@@ -1,17 +1,26 @@
-"""Request body limit, enforced before parsing (declared length) and while reading (chunked)."""
+"""Limits: the request body (before parsing), a per-key token bucket and requests in flight.
+
+Every limit answers with a JSON error naming it; the rate limit (429) and the concurrency
+limit (503) add ``Retry-After`` in whole seconds. Limits are per process: with
+``--workers N`` each worker keeps its own buckets and in-flight count.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
 
 from fastapi import HTTPException
 
 
-async def send_error(send, status: int, message: str) -> None:
+async def send_error(send, status: int, message: str,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+                            (b"content-length", str(len(body)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -55,3 +64,78 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class TokenBucket:
+    """``rate`` tokens per second up to ``burst``; each request takes one."""
+
+    def __init__(self, rate: float, burst: float, clock=time.monotonic) -> None:
+        if not rate > 0 or not burst >= 1:
+            raise ValueError(f"rate must be > 0 and burst >= 1, got {rate!r}, {burst!r}")
+        self.rate, self.burst, self._clock = float(rate), float(burst), clock
+        self.tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> float:
+        """0.0 when a token was taken, else the seconds until one will be there."""
+        now = self._clock()
+        self.tokens = min(self.burst, self.tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate
+
+
+class RateLimiter:
+    """One token bucket per API key (a key is hashed by its value; the anonymous caller of
+    a service without keys shares one bucket)."""
+
+    def __init__(self, rate: float, burst: float, clock=time.monotonic) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+        self.refused = 0
+
+    def retry_after(self, key: str) -> int:
+        """0 when the request may go on, else whole seconds to wait (at least 1)."""
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, self._clock)
+            wait = bucket.take()
+            if wait:
+                self.refused += 1
+            return max(1, math.ceil(wait)) if wait else 0
+
+
+class LogQuota:
+    """At most ``max_events`` logged events per user, applied by the service at ingest.
+
+    A blended model reads a user's whole log per recommendation, so an unbounded log is an
+    unbounded cost. Events that would take a user past the quota are not stored; the reply
+    counts them (``over_quota``), and so does ``prismrec_events_over_quota_total``. Checked
+    on the service's one ingest thread, so exact within a process; with several worker
+    processes two of them may each admit a batch and pass the quota by at most a batch.
+    """
+
+    def __init__(self, store, max_events: int) -> None:
+        self.store = store
+        self.max_events = int(max_events)
+
+    def split(self, events: list) -> tuple[list, int]:
+        """The events to store, and how many are over the quota (dropped)."""
+        users = list(dict.fromkeys(e.user for e in events))
+        states = self.store.get_states(users)
+        room = {}
+        for u in users:
+            st = states.get(u)
+            logged = st.logged if st is not None and st.logged is not None \
+                else self.store.event_count(u)
+            room[u] = self.max_events - logged
+        kept = []
+        for e in events:
+            if room[e.user] > 0:
+                room[e.user] -= 1
+                kept.append(e)
+        return kept, len(events) - len(kept)

@@ -1,98 +1,84 @@
-"""Prometheus metrics in the text exposition format (0.0.4), written without a client library.
+"""Prometheus metrics through ``prometheus_client``: requests, latency and event counters.
 
-Per process: with several uvicorn workers each keeps its own counts, and a scrape of
-``/metrics`` sees the worker that answered it (label ``pid`` tells them apart).
+Each app has its own registry (two apps in one process never share counts). With several
+uvicorn workers (``prismrec serve --workers N``) the command points
+``PROMETHEUS_MULTIPROC_DIR`` at a private folder before the workers start; every worker
+then writes its counts there and a scrape of ``/metrics``, whichever worker answers it,
+adds up all of them (``prometheus_client.multiprocess``). ``/metrics`` takes the admin key.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import threading
 import time
-from collections import defaultdict
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 COUNTERS = {
     "prismrec_events_ingested_total": "events accepted into the log",
-    "prismrec_events_duplicate_total": "events skipped because their event_id was already stored",
+    "prismrec_events_duplicate_total": "events skipped because their user already has their "
+                                       "event_id",
     "prismrec_events_late_total": "accepted events older than an earlier event of their user",
     "prismrec_events_unknown_item_total": "events received whose item the model does not know "
                                           "(stored unless duplicates, never fed to the model)",
     "prismrec_recommendations_model_total": "recommendation lists computed from a profile",
     "prismrec_recommendations_popular_total": "recommendation lists that fell back to popular",
+    "prismrec_events_over_quota_total": "events not stored because their user's log was at "
+                                        "the per-user quota (--max-user-events)",
+    "prismrec_requests_refused_total": "requests refused by a limit (rate or in flight)",
 }
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _num(x: float) -> str:
-    if math.isinf(x):
-        return "+Inf" if x > 0 else "-Inf"
-    return repr(float(x)) if not float(x).is_integer() else str(int(x))
-
-
 class Metrics:
-    """Request counts and latency histograms per route, plus the event counters above."""
+    """Request counts and latency histograms per route, plus the event counters above.
 
-    def __init__(self, info: dict[str, str] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._requests: dict[tuple[str, str, str], int] = defaultdict(int)
-        self._latency: dict[tuple[str, str], list[float]] = {}
-        self._counters: dict[str, float] = dict.fromkeys(COUNTERS, 0.0)
-        self.info = {"pid": str(os.getpid()), **(info or {})}
+    ``multiprocess_dir``: the folder of ``PROMETHEUS_MULTIPROC_DIR`` when the service runs
+    several worker processes (set before ``prometheus_client`` was imported), else None.
+    """
+
+    def __init__(self, info: dict[str, str] | None = None,
+                 multiprocess_dir: str | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self._requests = Counter("prismrec_http_requests_total", "HTTP requests by route and "
+                                 "status", ["method", "route", "status"], registry=r)
+        self._latency = Histogram("prismrec_http_request_seconds", "request latency by route",
+                                  ["method", "route"], buckets=BUCKETS, registry=r)
+        self._counters = {name: Counter(name, text, registry=r)
+                          for name, text in COUNTERS.items()}
+        info = info or {}
+        self._info = Gauge("prismrec_info", "the model this service serves", list(info),
+                           registry=r, multiprocess_mode="max")
+        if info:
+            self._info.labels(**info).set(1)
 
     def inc(self, name: str, amount: float = 1.0) -> None:
-        if name not in COUNTERS:
+        if name not in self._counters:
             raise KeyError(f"unknown counter {name!r}")
-        with self._lock:
-            self._counters[name] += amount
+        if amount:
+            self._counters[name].inc(amount)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self._requests[(method, route, str(status))] += 1
-            h = self._latency.get((method, route))
-            if h is None:
-                h = self._latency[(method, route)] = [0.0] * (len(BUCKETS) + 2)
-            for i, edge in enumerate(BUCKETS):
-                if seconds <= edge:
-                    h[i] += 1
-            h[-2] += seconds  # sum
-            h[-1] += 1  # count (the +Inf bucket)
+        self._requests.labels(method, route, str(status)).inc()
+        self._latency.labels(method, route).observe(seconds)
 
     def render(self) -> str:
-        pid = _label(self.info["pid"])
-        with self._lock:
-            requests = dict(self._requests)
-            latency = {k: list(v) for k, v in self._latency.items()}
-            counters = dict(self._counters)
-        out = ["# HELP prismrec_info the model this process serves",
-               "# TYPE prismrec_info gauge",
-               "prismrec_info{" + ",".join(f'{k}="{_label(v)}"' for k, v in self.info.items())
-               + "} 1"]
-        out += ["# HELP prismrec_http_requests_total HTTP requests by route and status",
-                "# TYPE prismrec_http_requests_total counter"]
-        for (method, route, status), n in sorted(requests.items()):
-            out.append(f'prismrec_http_requests_total{{pid="{pid}",method="{method}",'
-                       f'route="{_label(route)}",status="{status}"}} {n}')
-        out += ["# HELP prismrec_http_request_seconds request latency by route",
-                "# TYPE prismrec_http_request_seconds histogram"]
-        for (method, route), h in sorted(latency.items()):
-            labels = f'pid="{pid}",method="{method}",route="{_label(route)}"'
-            for edge, n in zip(BUCKETS, h, strict=False):
-                out.append(f'prismrec_http_request_seconds_bucket{{{labels},le="{_num(edge)}"}}'
-                           f" {_num(n)}")
-            out.append(f'prismrec_http_request_seconds_bucket{{{labels},le="+Inf"}} '
-                       f"{_num(h[-1])}")
-            out.append(f"prismrec_http_request_seconds_sum{{{labels}}} {h[-2]!r}")
-            out.append(f"prismrec_http_request_seconds_count{{{labels}}} {_num(h[-1])}")
-        for name, help_text in COUNTERS.items():
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter",
-                    f'{name}{{pid="{pid}"}} {_num(counters[name])}']
-        return "\n".join(out) + "\n"
+        """The exposition text: this process's counts, or every worker's summed."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry).decode()
+        merged = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return generate_latest(merged).decode()
 
 
 class MetricsMiddleware:
@@ -120,5 +106,7 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"  # no raw paths: bounded labels
+            if status in (429, 503) and route is None:
+                self.metrics.inc("prismrec_requests_refused_total")
             self.metrics.observe(scope.get("method", "?"), path, status,
                                  time.perf_counter() - start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,16 +18,17 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from prismrec.errors import DataError
+from prismrec.profile.ids import lookup_id, parse_id
 from prismrec.profile.live import LiveProfiles, Recommendations, UpdateResult
 from prismrec.profile.store import MAX_ID_LENGTH, Event
 from prismrec.serve.auth import (
-    HEADER,
     OPENAPI_SECURITY,
     admin_guard,
-    check_client_key,
     client_guard,
 )
 from prismrec.serve.batching import Batcher, LoopBatcher, each
+from prismrec.serve.limits import LogQuota
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
     ErrorOut,
@@ -35,16 +37,16 @@ from prismrec.serve.schemas import (
     IngestOut,
     RecommendationsOut,
     SimilarOut,
+    event_batch,
 )
 from prismrec.serve.settings import ServeSettings
 from prismrec.serve.ui.feed import EventFeed
 from prismrec.text import DimensionMismatchError, EncoderError
 
+log = logging.getLogger(__name__)
 ERRORS = {code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)}
 Text = Annotated[str, StringConstraints(strict=True, max_length=20_000)]
 Label = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=200)]
-
-log = logging.getLogger(__name__)
 
 
 class ItemIn(BaseModel):
@@ -74,8 +76,30 @@ class ItemsOut(BaseModel):
     checkpoint: str = Field(description="the model fingerprint after the change")
 
 
+def _scrub_report(live: LiveProfiles, erased: bool) -> dict | None:
+    """What the store did to leave no bytes of an erased user (None when nothing was)."""
+    scrub = getattr(live.store, "last_scrub", None) if erased else None
+    return None if scrub is None else scrub.to_dict()
+
+
 MODEL_REASON = "continues your recent sequence"
 POPULAR_REASON = "popular with everyone (no history for you yet)"
+
+
+def _new_id(value: str, what: str) -> str:
+    """A user id or event id to store: the id rule (``prismrec.profile.ids``), NFC form."""
+    try:
+        return parse_id(value, what)
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _lookup(value: str, what: str) -> str:
+    """A user id to read or erase, in its stored (NFC) form."""
+    try:
+        return lookup_id(value, what)
+    except DataError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _check_id(value: str, what: str) -> str:
@@ -133,7 +157,7 @@ def _path_id(request: Request, name: str, what: str) -> str:
     if len(value) > MAX_PATH_ID:
         raise HTTPException(422, f"path.{name}: the {what} has {len(value)} characters, over "
                                  f"the limit of {MAX_PATH_ID}")
-    return _check_id(value, what)
+    return _lookup(value, what)
 
 
 class PlainRoute(APIRoute):
@@ -191,8 +215,18 @@ class Workers:
         self.recommend: LoopBatcher[RecommendRequest, Recommendations] = LoopBatcher(
             recommend, window=settings.batch_window_ms / 1e3,
             max_batch=settings.max_request_batch, name="prismrec-recommend")
-        self.ingest: Batcher[list[Event], UpdateResult] = Batcher(
-            each(live.update), window=0.0, max_batch=1, name="prismrec-ingest")
+        quota = (LogQuota(live.store, settings.max_user_events)
+                 if settings.max_user_events else None)
+
+        def ingest(events: list[Event]) -> tuple[UpdateResult, int]:
+            """Apply the log quota (on this one thread, so exact in this process), then log."""
+            if quota is None:
+                return live.update(events), 0
+            kept, over = quota.split(events)
+            return live.update(kept), over
+
+        self.ingest: Batcher[list[Event], tuple[UpdateResult, int]] = Batcher(
+            each(ingest), window=0.0, max_batch=1, name="prismrec-ingest")
 
     def close(self) -> None:
         self.recommend.close()
@@ -223,14 +257,10 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
     client = [Depends(client_guard(settings))]
     admin = [Depends(admin_guard(settings))]
     router = APIRouter()
-    @router.post("/v1/events", response_model=IngestOut, dependencies=client,
-                 responses=ERRORS, tags=["events"])
-    async def post_events(batch: Annotated[EventBatch, Body()]) -> dict:
+    Batch = event_batch(settings.max_batch)
+
+    async def post_events(batch: EventBatch) -> dict:
         """Log a batch of events (all or nothing) and advance each user's profile."""
-        n = len(batch.events)
-        if n > settings.max_batch:
-            raise HTTPException(413, f"batch of {n} events is over the limit of "
-                                     f"{settings.max_batch}; split it")
         latest = time.time() + settings.max_future_seconds
         events = []
         for i, e in enumerate(batch.events):
@@ -238,13 +268,14 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 raise HTTPException(422, f"events[{i}].timestamp {e.timestamp!r} is out of "
                                     f"range: give unix seconds between {settings.min_timestamp}"
                                     f" and now + {settings.max_future_seconds:g} s")
-            for what, v in (("user", e.user), ("item", e.item), ("event", e.event),
-                            ("event_id", e.event_id)):
-                if v is not None:
-                    _check_id(v, f"events[{i}].{what}")
-            events.append(Event(e.user, e.item, float(e.timestamp), e.event,
-                                None if e.value is None else float(e.value), e.event_id))
-        result = await workers.ingest.submit(events)
+            user = _new_id(e.user, f"events[{i}].user")
+            eid = None if e.event_id is None else _new_id(e.event_id, f"events[{i}].event_id")
+            for what, v in (("item", e.item), ("event", e.event)):
+                _check_id(v, f"events[{i}].{what}")
+            events.append(Event(user, e.item, float(e.timestamp), e.event,
+                                None if e.value is None else float(e.value), eid))
+        result, over_quota = await workers.ingest.submit(events)
+        metrics.inc("prismrec_events_over_quota_total", over_quota)
         if feed is not None:
             feed.publish(events)  # the dashboard's live page
         metrics.inc("prismrec_events_ingested_total", result.accepted)
@@ -254,12 +285,18 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         if unknown:
             metrics.inc("prismrec_events_unknown_item_total",
                         sum(e.item in unknown for e in events))
-        return result.to_dict()
+        return {**result.to_dict(), "over_quota": over_quota}
+
+    # The body model is made per service (its schema holds --max-batch); a signature with the
+    # class itself, since the annotation above is a string this module cannot resolve.
+    post_events.__signature__ = inspect.Signature([inspect.Parameter(
+        "batch", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[Batch, Body()])])
+    router.add_api_route("/v1/events", post_events, methods=["POST"], response_model=IngestOut,
+                         dependencies=client, responses=ERRORS, tags=["events"])
 
     async def recommendations(request: Request) -> JSONResponse:
         """Top-k items with scores and reasons; unknown users get popular items (stated)."""
-        check_client_key(settings, request.headers.get(HEADER))
-        user = _path_id(request, "user", "user id")
+        user = _path_id(request, "user", "user id")  # the key was checked by the gate
         q = RecommendQuery.from_request(request)
         if q.k > settings.max_k:
             raise HTTPException(422, f"k={q.k} is over the limit of {settings.max_k}")
@@ -298,7 +335,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 tags=["users"])
     def profile(user: UserId) -> dict:
         """What is stored for the user: counts, last event time, recent items, state."""
-        _check_id(user, "user id")
+        user = _lookup(user, "user id")
         p = live.profile(user)
         if p.event_count == 0 and not p.known_from_training:
             raise HTTPException(404, f"no profile for user {user!r}: no logged events and "
@@ -309,10 +346,11 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                    responses=ERRORS, tags=["admin"])
     def forget(user: UserId) -> dict:
         """Erase the user's events and profile state from the store (admin key)."""
-        _check_id(user, "user id")
+        user = _lookup(user, "user id")
         erased = live.forget(user)
         return {"user": user, "erased": erased,
-                "training_history_retained": live.known_user(user)}
+                "training_history_retained": live.known_user(user),
+                "scrub": _scrub_report(live, erased)}
 
     @router.post("/v1/items", response_model=ItemsOut, dependencies=admin,
                  responses={code: {"model": ErrorOut} for code in (409, 500, 501)} | ERRORS,
@@ -355,9 +393,13 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         try:
             added = live.add_items(rows)
         except DimensionMismatchError as exc:
-            raise HTTPException(500, f"the text encoder does not fit the model: {exc}") from exc
+            log.error("add_items: %s", exc)
+            raise HTTPException(500, "the text encoder does not fit the model; the server log "
+                                     "has the details") from exc
         except EncoderError as exc:
-            raise HTTPException(503, f"cannot encode item text now: {exc}") from exc
+            log.error("add_items: %s", exc)
+            raise HTTPException(503, "cannot encode item text now; the server log has the "
+                                     "details") from exc
         return {"added": added, "updated": known, "items": live.n_items,
                 "checkpoint": live.checkpoint}
 
@@ -375,14 +417,15 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
 
     @router.get("/healthz", tags=["service"])
     def healthz() -> dict:
-        """Liveness and readiness: the model is loaded and the store answers."""
+        """Liveness and readiness: the model is loaded and the store answers (no key; it
+        says nothing else -- the model and store are on the admin-keyed ``/metrics``)."""
         live.store.event_count("healthz-probe")
-        return {"status": "ok", "model": live.model.name, "checkpoint": live.checkpoint,
-                "items": live.n_items, "store": type(live.store).__name__}
+        return {"status": "ok"}
 
     @router.get("/metrics", response_class=PlainTextResponse, tags=["service"])
-    def prometheus() -> PlainTextResponse:
-        """Prometheus text format: requests and latency per route, event counters."""
-        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
+    def prometheus() -> Response:
+        """Prometheus text format (admin key): requests and latency per route, event
+        counters, the model; summed over every worker process."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     return router

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, create_model
+from pydantic_core import PydanticCustomError
 
 from prismrec.profile.store import MAX_ID_LENGTH
 
@@ -31,6 +32,25 @@ class EventBatch(BaseModel):
     events: list[EventIn] = Field(description="events in arrival order (at most max_batch)")
 
 
+TOO_LARGE = "batch_too_large"  # the error type the app answers with 413
+
+
+def event_batch(max_batch: int) -> type[EventBatch]:
+    """``EventBatch`` whose schema holds the batch limit, checked on the list's length
+    before any event in it is validated (an oversized batch costs no per-event work)."""
+
+    def short_enough(value: object) -> object:
+        if isinstance(value, list) and len(value) > max_batch:
+            raise PydanticCustomError(TOO_LARGE, "batch of {n} events is over the limit of "
+                                      "{limit}; split it", {"n": len(value), "limit": max_batch})
+        return value
+
+    events = Annotated[list[EventIn], BeforeValidator(short_enough),
+                       Field(max_length=max_batch,
+                             description=f"events in arrival order, at most {max_batch}")]
+    return create_model("EventBatch", __base__=EventBatch, events=(events, ...))
+
+
 class IngestOut(BaseModel):
     accepted: int
     duplicates: int
@@ -45,6 +65,8 @@ class IngestOut(BaseModel):
                                   "whole history because of a late event")
     users_deferred: list[str]
     step_cost: str
+    over_quota: int = Field(0, description="events not stored: their user's log was at the "
+                            "per-user quota (max_user_events)")
 
 
 class Because(BaseModel):
@@ -85,6 +107,10 @@ class ForgetOut(BaseModel):
     training_history_retained: bool = Field(
         description="the user's training history is part of the model checkpoint and goes "
         "only with retraining")
+    scrub: dict | None = Field(None, description=(
+        "how the store left no bytes of the user: done, attempts, freed_pages, detail "
+        "(SQLite: VACUUM and a TRUNCATE checkpoint retried until it succeeded; Redis: "
+        "deletes in bounded commands). done=false says the WAL could not be emptied yet"))
 
 
 class ErrorOut(BaseModel):

@@ -1,7 +1,7 @@
 """Service settings: one typed config, defaults in code, no environment reading here.
 
-The ``prismrec serve`` command fills it from flags and the PRISMREC_API_KEY /
-PRISMREC_ADMIN_KEY environment variables; a program embedding the service passes its own.
+The ``prismrec serve`` command fills it from flags and key files (``--api-key-file``,
+``--admin-key-file``); a program embedding the service passes its own.
 """
 
 from __future__ import annotations
@@ -17,10 +17,14 @@ class ServeSettings:
 
     ``api_key``: when set, every ``/v1`` route needs the header ``X-API-Key`` with this key
     (or the admin key). ``admin_key``: needed by the admin routes (``DELETE /v1/users/{id}``,
-    ``POST /v1/items``); when it is None those routes are disabled. ``dashboard_key``: opens
-    the dashboard at ``/ui`` read-only (the admin key opens it too); with neither the
-    dashboard is disabled. ``/healthz``, ``/metrics`` and the docs are open: put them behind
-    the network boundary.
+    ``POST /v1/items``) and by the operational ones (``/metrics``, ``/docs``,
+    ``/openapi.json``); when it is None the admin routes are disabled, and the operational
+    ones too unless the service has no key at all. ``/healthz`` is open and says only "ok".
+    ``dashboard_key``: opens the dashboard at ``/ui`` read-only (the admin key opens it
+    too); with neither the dashboard is disabled (``/ui`` has its own login).
+    Limits (``prismrec.serve.gate``): ``rate_limit`` requests per second per key (0: off) in
+    bursts of up to ``rate_burst``; ``max_concurrent`` requests in flight per process;
+    ``max_user_events`` logged events per user (0: no quota; see ``limits.LogQuota``).
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -35,6 +39,10 @@ class ServeSettings:
     batch_window_ms: float = 0.0  # recommendations, while busy: wait this long for more per batch
     max_request_batch: int = 32  # recommendation requests computed together at most
     workers: int = 1  # processes serving this model; above 1, item writes are refused
+    rate_limit: float = 0.0  # requests per second per key (token bucket); 0 turns it off
+    rate_burst: int = 50  # tokens a bucket holds: requests one key may send at once
+    max_concurrent: int = 256  # requests in flight per process; more get 503 + Retry-After
+    max_user_events: int = 0  # per-user log quota: later events are dropped, counted; 0: none
 
     def validate(self) -> None:
         for name in ("api_key", "admin_key", "dashboard_key"):
@@ -43,12 +51,19 @@ class ServeSettings:
                                     or not key.isascii() or not key.isprintable()):
                 raise ValueError(f"{name} must be printable ASCII of at least 8 characters")
         for name in ("max_body_bytes", "max_batch", "max_k", "max_exclude",
-                     "max_request_batch", "workers"):
+                     "max_request_batch", "workers", "rate_burst", "max_concurrent"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not 0 <= self.batch_window_ms <= 1000:
             raise ValueError(f"batch_window_ms must be in [0, 1000], got {self.batch_window_ms}")
+        if isinstance(self.max_user_events, bool) or not isinstance(self.max_user_events, int) \
+                or self.max_user_events < 0:
+            raise ValueError(f"max_user_events must be an integer >= 0, got "
+                             f"{self.max_user_events!r}")
+        if isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, int | float) \
+                or not 0 <= self.rate_limit < float("inf"):
+            raise ValueError(f"rate_limit must be a number >= 0, got {self.rate_limit!r}")
         if not self.max_future_seconds >= 0:
             raise ValueError(f"max_future_seconds must be >= 0, got {self.max_future_seconds}")
 

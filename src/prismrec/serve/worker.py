@@ -1,8 +1,10 @@
 """The app factory each uvicorn worker process calls when ``prismrec serve --workers N``.
 
 uvicorn starts workers by import string, so the parent (the ``serve`` command) hands them
-its configuration as JSON in the ``PRISMREC_SERVE_CONFIG`` environment variable; nothing
-else reads it. Each worker loads the checkpoint and opens the (shared, Redis) store itself.
+its configuration, keys included, as JSON in a file only its user can read (mode 0600, in a
+0700 folder removed when the service stops); the environment carries only that file's path
+(``PRISMREC_SERVE_CONFIG_FILE``), never a key. Each worker loads the checkpoint and opens
+the (shared) store itself.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-CONFIG_ENV = "PRISMREC_SERVE_CONFIG"
+CONFIG_FILE_ENV = "PRISMREC_SERVE_CONFIG_FILE"
 
 
 @dataclass
@@ -65,9 +67,10 @@ def settle() -> None:
 
 def app_from_environ():
     """uvicorn factory: ``uvicorn --factory prismrec.serve.worker:app_from_environ``."""
-    text = os.environ.get(CONFIG_ENV)
-    if not text:
-        raise RuntimeError(f"{CONFIG_ENV} is not set: start workers with `prismrec serve`")
-    app = build(WorkerConfig.from_json(text))
+    path = os.environ.get(CONFIG_FILE_ENV)
+    if not path:
+        raise RuntimeError(f"{CONFIG_FILE_ENV} is not set: start workers with `prismrec serve`")
+    with open(path, encoding="utf-8") as f:
+        app = build(WorkerConfig.from_json(f.read()))
     settle()
     return app

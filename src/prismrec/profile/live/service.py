@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from prismrec.profile.ids import lookup_id
 from prismrec.profile.live import compose, engine
 from prismrec.profile.live.bundle import LiveBundle, Served
 from prismrec.profile.live.compose import Recommendations
@@ -234,6 +235,7 @@ class LiveProfiles:
         The known history inside the checkpoint is part of the model and goes only with
         retraining: a user known from it starts from it again at their next event.
         """
+        user = lookup_id(user, "user")  # the id as stored (NFC)
         self._io.forget(user)
         return self.store.forget(user)
 

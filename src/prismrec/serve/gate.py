@@ -1,0 +1,75 @@
+"""The gate every HTTP request passes before routing: path, key, rate, requests in flight.
+
+It runs on the request line and headers alone, so a request without the right key is
+refused (401/403) before any of its body is read or parsed. In order:
+
+1. the raw path: an invalid percent-escape (``%zz``, ``%4``) is refused with 400, so
+   ``/v1/users/a%zz`` and ``/v1/users/a%25zz`` can never name one user by two spellings;
+2. the key the route needs (``prismrec.serve.auth.needed``);
+3. the caller's token bucket (``ServeSettings.rate_limit`` per second per key, bursts of
+   ``rate_burst``): 429 with ``Retry-After``;
+4. requests in flight in this process (``max_concurrent``): 503 with ``Retry-After: 1``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prismrec.serve.auth import HEADER, OPEN, needed, refusal
+from prismrec.serve.limits import RateLimiter, send_error
+from prismrec.serve.settings import ServeSettings
+
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_HEADER = HEADER.lower().encode()
+
+
+class Gate:
+    """ASGI middleware applying the checks above (see the module docstring)."""
+
+    def __init__(self, app, settings: ServeSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.rate = (RateLimiter(settings.rate_limit, settings.rate_burst)
+                     if settings.rate_limit > 0 else None)
+        self.in_flight = 0
+        self.refused_busy = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        raw = scope.get("raw_path") or b""
+        if b"%" in raw and _BAD_ESCAPE.search(raw.split(b"?", 1)[0]):
+            await send_error(send, 400, "the path holds an invalid percent-escape: write '%' "
+                                        "as %25 and every escape as % and two hex digits")
+            return
+        role = needed(scope.get("method", ""), scope.get("path", ""))
+        given = None
+        if role != OPEN:
+            for name, value in scope.get("headers", ()):
+                if name == _HEADER:
+                    given = value.decode("latin-1")
+                    break
+            refused = refusal(self.settings, role, given)
+            if refused:
+                await send_error(send, *refused)
+                return
+            if self.rate is not None:
+                wait = self.rate.retry_after(given or "")
+                if wait:
+                    await send_error(
+                        send, 429, f"rate limit of {self.settings.rate_limit:g} requests per "
+                        f"second for this key reached; retry after {wait} s",
+                        [(b"retry-after", str(wait).encode())])
+                    return
+        limit = self.settings.max_concurrent
+        if limit and self.in_flight >= limit:
+            self.refused_busy += 1
+            await send_error(send, 503, f"the service is at its limit of {limit} requests in "
+                                        "flight; retry after 1 s", [(b"retry-after", b"1")])
+            return
+        self.in_flight += 1  # one event loop per process: no lock needed
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
