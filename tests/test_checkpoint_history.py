@@ -64,7 +64,7 @@ def test_recommend_never_returns_an_item_of_the_full_history(trained, shop, caps
         capsys.readouterr()
         assert main(["recommend", "--checkpoint", str(out), "--user", user, "-k",
                      str(N_ITEMS), "--json", "--threads", "1"]) == 0
-        got = [r["item"] for r in json.loads(capsys.readouterr().out)]
+        got = [r["item"] for r in json.loads(capsys.readouterr().out)["recommendations"]]
         assert got, user
         # every item but the user's own: the last two events (held out by the split) too
         assert not set(got) & set(full[user]), user
