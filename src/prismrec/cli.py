@@ -129,6 +129,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _threads(args.threads)
     if args.checkpoint:
         run = evaluate_checkpoint(args.checkpoint, _spec(args), ks=args.k,
+                                  split=None if args.split == "default" else args.split,
                                   filter_seen=args.filter_seen)
     elif args.dataset and args.model:
         run = evaluate_baseline(_spec(args), args.model, ks=args.k, filter_seen=args.filter_seen)
@@ -519,7 +520,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(s, required=False)
     s.add_argument("--model", choices=["pop", "itemknn", "ease"], help="baseline to evaluate")
     s.add_argument("--checkpoint", help="a trained model folder (from `prismrec train`); its "
-                   "data is the one recorded at training unless --dataset is given")
+                   "data is the one recorded at training unless --dataset is given; only test "
+                   "cases it neither trained on nor used for selection are scored (it refuses "
+                   "when none are left)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True,
                    help="remove items the user already interacted with before ranking "
                    "(default: on; RecBole's sequential figures are unfiltered)")

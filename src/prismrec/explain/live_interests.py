@@ -1,9 +1,10 @@
 """A user's interests and composed list as the live service knows them.
 
-``Recommender.profile`` reads the training history alone. A service also has the events
-logged since, in its ``ProfileStore``; these functions read both -- the training history,
-then the logged events of items the model knows, in time order (ties: training first, then
-log order), which is the history ``LiveProfiles`` folds -- and hand it to the same profile
+``Recommender.profile`` reads the checkpoint's history alone (every event the model was
+fitted from, ``histories_``). A service also has the events logged since, in its
+``ProfileStore``; these functions read both -- the checkpoint's history, then the logged
+events of items the model knows, in time order (ties: the checkpoint's first, then log
+order), which is the history ``LiveProfiles`` folds -- and hand it to the same profile
 and composition code (``explain.interests.profile_of_history`` / ``compose_for_history``).
 
 Cost: the model reads the whole history once per call (O(history)); the dashboard calls
@@ -27,7 +28,7 @@ def user_history(recommender, user: str, store: ProfileStore | None = None,
                  events: list[Event] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Model item indices (int64) and times (float64) of ``user``'s history, oldest first.
 
-    The training history (empty for a user the model never saw) and the events logged in
+    The checkpoint's history (empty for a user the model never saw) and the events logged in
     ``store`` (or the given ``events``, the user's log already read), leaving out items the
     model does not know. Raises ``UnknownIdError`` when neither has an event of the user.
     """

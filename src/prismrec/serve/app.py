@@ -9,8 +9,9 @@ limit of requests in flight (retry). Error replies never carry file paths, host 
 exception text: those go to the server log. The key is checked, and the limits applied,
 before the body is read (``prismrec.serve.gate``). Route handlers are plain functions, run
 in the server's thread pool, except the two hot ones (events, recommendations), which are
-async and batch their model work (``prismrec.serve.batching``: recommendations on the
-event loop with the product on a scoring thread, ingest on a worker thread); the store and
+async and batch their model work (``prismrec.serve.batching``: a recommendation batch's
+store reads, product and top-k on a scoring thread and its reasons on the event loop, ingest
+on a worker thread): no store round trip runs on the event loop. The store and
 ``LiveProfiles`` are thread-safe.
 """
 
@@ -104,7 +105,7 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
     app.state.workers = workers
     app.include_router(build_router(live, settings, metrics, workers, feed=feed))
     offline_docs(app)
-    dashboard = Dashboard(live.recommender, live=live, metrics=metrics, feed=feed,
+    dashboard = Dashboard(live.bundle.source, live=live, metrics=metrics, feed=feed,
                           checkpoint_dir=checkpoint_dir)
     app.include_router(build_ui_router(dashboard, UiKeys(settings.admin_key,
                                                          settings.dashboard_key)))

@@ -185,22 +185,31 @@ class RecommendRequest:
 class Workers:
     """Where the hot routes' model work runs (``prismrec.serve.batching``).
 
-    Recommendations: batched on the event loop, one batch at a time. A batch's checks and
-    store reads and its reasons run on the loop; its (B, D) x (D, N) product and top-k run
-    on one scoring thread, where torch releases the GIL, so the loop reads, routes and
-    answers other requests meanwhile (on 2 cores ~8% more requests per second; see
-    ``prismrec.serve.batching``). Ingest: one worker thread, so that a 100-event batch's
-    store transaction never holds up the loop; SQLite takes one writer at a time anyway.
+    Recommendations: batched on the event loop, one batch at a time. A batch's store reads
+    (``start_recommendations``), its (B, D) x (D, N) product and top-k run on one scoring
+    thread -- no synchronous store round trip ever runs on the event loop -- and its
+    reasons on the loop. States that a batch rebuilt in memory (another checkpoint, an
+    unreadable blob) are stored afterwards by one writer thread (``store_pending``): reads
+    never write. Ingest: one worker thread, so that a 100-event batch's store transaction
+    never holds up the loop; SQLite takes one writer at a time anyway.
     """
 
     def __init__(self, live: LiveProfiles, settings: ServeSettings) -> None:
         self._scoring = ThreadPoolExecutor(1, thread_name_prefix="prismrec-score")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="prismrec-store-pending")
+
+        def read_and_score(requests: list[dict]):
+            job = live.start_recommendations(requests)  # store reads, off the loop
+            job.score()
+            return job
 
         async def recommend(batch: Sequence[RecommendRequest]) -> list:
-            job = live.start_recommendations([
-                dict(user=r.user, k=r.k, filter_seen=r.filter_seen, exclude=list(r.exclude),
-                     diversity=r.diversity) for r in batch])
-            await asyncio.get_running_loop().run_in_executor(self._scoring, job.score)
+            requests = [dict(user=r.user, k=r.k, filter_seen=r.filter_seen,
+                             exclude=list(r.exclude), diversity=r.diversity) for r in batch]
+            job = await asyncio.get_running_loop().run_in_executor(
+                self._scoring, read_and_score, requests)
+            if live.pending_writes():
+                self._writer.submit(_log_errors(live.store_pending))
             return job.results()
 
         self.recommend: LoopBatcher[RecommendRequest, Recommendations] = LoopBatcher(
@@ -223,6 +232,18 @@ class Workers:
         self.recommend.close()
         self.ingest.close()
         self._scoring.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+
+
+def _log_errors(fn):
+    def run() -> None:
+        try:
+            fn()
+        except Exception:  # the states are kept in memory and written at the next try
+            log.exception("storing states rebuilt by reads failed; they stay in memory "
+                          "and the next recommendation batch tries again")
+
+    return run
 
 
 def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
@@ -389,7 +410,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         _check_id(item, "item id")
         if k > settings.max_k:
             raise HTTPException(422, f"k={k} is over the limit of {settings.max_k}")
-        near = live.recommender.similar_items(item, k)  # unknown item: UnknownIdError, 404
+        near = live.similar_items(item, k)  # unknown item: UnknownIdError, 404
         return {"item": item, "similar": [
             {"rank": int(r), "item": i, "similarity": float(s)}
             for r, i, s in zip(near["rank"], near["item"], near["score"], strict=True)]}

@@ -61,7 +61,8 @@ class IngestOut(BaseModel):
                                      "not used by the model")
     users_updated: int
     folded: int = Field(description="events fed to the model")
-    deferred_late: int
+    recomputed: list[str] = Field(description="users whose state was recomputed from their "
+                                  "whole history because of a late event")
     users_deferred: list[str]
     step_cost: str
     over_quota: int = Field(0, description="events not stored: their user's log was at the "
