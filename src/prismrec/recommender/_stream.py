@@ -33,7 +33,7 @@ class StreamUpdate:
     """What one ``Recommender.update`` did.
 
     ``accepted`` events were stored (their items are known); ``duplicates`` repeated an
-    ``event_id`` seen before (ignored); ``late`` were older than their user's latest event
+    ``event_id`` their user sent before (ignored; ids are per user, as in the stores); ``late`` were older than their user's latest event
     (stored in time order; those users' states were recomputed, listed in ``recomputed``).
     ``unknown_items`` lists once each, in arrival order, the item ids the model does not
     know; ``unknown_events`` counts the events that carried them (not stored: add the items
@@ -73,11 +73,12 @@ def update(rec: Recommender, events: pd.DataFrame | Iterable[Mapping]) -> Stream
     known = {}
     unknown: dict[str, None] = {}
     n_unknown = duplicates = 0
-    batch_ids: dict[str, str] = {}
+    batch_ids: set[tuple[str, str]] = set()  # (user, event_id): ids are per user
     per_user: dict[str, list[tuple[float, int]]] = {}
     for j in range(len(users)):
         eid = ids[j]
-        if eid is not None and (eid in rec._event_ids or eid in batch_ids):
+        if eid is not None and ((users[j], eid) in rec._event_ids
+                                or (users[j], eid) in batch_ids):
             duplicates += 1
             continue
         idx = known.get(items[j])
@@ -88,7 +89,7 @@ def update(rec: Recommender, events: pd.DataFrame | Iterable[Mapping]) -> Stream
                 continue
             idx = known[items[j]] = rec.items_.index_of(items[j])
         if eid is not None:
-            batch_ids[eid] = users[j]
+            batch_ids.add((users[j], eid))
         per_user.setdefault(users[j], []).append((times[j], idx))
     rec._event_ids.update(batch_ids)
     new_users = [u for u in per_user if u not in rec.users_]
@@ -234,7 +235,7 @@ def forget(rec: Recommender, user) -> bool:
     users = rec.users_.to_list()
     del users[r]
     states = {u: s for u, s in rec._states.items() if u != key}
-    event_ids = {e: u for e, u in rec._event_ids.items() if u != key}
+    event_ids = {(u, e) for u, e in rec._event_ids if u != key}
     rec.users_ = Vocab.from_list(users)
     rec.histories_ = hist.take(rest)
     rec._states, rec._event_ids, rec._own_users = states, event_ids, True

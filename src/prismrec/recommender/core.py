@@ -115,7 +115,7 @@ class Recommender:
         self._hist_base = value
         self._hist_rows: dict[int, tuple[list[int], list[float]]] = {}
         self._states: dict[str, _UserState] = {}
-        self._event_ids: dict[str, str] = {}  # event_id -> user, for dedup and forget
+        self._event_ids: set[tuple[str, str]] = set()  # (user, event_id): ids are per user
         self._own_users = False  # users_ may be shared (LiveProfiles): copy before growing
         self._stepper: Stepper | None = None  # fast one-event step, built on first update
 
@@ -539,7 +539,9 @@ class Recommender:
         have ``event_id``; or it is a list of records (dicts) with those keys, the cheaper
         input for one event at a time (a DataFrame costs ~0.3 ms to build and read). Rules:
 
-        - an ``event_id`` seen before (this batch or an earlier one) is a duplicate: ignored;
+        - an ``event_id`` the same user sent before (this batch or an earlier one) is a
+          duplicate: ignored. Ids are per user, as in the profile stores: another user's
+          event with the same id is applied;
         - an event whose item the model does not know is reported (``unknown_items``) and
           not stored; new users are added to ``users_`` with their first stored event;
         - a user's events are taken in time order (ties: arrival order). Each new event
