@@ -420,6 +420,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise SystemExit("prismrec serve: --workers must be at least 1")
+    if args.admin_port is not None:
+        if not 1 <= args.admin_port <= 65535 or args.admin_port == args.port:
+            raise SystemExit(f"prismrec serve: --admin-port {args.admin_port} must be a port "
+                             f"number (1-65535) other than --port {args.port}")
+        if args.workers > 1:
+            raise SystemExit("prismrec serve: --admin-port works with one worker process only "
+                             "(not yet with --workers N); leave it out and the operational "
+                             "routes stay on --port behind the admin key")
     settings = {
         "api_key": _read_key(args.api_key_file, "PRISMREC_API_KEY", "--api-key-file"),
         "admin_key": _read_key(args.admin_key_file, "PRISMREC_ADMIN_KEY", "--admin-key-file"),
@@ -428,7 +436,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
         "workers": args.workers, "rate_limit": args.rate_limit, "rate_burst": args.rate_burst,
         "max_concurrent": args.max_concurrent, "max_user_events": args.max_user_events,
-        "max_event_age": args.max_event_age,
+        "max_event_age": args.max_event_age, "admin_port": args.admin_port or 0,
         "login_rate": args.login_rate, "login_burst": args.login_burst,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
@@ -455,7 +463,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "access_log": args.access_log}
     if args.workers == 1:
         settle()
-        uvicorn.run(app, **common)
+        if args.admin_port is None:
+            uvicorn.run(app, **common)
+            return 0
+        # One server, two listening sockets; the gate tells the ports apart.
+        sockets = [uvicorn.Config(app, host=host, port=port).bind_socket()
+                   for host, port in ((args.host, args.port), (args.admin_host, args.admin_port))]
+        print(f"prismrec serve: operational routes on http://{args.admin_host}:"
+              f"{args.admin_port} only", file=sys.stderr, flush=True)
+        uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=sockets)
         return 0
     live.store.close()
     # Workers get the configuration, keys included, from a file only this user can read
@@ -712,6 +728,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dashboard-key-file", metavar="PATH", help="file holding a read-only "
                    "key for the dashboard at /ui (default: $PRISMREC_DASHBOARD_KEY; the admin "
                    "key opens it too; neither: /ui off)")
+    s.add_argument("--admin-port", type=int, metavar="PORT",
+                   help="serve /metrics, /docs, /redoc and /openapi.json on this port only "
+                   "(still behind the admin key), the API and /ui on --port only; one worker "
+                   "(default: all on --port)")
+    s.add_argument("--admin-host", default="127.0.0.1",
+                   help="address the admin port binds (default 127.0.0.1)")
     s.add_argument("--rate-limit", type=float, default=0.0, metavar="PER_SECOND",
                    help="requests per second per key, per worker (token bucket; over it: 429 "
                    "with Retry-After; default 0: off)")

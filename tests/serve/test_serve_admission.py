@@ -145,3 +145,45 @@ def test_prismrec_ui_takes_its_key_from_a_private_file_never_an_argument(
         assert try_login(c, DASHBOARD).status_code == 303
         assert c.get("/ui").status_code == 200
         assert try_login(c, DASHBOARD).status_code == 429  # limited here too
+
+
+def test_with_an_admin_port_the_operational_routes_answer_there_only(
+        tiny_checkpoint, tmp_path, started):
+    from ui_server import free_port
+
+    admin_port = free_port()
+    server = UiServer(tiny_checkpoint, tmp_path / "ops.log", f"sqlite:///{tmp_path / 'o.db'}",
+                      extra=("--admin-port", str(admin_port))).wait_ready()
+    started.append(server)
+    ops = ("/metrics", "/docs", "/redoc", "/openapi.json")
+    with httpx.Client(base_url=server.url, timeout=30, headers={"X-API-Key": ADMIN}) as main:
+        for path in ops:
+            r = main.get(path)
+            assert r.status_code == 404 and "admin port" in r.json()["error"], path
+        assert main.get("/healthz").status_code == 200
+        assert main.post("/v1/events", json=events("p", [time.time()], "p")).status_code == 200
+        assert main.get("/ui/login").status_code == 200
+    admin_url = f"http://127.0.0.1:{admin_port}"
+    with httpx.Client(base_url=admin_url, timeout=30) as anyone:
+        assert anyone.get("/metrics").status_code == 401  # still behind the admin key
+    with httpx.Client(base_url=admin_url, timeout=30, headers={"X-API-Key": ADMIN}) as admin:
+        metrics = admin.get("/metrics")
+        assert metrics.status_code == 200
+        assert re.search(r"^prismrec_events_ingested_total 1\.0$", metrics.text, re.M)
+        assert admin.get("/openapi.json").json()["paths"]["/v1/events"]
+        docs = admin.get("/docs")
+        assert docs.status_code == 200
+        asset = re.search(r'src="(/docs-assets/[^"]+)"', docs.text).group(1)
+        assert admin.get(asset).status_code == 200  # the page's files come from here too
+        for path in ("/v1/users/p/recommendations", "/healthz", "/ui/login", "/v1/events"):
+            r = admin.get(path)
+            assert r.status_code == 404 and "admin port" in r.json()["error"], path
+
+
+def test_an_admin_port_is_refused_with_workers_or_on_the_main_port(tiny_checkpoint, tmp_path):
+    base = [sys.executable, "-m", "prismrec.cli", "serve", "--checkpoint", str(tiny_checkpoint),
+            "--store", f"sqlite:///{tmp_path / 'r.db'}", "--port", "8123"]
+    for extra, message in ((["--admin-port", "8123"], "other than --port 8123"),
+                           (["--admin-port", "8124", "--workers", "2"], "one worker process")):
+        done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and message in done.stderr, done.stderr

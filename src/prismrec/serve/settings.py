@@ -27,6 +27,8 @@ class ServeSettings:
     ``max_user_events`` logged events per user (0: no quota; see ``limits.LogQuota``);
     ``max_event_age`` seconds: events stamped earlier than that before the server's clock
     when they arrive are not stored (0: no limit; see ``limits.drop_too_old``).
+    ``admin_port``: when not 0, the operational routes answer only on this port and the
+    rest only on the others (``prismrec.serve.gate``); the process must listen on it.
     Dashboard logins: ``login_rate`` attempts per second per client address in bursts of
     ``login_burst`` (0: unlimited); over it ``POST /ui/login`` answers 429 + Retry-After.
     """
@@ -48,6 +50,7 @@ class ServeSettings:
     max_concurrent: int = 256  # requests in flight per process; more get 503 + Retry-After
     max_user_events: int = 0  # per-user log quota: later events are dropped, counted; 0: none
     max_event_age: float = 0.0  # seconds; older events (by timestamp) are dropped; 0: none
+    admin_port: int = 0  # serve /metrics, /docs, /openapi.json on this port only; 0: main port
     login_rate: float = 0.2  # /ui login attempts per second per client address; 0: unlimited
     login_burst: int = 20  # login attempts one address may make at once
 
@@ -79,6 +82,10 @@ class ServeSettings:
                 or not 0 <= self.max_event_age < float("inf"):
             raise ValueError(f"max_event_age must be a number of seconds >= 0 (0: no limit), "
                              f"got {self.max_event_age!r}")
+        if isinstance(self.admin_port, bool) or not isinstance(self.admin_port, int) \
+                or not 0 <= self.admin_port <= 65535:
+            raise ValueError(f"admin_port must be a port number (1-65535) or 0 for none, got "
+                             f"{self.admin_port!r}")
         if not self.max_future_seconds >= 0:
             raise ValueError(f"max_future_seconds must be >= 0, got {self.max_future_seconds}")
 
