@@ -33,8 +33,9 @@ class StreamUpdate:
     """What one ``Recommender.update`` did.
 
     ``accepted`` events were stored (their items are known); ``duplicates`` repeated an
-    ``event_id`` their user sent before (ignored; ids are per user, as in the stores); ``late`` were older than their user's latest event
-    (stored in time order; those users' states were recomputed, listed in ``recomputed``).
+    ``event_id`` their user sent before (ignored; ids are per user, as in the stores);
+    ``late`` were older than their user's latest event (stored in time order; those users'
+    states were recomputed, listed in ``recomputed``).
     ``unknown_items`` lists once each, in arrival order, the item ids the model does not
     know; ``unknown_events`` counts the events that carried them (not stored: add the items
     with ``add_items`` and send the events again).
