@@ -28,6 +28,10 @@ from prismrec.serve.settings import ServeSettings
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _HEADER = HEADER.lower().encode()
+_ON_MAIN_PORT = ("no such route on this port: the operational routes are on the admin port "
+                 "only, the API and /ui on the main port")
+_ON_ADMIN_PORT = ("this is the admin port: it serves /metrics, /docs, /redoc and "
+                  "/openapi.json only")
 
 
 class Gate:
@@ -57,10 +61,7 @@ class Gate:
             ops = role == OPS or path == ASSETS or path.startswith(ASSETS + "/")
             port = (scope.get("server") or (None, None))[1]
             if ops != (port == admin_port):
-                await send_error(send, 404, "no such route on this port: the operational "
-                                 "routes are on the admin port only, the API and /ui on "
-                                 "the main port" if ops else "this is the admin port: it "
-                                 "serves /metrics, /docs, /redoc and /openapi.json only")
+                await send_error(send, 404, _ON_MAIN_PORT if ops else _ON_ADMIN_PORT)
                 return
         given = None
         if role != OPEN:
