@@ -187,3 +187,17 @@ def test_an_admin_port_is_refused_with_workers_or_on_the_main_port(tiny_checkpoi
                            (["--admin-port", "8124", "--workers", "2"], "one worker process")):
         done = subprocess.run([*base, *extra], capture_output=True, text=True, timeout=60)
         assert done.returncode != 0 and message in done.stderr, done.stderr
+
+
+def test_the_age_cutoff_keeps_an_event_exactly_at_the_limit_and_settings_refuse_bad_values():
+    from prismrec.profile.store import Event
+    from prismrec.serve import ServeSettings
+    from prismrec.serve.limits import drop_too_old
+
+    evs = [Event("u", "i", t) for t in (89.5, 90.0, 150.0, 80.0)]
+    kept, dropped = drop_too_old(evs, max_age=10.0, now=100.0)
+    assert [e.timestamp for e in kept] == [90.0, 150.0] and dropped == 2
+    for field, bad in (("max_event_age", -1.0), ("max_event_age", float("inf")),
+                       ("login_rate", -0.1), ("login_burst", 0), ("admin_port", 70_000)):
+        with pytest.raises(ValueError, match=field):
+            ServeSettings(**{field: bad}).validate()
