@@ -424,10 +424,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not 1 <= args.admin_port <= 65535 or args.admin_port == args.port:
             raise SystemExit(f"prismrec serve: --admin-port {args.admin_port} must be a port "
                              f"number (1-65535) other than --port {args.port}")
-        if args.workers > 1:
-            raise SystemExit("prismrec serve: --admin-port works with one worker process only "
-                             "(not yet with --workers N); leave it out and the operational "
-                             "routes stay on --port behind the admin key")
     settings = {
         "api_key": _read_key(args.api_key_file, "PRISMREC_API_KEY", "--api-key-file"),
         "admin_key": _read_key(args.admin_key_file, "PRISMREC_ADMIN_KEY", "--admin-key-file"),
@@ -461,17 +457,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     common = {"host": args.host, "port": args.port, "log_level": args.log_level,
               "access_log": args.access_log}
+    if args.admin_port is not None:
+        print(f"prismrec serve: operational routes on http://{args.admin_host}:"
+              f"{args.admin_port} only", file=sys.stderr, flush=True)
     if args.workers == 1:
         settle()
         if args.admin_port is None:
             uvicorn.run(app, **common)
-            return 0
-        # One server, two listening sockets; the gate tells the ports apart.
-        sockets = [uvicorn.Config(app, host=host, port=port).bind_socket()
-                   for host, port in ((args.host, args.port), (args.admin_host, args.admin_port))]
-        print(f"prismrec serve: operational routes on http://{args.admin_host}:"
-              f"{args.admin_port} only", file=sys.stderr, flush=True)
-        uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=sockets)
+        else:  # one server, two listening sockets; the gate tells the ports apart
+            uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=_sockets(args, app))
         return 0
     live.store.close()
     # Workers get the configuration, keys included, from a file only this user can read
@@ -487,11 +481,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ.pop(name, None)
         os.environ[CONFIG_FILE_ENV] = path
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(private, "metrics")
-        uvicorn.run("prismrec.serve.worker:app_from_environ", factory=True,
-                    workers=args.workers, **common)
+        factory = "prismrec.serve.worker:app_from_environ"
+        if args.admin_port is None:
+            uvicorn.run(factory, factory=True, workers=args.workers, **common)
+        else:  # what uvicorn.run does for workers, with the admin port's socket added
+            from uvicorn.supervisors import Multiprocess
+
+            multi = uvicorn.Config(factory, factory=True, workers=args.workers, **common)
+            Multiprocess(multi, sockets=_sockets(args, factory)).run()
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return 0
+
+
+def _sockets(args: argparse.Namespace, app) -> list:
+    """The main and the admin listening sockets, bound the way uvicorn binds its own."""
+    import uvicorn
+
+    return [uvicorn.Config(app, host=host, port=port).bind_socket()
+            for host, port in ((args.host, args.port), (args.admin_host, args.admin_port))]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -730,8 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "key opens it too; neither: /ui off)")
     s.add_argument("--admin-port", type=int, metavar="PORT",
                    help="serve /metrics, /docs, /redoc and /openapi.json on this port only "
-                   "(still behind the admin key), the API and /ui on --port only; one worker "
-                   "(default: all on --port)")
+                   "(still behind the admin key), the API and /ui on --port only (default: "
+                   "all on --port)")
     s.add_argument("--admin-host", default="127.0.0.1",
                    help="address the admin port binds (default 127.0.0.1)")
     s.add_argument("--rate-limit", type=float, default=0.0, metavar="PER_SECOND",
