@@ -127,6 +127,21 @@ def test_duplicate_event_ids_are_ignored_within_and_across_batches(gru):
     np.testing.assert_array_equal(gru._states["dup"].hidden, state)
 
 
+def test_event_ids_are_per_user_so_the_same_id_from_two_users_is_applied_for_both(gru):
+    both = pd.concat([frame("idA", ["i3", "i4"], [T0, T0 + 1], ids=["e1", "e2"]),
+                      frame("idB", ["i5", "i6"], [T0, T0 + 1], ids=["e1", "e2"])])
+    result = gru.update(both)  # one batch: the same ids for two users
+    assert (result.accepted, result.duplicates) == (4, 0)
+    later = gru.update(frame("idC", ["i7"], [T0], ids=["e1"]))  # a later batch, a third user
+    assert (later.accepted, later.duplicates) == (1, 0)
+    assert history(gru, "idA")[0] == ["i3", "i4"] and history(gru, "idB")[0] == ["i5", "i6"]
+    assert history(gru, "idC")[0] == ["i7"]
+    again = gru.update(frame("idB", ["i5"], [T0 + 2], ids=["e1"]))  # the same user again
+    assert (again.accepted, again.duplicates) == (0, 1)
+    assert gru.forget("idA") is True  # forgetting one user keeps the other's ids
+    assert gru.update(frame("idB", ["i5"], [T0 + 2], ids=["e2"])).duplicates == 1
+
+
 def test_late_events_are_stored_in_time_order_and_the_state_is_recomputed(gru):
     gru.update(frame("late", ["i0", "i1", "i2"], [T0 + 10, T0 + 20, T0 + 30]))
     result = gru.update(frame("late", ["i3", "i7"], [T0 + 15, T0 + 40]))

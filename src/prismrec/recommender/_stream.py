@@ -33,8 +33,9 @@ class StreamUpdate:
     """What one ``Recommender.update`` did.
 
     ``accepted`` events were stored (their items are known); ``duplicates`` repeated an
-    ``event_id`` seen before (ignored); ``late`` were older than their user's latest event
-    (stored in time order; those users' states were recomputed, listed in ``recomputed``).
+    ``event_id`` their user sent before (ignored; ids are per user, as in the stores);
+    ``late`` were older than their user's latest event (stored in time order; those users'
+    states were recomputed, listed in ``recomputed``).
     ``unknown_items`` lists once each, in arrival order, the item ids the model does not
     know; ``unknown_events`` counts the events that carried them (not stored: add the items
     with ``add_items`` and send the events again).
@@ -73,11 +74,12 @@ def update(rec: Recommender, events: pd.DataFrame | Iterable[Mapping]) -> Stream
     s = served(rec)
     unknown: dict[str, None] = {}
     n_unknown = duplicates = 0
-    batch_ids: dict[str, str] = {}
+    batch_ids: set[tuple[str, str]] = set()  # (user, event_id): ids are per user
     per_user: dict[str, list[tuple[float, int]]] = {}
     for ev in batch:  # rule 1 (duplicates) and rule 2 (unknown items)
         eid = ev.event_id
-        if eid is not None and (eid in rec._event_ids or eid in batch_ids):
+        if eid is not None and ((ev.user, eid) in rec._event_ids
+                                or (ev.user, eid) in batch_ids):
             duplicates += 1
             continue
         idx = s.item_index.get(ev.item)
@@ -86,7 +88,7 @@ def update(rec: Recommender, events: pd.DataFrame | Iterable[Mapping]) -> Stream
             n_unknown += 1
             continue
         if eid is not None:
-            batch_ids[eid] = ev.user
+            batch_ids.add((ev.user, eid))
         per_user.setdefault(ev.user, []).append((ev.timestamp, idx))
     rec._event_ids.update(batch_ids)
     new_users = [u for u in per_user if u not in rec.users_]
@@ -140,7 +142,7 @@ def forget(rec: Recommender, user) -> bool:
     users = rec.users_.to_list()
     del users[r]
     states = {u: s for u, s in rec._states.items() if u != key}
-    event_ids = {e: u for e, u in rec._event_ids.items() if u != key}
+    event_ids = {(u, e) for u, e in rec._event_ids if u != key}
     rec.users_ = Vocab.from_list(users)
     rec.histories_ = hist.take(rest)
     rec._states, rec._event_ids, rec._own_users = states, event_ids, True

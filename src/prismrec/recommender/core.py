@@ -119,7 +119,7 @@ class Recommender:
         self._hist_base = value
         self._hist_rows: dict[int, tuple[list[int], list[float]]] = {}
         self._states: dict[str, UserState] = {}  # carried by the streaming engine
-        self._event_ids: dict[str, str] = {}  # event_id -> user, for dedup and forget
+        self._event_ids: set[tuple[str, str]] = set()  # (user, event_id): ids are per user
         self._own_users = False  # users_ may be shared (LiveProfiles): copy before growing
         self._served: Served | None = None  # the engine's view of the model, on first update
 
@@ -560,7 +560,9 @@ class Recommender:
         input for one event at a time. Events are parsed and folded by the one streaming
         engine the live service (``prismrec.profile.live``) uses too, with its rules:
 
-        - an ``event_id`` seen before (this batch or an earlier one) is a duplicate: ignored;
+        - an ``event_id`` the same user sent before (this batch or an earlier one) is a
+          duplicate: ignored. Ids are per user, as in the profile stores: another user's
+          event with the same id is applied;
         - an event whose item the model does not know is reported (``unknown_items``) and
           not stored; new users are added to ``users_`` with their first stored event;
         - a user's new events are taken in time order (ties: arrival order); each advances

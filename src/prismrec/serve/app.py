@@ -36,7 +36,7 @@ from prismrec.profile.live import LiveProfiles  # noqa: E402
 from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
 from prismrec.serve.docs import offline_docs  # noqa: E402
 from prismrec.serve.gate import Gate  # noqa: E402
-from prismrec.serve.limits import BodyLimit  # noqa: E402
+from prismrec.serve.limits import BodyLimit, RateLimiter  # noqa: E402
 from prismrec.serve.metrics import Metrics, MetricsMiddleware  # noqa: E402
 from prismrec.serve.routes import Workers, build_router  # noqa: E402
 from prismrec.serve.schemas import TOO_LARGE  # noqa: E402
@@ -107,8 +107,11 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
     offline_docs(app)
     dashboard = Dashboard(live.bundle.source, live=live, metrics=metrics, feed=feed,
                           checkpoint_dir=checkpoint_dir)
+    login_limit = (RateLimiter(settings.login_rate, settings.login_burst)
+                   if settings.login_rate > 0 else None)
     app.include_router(build_ui_router(dashboard, UiKeys(settings.admin_key,
-                                                         settings.dashboard_key)))
+                                                         settings.dashboard_key),
+                                       login_limit=login_limit))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -28,7 +28,7 @@ from prismrec.serve.auth import (
     client_guard,
 )
 from prismrec.serve.batching import Batcher, LoopBatcher, each
-from prismrec.serve.limits import LogQuota
+from prismrec.serve.limits import LogQuota, drop_too_old
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
     ErrorOut,
@@ -217,15 +217,20 @@ class Workers:
             max_batch=settings.max_request_batch, name="prismrec-recommend")
         quota = (LogQuota(live.store, settings.max_user_events)
                  if settings.max_user_events else None)
+        max_age = settings.max_event_age
 
-        def ingest(events: list[Event]) -> tuple[UpdateResult, int]:
-            """Apply the log quota (on this one thread, so exact in this process), then log."""
-            if quota is None:
-                return live.update(events), 0
-            kept, over = quota.split(events)
-            return live.update(kept), over
+        def ingest(events: list[Event]) -> tuple[UpdateResult, int, int]:
+            """Drop events past the age limit, apply the log quota to the rest (on this one
+            thread, so exact in this process), then log. Returns (result, over quota, too
+            old)."""
+            too_old = over = 0
+            if max_age:
+                events, too_old = drop_too_old(events, max_age, time.time())
+            if quota is not None:
+                events, over = quota.split(events)
+            return live.update(events), over, too_old
 
-        self.ingest: Batcher[list[Event], tuple[UpdateResult, int]] = Batcher(
+        self.ingest: Batcher[list[Event], tuple[UpdateResult, int, int]] = Batcher(
             each(ingest), window=0.0, max_batch=1, name="prismrec-ingest")
 
     def close(self) -> None:
@@ -274,8 +279,9 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 _check_id(v, f"events[{i}].{what}")
             events.append(Event(user, e.item, float(e.timestamp), e.event,
                                 None if e.value is None else float(e.value), eid))
-        result, over_quota = await workers.ingest.submit(events)
+        result, over_quota, too_old = await workers.ingest.submit(events)
         metrics.inc("prismrec_events_over_quota_total", over_quota)
+        metrics.inc("prismrec_events_too_old_total", too_old)
         if feed is not None:
             feed.publish(events)  # the dashboard's live page
         metrics.inc("prismrec_events_ingested_total", result.accepted)
@@ -285,7 +291,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         if unknown:
             metrics.inc("prismrec_events_unknown_item_total",
                         sum(e.item in unknown for e in events))
-        return {**result.to_dict(), "over_quota": over_quota}
+        return {**result.to_dict(), "over_quota": over_quota, "too_old": too_old}
 
     # The body model is made per service (its schema holds --max-batch); a signature with the
     # class itself, since the annotation above is a string this module cannot resolve.

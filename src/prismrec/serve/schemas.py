@@ -67,6 +67,8 @@ class IngestOut(BaseModel):
     step_cost: str
     over_quota: int = Field(0, description="events not stored: their user's log was at the "
                             "per-user quota (max_user_events)")
+    too_old: int = Field(0, description="events not stored: their timestamp was older than "
+                         "the age limit (max_event_age) when they arrived")
 
 
 class Because(BaseModel):
