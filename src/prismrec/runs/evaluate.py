@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from prismrec.errors import PrismrecError
-from prismrec.runs.data import DataSpec, Prepared, prepare
+from prismrec.runs.data import DataSpec, prepare
 
 SOURCE_FILE = "source.json"  # beside a checkpoint: the data it was trained on
 
