@@ -239,6 +239,46 @@ def test_sasrec_skip_one_split(tmp_path):
     assert ds.catalog.frame.loc["2", "movie_id"] == "661"
 
 
+def _sas_loo_fixture(tmp_path):
+    d = tmp_path / "ml-1m-sas"
+    # user 1: 1 2 3 4 ; user 2: 2 3 4 1 5 ; user 3 has two items (too short to evaluate)
+    write(d / "train/input.txt", "1 2 3 4\n2 3 4 1 5\n6 1\n")
+    write(d / "val/input.txt", "2 3 4 1 5 6\n")
+    write(d / "val/output.txt", "2\n")
+    write(d / "test/output.txt", "5\n6\n2\n")
+    return d
+
+
+def test_sasrec_loo_protocol_uses_training_rows_as_complete_sequences(tmp_path):
+    ds = sasrec.load(_sas_loo_fixture(tmp_path), protocol="loo")
+    assert ds.given_split is None
+    assert ds.sequences.to_lists() == [[0, 1, 2, 3], [1, 2, 3, 0, 4], [5, 0]]
+    assert ds.sequences.row_times(1).tolist() == [0, 1, 2, 3, 4]
+    s = ds.split()  # the default: leave-one-out on those rows
+    assert s.name == "loo"
+    assert s.test.users.tolist() == [0, 1] and s.valid.users.tolist() == [0, 1]
+    assert s.test.history.to_lists() == [[0, 1, 2], [1, 2, 3, 0]]
+    assert s.test.targets.to_lists() == [[3], [4]]
+    assert s.valid.history.to_lists() == [[0, 1], [1, 2, 3]]
+    assert s.valid.targets.to_lists() == [[2], [0]]
+    assert s.train.to_lists() == [[0, 1], [1, 2, 3], [5, 0]]
+    assert ds.info["protocol"] == "loo" and ds.info["users_too_short_to_evaluate"] == 1
+
+
+def test_sasrec_loo_protocol_has_no_given_split_and_rejects_unknown_protocols(tmp_path):
+    d = _sas_loo_fixture(tmp_path)
+    with pytest.raises(DataError, match="has no given split"):
+        sasrec.load(d, protocol="loo").split("given")
+    with pytest.raises(DataError, match="unknown protocol 'last'; choose one of skip-one, loo"):
+        sasrec.load(d, protocol="last")
+    assert sasrec.load(d).info["protocol"] == "skip-one"
+
+
+def test_sasrec_loo_protocol_through_the_registry(tmp_path):
+    ds = load_dataset("ml-1m-sas", _sas_loo_fixture(tmp_path), protocol="loo")
+    assert ds.split().test.targets.to_lists() == [[3], [4]]
+
+
 # ---------------------------------------------------------------- Amazon
 
 

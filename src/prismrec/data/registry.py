@@ -87,7 +87,8 @@ DATASETS: dict[str, DatasetInfo] = {
     "ml-1m-sas": DatasetInfo(
         "ml-1m-sas", "sasrec",
         "MovieLens 1M as preprocessed by SASRec, split as in gSASRec (no timestamps; skip-one "
-        "test because test/input.txt is missing)",
+        "test because test/input.txt is missing; protocol=loo: leave-one-out on the "
+        "train/input.txt rows)",
         sasrec.load, ("train/input.txt", "val/input.txt", "val/output.txt", "test/output.txt"),
         "https://github.com/asash/gSASRec-pytorch"),
     "amazon-scientific": DatasetInfo(
