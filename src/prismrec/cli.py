@@ -131,8 +131,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoint:
         run = evaluate_checkpoint(args.checkpoint, _spec(args), ks=args.k,
                                   split=None if args.split == "default" else args.split,
-                                  filter_seen=args.filter_seen)
+                                  filter_seen=args.filter_seen, device=args.device)
     elif args.dataset and args.model:
+        if args.device != "cpu":
+            raise PrismrecError("--device applies to --checkpoint: the baselines (pop, "
+                                "itemknn, ease) run on the CPU")
         run = evaluate_baseline(_spec(args), args.model, ks=args.k, filter_seen=args.filter_seen)
     else:
         args.parser.error("evaluate needs --dataset and --model (or --checkpoint)")
@@ -183,9 +186,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from prismrec.train.distributed import init_distributed, shutdown
 
     rank, world, local_rank = ranked
-    init_distributed(rank, world, local_rank=local_rank)  # MASTER_ADDR/PORT from torchrun
+    from prismrec.train.device import resolve_device
+
+    # NCCL when the ranks train on CUDA GPUs (one each), gloo on CPUs
+    init_distributed(rank, world, local_rank=local_rank,  # MASTER_ADDR/PORT from torchrun
+                     device=resolve_device(args.device))
     try:
-        return _train(args, main_rank=rank == 0)
+        return _train(args, main_rank=rank == 0, local_rank=local_rank)
     finally:
         shutdown()
 
@@ -202,14 +209,24 @@ def _train_config(args: argparse.Namespace) -> dict:
     return config
 
 
-def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
+def _rank_device(device: str, local_rank: int | None) -> str:
+    """Under torchrun on CUDA each rank takes GPU ``local_rank``; elsewhere ``device``."""
+    from prismrec.train.device import resolve_device
+
+    dev = resolve_device(device)
+    return f"cuda:{local_rank}" if dev.type == "cuda" and local_rank is not None else str(dev)
+
+
+def _train(args: argparse.Namespace, main_rank: bool = True,
+           local_rank: int | None = None) -> int:
     from prismrec.runs import train_model
 
     _threads(args.threads)
     run = train_model(_spec(args), args.model, args.out, model_config=args.model_config,
                       train_config=_train_config(args), log_dir=args.log_dir,
                       refit=args.refit, text=args.text, blend=args.blend,
-                      filter_seen=args.filter_seen, main_rank=main_rank)
+                      filter_seen=args.filter_seen, main_rank=main_rank,
+                      device=_rank_device(args.device, local_rank))
     if not main_rank:  # torchrun: rank 0 prints and writes
         return 0
     _print(run)
@@ -236,7 +253,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                                              if x.strip()]
     frame, doc = recommend_from_checkpoint(
         args.checkpoint, user=args.user, items=items, k=args.k, filter_seen=args.filter_seen,
-        diversity=args.diversity, mute=args.mute, boost=args.boost, explain=args.explain)
+        diversity=args.diversity, mute=args.mute, boost=args.boost, explain=args.explain,
+        device=args.device)
     if args.json:
         doc["recommendations"] = json.loads(frame.to_json(orient="records"))
         print(json.dumps(doc))
@@ -404,7 +422,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "login_rate": args.login_rate, "login_burst": args.login_burst,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
-                          threads=args.threads, settings=settings)
+                          threads=args.threads, settings=settings, device=args.device)
     try:
         app = build(config)  # refuses a corrupt or other-version checkpoint before listening
     except ValueError as exc:
@@ -504,6 +522,14 @@ def _strict_arg(s: argparse.ArgumentParser) -> None:
                    "and reports how many")
 
 
+def _device_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="where the model, batches and score tables live while training and "
+                   "scoring (default cpu; auto: CUDA when torch sees a GPU; cuda without one "
+                   "stops with an error). On CUDA GPUs with bf16 the encoder runs under bf16 "
+                   "autocast. Streaming, explanations and profiles run on the CPU")
+
+
 def _data_args(s: argparse.ArgumentParser, *, required: bool = True) -> None:
     g = s.add_argument_group("data")
     g.add_argument("--dataset", required=required,
@@ -578,6 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="remove items the user already interacted with before ranking "
                    "(default: on; RecBole's sequential figures are unfiltered)")
     s.add_argument("-k", "--k", type=_ks, default=(10, 20, 50), help="cut-offs, e.g. 10,20,50")
+    _device_arg(s)
     s.add_argument("--json", help="write the result document to this file")
     s.set_defaults(func=cmd_evaluate)
 
@@ -615,6 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which test metrics go under 'metrics' in --json")
     s.add_argument("--json", help="write the result document to this file")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
+    _device_arg(s)
     s.add_argument("--nproc", type=_POSITIVE, default=1,
                    help="data-parallel processes on this machine (relaunches under torchrun; "
                    "--threads is shared among them). For several machines start "
@@ -645,6 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--user: interest ids whose share of the list is raised")
     s.add_argument("--json", action="store_true", help="print a JSON document instead of a "
                    "table: user, components, fallback, recommendations")
+    _device_arg(s)
     s.add_argument("--threads", type=_POSITIVE, default=2,
                    help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_recommend)
@@ -751,6 +780,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "flagged by late events")
     s.add_argument("--threads", type=int, default=1,
                    help="torch threads per worker (default 1: requests run in parallel)")
+    _device_arg(s)
     s.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,

@@ -36,3 +36,7 @@ def require(module: str, extra: str):
         raise MissingExtraError(
             f"{module} is needed for this; install it with: pip install 'prismrec[{extra}]'"
         ) from exc
+
+
+class DeviceError(PrismrecError, ValueError):
+    """A device that does not exist here was asked for (``cuda`` without a CUDA GPU)."""

@@ -35,6 +35,7 @@ from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
 from prismrec.train.config import TrainConfig
+from prismrec.train.device import resolve_device
 from prismrec.train.inference import encode_sequences, score_sequences
 from prismrec.train.trainer import Trainer, TrainResult
 
@@ -80,23 +81,37 @@ class Recommender:
     choose the EASE ``lam``, the history recency ``decay`` and the blend weight on validation
     over ``BlendConfig()``'s grid; a dict or ``BlendConfig`` for another grid. The choice
     and its validation table are in ``blend_``; the fitted part is ``item_item_``.
+
+    ``device`` (``"cpu"``, the default; ``"cuda"``; ``"auto"``: CUDA when there is a GPU)
+    is where training, validation and the batch scoring of ``score`` and ``recommend`` run
+    (``prismrec.train.device``); ``model_`` itself stays on the CPU between calls, and the
+    blend, streaming, explanations and profiles run on the CPU. ``"cuda"`` where torch sees
+    no CUDA GPU raises ``DeviceError`` (a ``ValueError``).
     """
 
     def __init__(self, model: str = "lstm", *,
                  model_config: EncoderConfig | dict | None = None,
                  train_config: TrainConfig | dict | None = None,
                  log_dir: str | Path | None = None,
-                 blend: bool | str | dict | BlendConfig | None = None) -> None:
+                 blend: bool | str | dict | BlendConfig | None = None,
+                 device: str = "cpu") -> None:
         self.model = model
         self.model_config = model_config
         self.train_config = train_config
         self.log_dir = log_dir
         self.blend = blend
+        self.device = device
 
     def get_params(self) -> dict[str, Any]:
         return {"model": self.model, "model_config": self.model_config,
                 "train_config": self.train_config, "log_dir": self.log_dir,
-                "blend": self.blend}
+                "blend": self.blend, "device": self.device}
+
+    @property
+    def device_(self) -> torch.device:
+        """``device`` resolved (``"auto"`` → ``cuda`` or ``cpu``); raises ``DeviceError``
+        for a device this machine lacks."""
+        return resolve_device(self.device)
 
     def __repr__(self) -> str:
         if self.blend is None or self.blend is False:
@@ -293,9 +308,10 @@ class Recommender:
                          f"the EASE blend on {len(items):,} items"
                          + (" with item text" if text_vectors is not None else ""))
         tc = self._train_config()
+        device = self.device_  # refuse a missing GPU before building anything
         self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
-        self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir).fit(self.model_, train,
-                                                                         valid)
+        self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir, device=device).fit(
+            self.model_, train, valid)
         _reset_untrained(self.model_, train)
         self.users_, self.items_, self.histories_ = users, items, histories
         self.train_config_ = tc
@@ -318,8 +334,8 @@ class Recommender:
         weights validation chose, its item-item part is refitted on ``full`` too."""
         epochs = max(1, self.result_.best_epoch)
         self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding)
-        self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir).fit(
-            self.model_, full, None)
+        self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir,
+                                     device=self.device_).fit(self.model_, full, None)
         _reset_untrained(self.model_, full)
         if self.item_item_ is not None:
             _blend.refit_item_item(self, full)
@@ -337,7 +353,7 @@ class Recommender:
         if histories.n_events and (histories.items.min() < 0
                                    or histories.items.max() >= len(self.items_)):
             raise DataError(f"history items must be indices in [0, {len(self.items_)})")
-        scores = score_sequences(self.model_, histories)  # (B, N)
+        scores = score_sequences(self.model_, histories, device=self.device_)  # (B, N)
         return _blend.blended(self, scores, histories).numpy()
 
     def _top(self, scores: torch.Tensor, seen: Sequences | None, k: int) -> tuple:
@@ -405,7 +421,7 @@ class Recommender:
                                                  filter_seen, mute, boost)
         hist = self._take(rows)
         if not any(u in self._states for u in user_ids):
-            scores = score_sequences(self.model_, hist)
+            scores = score_sequences(self.model_, hist, device=self.device_)
         else:
             scores = self._score_with_states(user_ids, hist)
         scores = _blend.blended(self, scores, hist)
@@ -481,7 +497,8 @@ class Recommender:
         if times is not None and len(times) != len(idx):
             raise ValueError(f"{len(idx)} items but {len(times)} times")
         hist = Sequences.from_lists([idx], None if times is None else [times])
-        scores = _blend.blended(self, score_sequences(self.model_, hist), hist)
+        scores = score_sequences(self.model_, hist, device=self.device_)  # (1, N)
+        scores = _blend.blended(self, scores, hist)
         values, indices = self._top(scores, hist if filter_seen else None, k)
         if not explain:
             return self._frame(None, values, indices)
@@ -643,8 +660,11 @@ class Recommender:
         return _persist.save(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
+    def load(cls, path: str | Path, *, device: str = "cpu") -> Recommender:
         """A fitted Recommender from ``save``'s folder; needs no training data.
+
+        The weights load onto the CPU whatever device wrote them; ``device`` is where
+        scoring runs afterwards (as in ``Recommender(device=...)``).
 
         Checkpoints written before catalogues and text were saved load with
         ``catalog_``, ``text_encoder_`` and ``text_template_`` set to None; those written
@@ -652,5 +672,8 @@ class Recommender:
         before the training record was kept load with ``training_`` None (``evaluate
         --checkpoint`` then refuses them: it cannot tell which cases the model saw).
         """
-        return _persist.load(cls, path)
+        resolve_device(device)  # refuse a missing GPU before reading anything
+        rec = _persist.load(cls, path)
+        rec.device = device
+        return rec
 

@@ -68,18 +68,19 @@ def source_spec(checkpoint: str | Path, spec: DataSpec | None) -> DataSpec:
 
 def evaluate_checkpoint(checkpoint: str | Path, spec: DataSpec | None = None, *,
                         split: str | None = None, ks: tuple[int, ...] = (10, 20, 50),
-                        filter_seen: bool = True) -> EvalRun:
+                        filter_seen: bool = True, device: str = "cpu") -> EvalRun:
     """Score a saved model on the test cases of the data it was trained on (``spec``: other
     data; ``split``: another split of the recorded data).
 
     Only cases the model neither trained on nor used for model selection are scored (its
     training record says which); when none are left it refuses and says what to run instead.
+    ``device`` is where the model scores (``Recommender(device=...)``).
     """
     from prismrec.eval import evaluate, popularity
     from prismrec.recommender import Recommender
     from prismrec.recommender._provenance import unseen_cases
 
-    rec = Recommender.load(checkpoint)
+    rec = Recommender.load(checkpoint, device=device)
     spec = source_spec(checkpoint, spec)
     if split is not None:
         spec = replace(spec, split=split)

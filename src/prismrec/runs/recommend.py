@@ -13,13 +13,15 @@ def recommend_from_checkpoint(checkpoint: str | Path, *, user: str | None = None
                               items: list[str] | None = None, k: int = 10,
                               filter_seen: bool = True, diversity: float | None = None,
                               mute: list[int] | None = None, boost: list[int] | None = None,
-                              explain: bool = True) -> tuple[pd.DataFrame, dict]:
+                              explain: bool = True,
+                              device: str = "cpu") -> tuple[pd.DataFrame, dict]:
     """Top-``k`` for a known ``user`` or for a history of ``items`` (oldest first).
 
     Returns the list (the columns of ``Recommender.recommend``, without ``user``; a
     ``title`` column whenever the model's catalogue has titles, explained or not) and a
     document with ``user``/``items``, ``components`` and ``fallback``. ``diversity``,
-    ``mute`` and ``boost`` steer a known user's interests.
+    ``mute`` and ``boost`` steer a known user's interests. ``device`` is where the model
+    scores (``Recommender(device=...)``).
     """
     from prismrec.recommender import Recommender
 
@@ -28,7 +30,7 @@ def recommend_from_checkpoint(checkpoint: str | Path, *, user: str | None = None
     if user is None and (mute or boost or diversity is not None):
         raise PrismrecError("--mute, --boost and --diversity steer a known user's interests: "
                             "use them with --user")
-    rec = Recommender.load(checkpoint)
+    rec = Recommender.load(checkpoint, device=device)
     doc: dict = {"user": user}
     if user is not None:
         frame = rec.recommend(user, k=k, filter_seen=filter_seen, diversity=diversity,

@@ -29,14 +29,16 @@ class TrainRun:
 def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
           model_config: dict | None = None, train_config: dict | None = None,
           log_dir: str | Path | None = None, refit: bool = False, text: bool = False,
-          blend: bool = False, filter_seen: bool = True, main_rank: bool = True) -> TrainRun:
+          blend: bool = False, filter_seen: bool = True, main_rank: bool = True,
+          device: str = "cpu") -> TrainRun:
     """Train ``model`` on ``spec``'s split (early stopping on validation), score the test
     cases with seen items filtered and unfiltered, and save the model to ``out``.
 
     ``text`` encodes the catalogue's item text (``id+text`` embedding); ``blend`` mixes in
     EASE item-item scores chosen on validation; ``refit`` retrains on train + validation
     for the chosen epochs. Under several data-parallel ranks only ``main_rank`` evaluates
-    and saves; the others return an empty run.
+    and saves; the others return an empty run. ``device`` is where training and test
+    scoring run (``Recommender(device=...)``).
     """
     from prismrec.eval import evaluate, popularity
     from prismrec.recommender import Recommender
@@ -49,7 +51,7 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
         raise DataError(f"{dataset.name} has no item catalogue, so there is no text to "
                         "train with: drop --text")
     rec = Recommender(model, model_config=model_config, train_config=train_config,
-                      log_dir=log_dir, blend=True if blend else None)
+                      log_dir=log_dir, blend=True if blend else None, device=device)
     rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=refit,
                   text=True if text else "auto", histories=dataset.sequences)
     if not main_rank:  # torchrun: rank 0 evaluates, prints and writes the checkpoint
@@ -68,7 +70,8 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
     missing = getattr(rec, "text_missing_", {})
     lines = [f"{model} on {dataset.name} ({split.name} split): best epoch {r.best_epoch} "
              f"of {r.epochs}, {r.seconds_per_epoch:.1f} s/epoch, {r.seconds_to_best:.0f} s "
-             f"to best (stopped by {_stop_reason(r)}; loss {_loss_text(rec)})"]
+             f"to best (stopped by {_stop_reason(r)}; loss {_loss_text(rec)}; "
+             f"device {rec.device_})"]
     if text:
         lines.append(f"  item text: {rec.text_encoder_['name']}" + (
             "; trained with empty text: " + ", ".join(
@@ -87,6 +90,7 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
     if saved is not None:
         lines.append(f"saved to {saved}")
     doc = {"dataset": dataset.name, "split": split.name, "model": model,
+           "device": str(rec.device_),
            "metrics": metrics["filtered" if filter_seen else "unfiltered"],
            "filter_seen": filter_seen, "all_metrics": metrics,
            "training": r.to_dict(),

@@ -3,6 +3,7 @@
 from prismrec.train.batching import Batch, TrainBatches, event_gaps
 from prismrec.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from prismrec.train.config import TrainConfig
+from prismrec.train.device import resolve_device
 from prismrec.train.distributed import (
     DistContext,
     bf16_supported,
@@ -32,6 +33,7 @@ __all__ = [
     "init_distributed",
     "load_checkpoint",
     "rank_metrics",
+    "resolve_device",
     "save_checkpoint",
     "score_sequences",
     "shutdown",

@@ -79,6 +79,14 @@ class Batch:
     def n_events(self) -> int:
         return int(self.lengths.sum())
 
+    def to(self, device: torch.device) -> Batch:
+        """The same batch on ``device`` (itself when it is there already)."""
+        if self.inputs.device == device:
+            return self
+        return Batch(self.inputs.to(device), self.targets.to(device),
+                     None if self.gaps is None else self.gaps.to(device),
+                     self.lengths.to(device))
+
 
 class TrainBatches:
     """Samples of a training set and their batches for one epoch at a time."""

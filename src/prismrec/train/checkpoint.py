@@ -30,6 +30,7 @@ import prismrec
 from prismrec.errors import CheckpointError
 from prismrec.models import MODELS, SequenceEncoder
 from prismrec.train.config import TrainConfig
+from prismrec.train.device import resolve_device
 
 FORMAT = "prismrec-checkpoint"
 FORMAT_VERSION = 1
@@ -121,9 +122,16 @@ def _read_doc(path: Path) -> dict:
     return doc
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read a checkpoint folder; validates everything before building the model."""
+def load_checkpoint(path: str | Path, *,
+                    device: str | torch.device | None = None) -> Checkpoint:
+    """Read a checkpoint folder; validates everything before building the model.
+
+    The weights are saved from the CPU and read onto the CPU, so a checkpoint written on any
+    device loads anywhere; ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``) then moves the
+    model there (``extra`` tensors stay on the CPU).
+    """
     path = Path(path)
+    target = None if device is None else resolve_device(device)
     doc = _read_doc(path)
     if _sha256(path / WEIGHTS) != doc["sha256"]:
         raise CheckpointError(
@@ -162,5 +170,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         )
     model.load_state_dict({k[6:]: tensors[k] for k in expected})
     model.eval()
+    if target is not None:
+        model.to(target)
     extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return Checkpoint(model, train_config, dict(doc.get("meta") or {}), extra, doc)

@@ -127,7 +127,10 @@ class DistContext:
         """Element-wise sum over ranks (float64); the values themselves when alone."""
         if not self.active:
             return values
-        t = torch.tensor(values, dtype=torch.float64)
+        # NCCL reduces CUDA tensors only; gloo the CPU's
+        on = (torch.device("cuda", torch.cuda.current_device())
+              if dist.get_backend() == "nccl" else torch.device("cpu"))
+        t = torch.tensor(values, dtype=torch.float64, device=on)
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         return tuple(t.tolist())
 
@@ -183,12 +186,13 @@ class StepRunner:
         self.amp = amp and bf16_supported(device)
         if amp and not self.amp:
             log.warning("amp=True but %s has no native bf16: training in float32", device)
-        self.device_type = device.type
+        self.device_type, self.device = device.type, device
         wrapped = _Forward(model)
         if ctx.active:
             from torch.nn.parallel import DistributedDataParallel
 
-            wrapped = DistributedDataParallel(wrapped)
+            wrapped = DistributedDataParallel(  # one GPU per process on CUDA
+                wrapped, device_ids=[device] if device.type == "cuda" else None)
         self._call = wrapped
 
     def _autocast(self):
@@ -213,13 +217,16 @@ class StepRunner:
         Its loss is weighted 0: it exists so the rank joins DDP's gradient all-reduce and
         draws the step's sampled negatives like the others.
         """
-        x = torch.zeros((1, 1), dtype=torch.int64)
-        lengths = torch.ones(1, dtype=torch.int64)
+        on = self.device
+        x = torch.zeros((1, 1), dtype=torch.int64, device=on)
+        lengths = torch.ones(1, dtype=torch.int64, device=on)
         gaps = None if self.model.gap_emb is None else torch.full((1, 1), -1.0,
-                                                                   dtype=torch.float64)
+                                                                   dtype=torch.float64,
+                                                                   device=on)
         if self.recurrent:
             hidden, _ = self.run(x, lengths, gaps, None, exact_state=False)
         else:
             hidden = self(x, lengths, gaps)
-        targets = torch.zeros((1,) if future == 1 else (1, future), dtype=torch.int64)
+        targets = torch.zeros((1,) if future == 1 else (1, future), dtype=torch.int64,
+                              device=on)
         return hidden[:, 0], targets

@@ -4,6 +4,10 @@ Recurrent models read each full history (their training covers whole histories t
 truncated BPTT); windowed models read the last ``model.max_len`` events. Rows are grouped
 by length and batches are capped in events, so a few very long histories cost no more
 memory than many short ones.
+
+``device`` (None: where the model is) is where the forward passes and scores run; the model
+is moved there for the call (``prismrec.train.device.placed``) and the result comes back on
+the model's own device.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from prismrec.data.sequences import Sequences
 from prismrec.models.base import SequenceEncoder
 from prismrec.train.batching import event_gaps, length_batches
+from prismrec.train.device import placed
 
 BATCH_EVENTS = 131_072  # padded events per forward pass: (B*T*D) floats stay ~32 MB at D=64
 
@@ -28,26 +33,39 @@ def _windowed(model: SequenceEncoder, seqs: Sequences) -> tuple[Sequences, np.nd
 
 @torch.no_grad()
 def encode_sequences(model: SequenceEncoder, seqs: Sequences, *,
-                     batch_events: int = BATCH_EVENTS) -> torch.Tensor:
+                     batch_events: int = BATCH_EVENTS,
+                     device: torch.device | None = None) -> torch.Tensor:
     """User vector of every row, (R, D) float32, in row order; an empty row gives zeros."""
     was_training = model.training
     model.eval()
     try:
-        win, gaps = _windowed(model, seqs)
-        out = torch.zeros(len(win), model.dim)
-        for rows, x, lens, g in length_batches(win, gaps, batch_events):
-            out[torch.from_numpy(rows)] = model.encode(x, lens, g)
-        return out
+        home = next(model.parameters()).device
+        with placed(model, device) as dev:
+            return _encode(model, seqs, batch_events, dev).to(home)
     finally:
         model.train(was_training)
 
 
+def _encode(model: SequenceEncoder, seqs: Sequences, batch_events: int,
+            device: torch.device) -> torch.Tensor:
+    win, gaps = _windowed(model, seqs)
+    out = torch.zeros(len(win), model.dim, device=device)  # (R, D)
+    for rows, x, lens, g in length_batches(win, gaps, batch_events):
+        g = None if g is None else g.to(device)
+        out[torch.from_numpy(rows).to(device)] = model.encode(
+            x.to(device), lens.to(device), g).float()
+    return out
+
+
 @torch.no_grad()
-def score_sequences(model: SequenceEncoder, seqs: Sequences) -> torch.Tensor:
+def score_sequences(model: SequenceEncoder, seqs: Sequences, *,
+                    device: torch.device | None = None) -> torch.Tensor:
     """Every item's score for every row, (R, N) float32."""
     was_training = model.training
     model.eval()
     try:
-        return model.score_all(encode_sequences(model, seqs))
+        home = next(model.parameters()).device
+        with placed(model, device) as dev:
+            return model.score_all(_encode(model, seqs, BATCH_EVENTS, dev)).to(home)
     finally:
         model.train(was_training)

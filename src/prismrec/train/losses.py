@@ -77,7 +77,8 @@ def _mask_out(logits: torch.Tensor, exclude: torch.Tensor, targets: torch.Tensor
 
 def target_weights(targets: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
     """(M, K) targets with -1 padding → weights decay**j over real targets, summing to 1."""
-    w = (targets >= 0).float() * decay ** torch.arange(targets.shape[1], dtype=torch.float32)
+    w = (targets >= 0).float() * decay ** torch.arange(
+        targets.shape[1], dtype=torch.float32, device=targets.device)
     return w / w.sum(1, keepdim=True).clamp(min=1e-12)
 
 
@@ -129,8 +130,10 @@ class SampledSoftmax:
         else:
             neg = torch.multinomial(self.probs, self.n_negatives, replacement=True,
                                     generator=self.generator)  # (S,)
-        pos = (hidden * table[targets]).sum(-1) - self.log_q[targets]  # (M,)
-        negl = hidden @ table[neg].T - self.log_q[neg]  # (M, S)
+        neg = neg.to(table.device)  # drawn on the CPU, from the seeded generator
+        log_q = self.log_q.to(table.device)
+        pos = (hidden * table[targets]).sum(-1) - log_q[targets]  # (M,)
+        negl = hidden @ table[neg].T - log_q[neg]  # (M, S)
         if bias is not None:
             pos = pos + bias[targets]
             negl = negl + bias[neg]

@@ -29,7 +29,8 @@ from prismrec.models._recurrent import detach_state, take_state
 from prismrec.models.base import SequenceEncoder, padding_mask
 from prismrec.train.batching import Batch, TrainBatches, recent_inputs
 from prismrec.train.config import TrainConfig
-from prismrec.train.distributed import DistContext, StepRunner
+from prismrec.train.device import placed, resolve_device
+from prismrec.train.distributed import DistContext, StepRunner, bf16_supported
 from prismrec.train.losses import SampledSoftmax, full_ce
 from prismrec.train.validation import rank_metrics
 
@@ -105,10 +106,17 @@ def _epoch_line(name: str, row: dict, epochs: int) -> str:
 
 
 class Trainer:
-    """Trains any ``prismrec.models`` model on training sequences with ``fit``."""
+    """Trains any ``prismrec.models`` model on training sequences with ``fit``.
+
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``; None: where the model is) is where the
+    model, batches, losses and validation scores live during ``fit``; the model goes back
+    to its own device afterwards (``prismrec.train.device``). On a CUDA GPU with native bf16
+    the encoder runs under bf16 autocast, as ``amp=True`` asks for elsewhere.
+    """
 
     def __init__(self, config: TrainConfig | dict | None = None, *,
-                 log_dir: str | Path | None = None) -> None:
+                 log_dir: str | Path | None = None,
+                 device: str | torch.device | None = None) -> None:
         if config is None:
             config = TrainConfig()
         elif isinstance(config, dict):
@@ -116,6 +124,7 @@ class Trainer:
         config.validate()
         self.config = config
         self.log_dir = None if log_dir is None else Path(log_dir)
+        self.device = None if device is None else resolve_device(device)
 
     def fit(self, model: SequenceEncoder, train: Sequences,
             valid: EvalCases | None = None) -> TrainResult:
@@ -135,14 +144,15 @@ class Trainer:
                 from torch.utils.tensorboard import SummaryWriter
 
                 writer = SummaryWriter(str(self.log_dir))
-            return self._fit(model, train, valid, writer)
+            with placed(model, self.device) as device:
+                return self._fit(model, train, valid, writer, device)
         finally:
             if writer is not None:
                 writer.close()
             torch.set_num_threads(threads)
 
     def _fit(self, model: SequenceEncoder, train: Sequences, valid: EvalCases | None,
-             writer) -> TrainResult:
+             writer, device: torch.device) -> TrainResult:
         c = self.config
         torch.manual_seed(c.seed)
         rng = np.random.default_rng(c.seed)
@@ -164,7 +174,8 @@ class Trainer:
         # [distributed] data-parallel when a process group is up (see distributed.py); the
         # runner calls the encoder through DDP and, with c.amp, under bf16 autocast
         shard = DistContext.current()
-        runner = StepRunner(model, shard, amp=c.amp)
+        amp = c.amp or (device.type == "cuda" and bf16_supported(device))
+        runner = StepRunner(model, shard, amp=amp)
         best_state, best_epoch, best_metrics = None, 0, {}
         best_value, bad, history, stopped = -np.inf, 0, [], "epochs"
         t_fit, train_seconds, to_best, step = time.perf_counter(), 0.0, 0.0, 0
@@ -181,6 +192,7 @@ class Trainer:
                 # [distributed] this rank's rows of each global batch (all rows when alone)
                 # and the global positions of every step; all ranks take the same steps
                 for batch, totals in shard.epoch(batches, rng, c.tbptt, model.recurrent):
+                    batch = None if batch is None else batch.to(device)
                     seen = (recent_inputs(batch.inputs, c.exclude_seen)
                             if c.exclude_seen and batch is not None else None)
                     chunks = iter(()) if batch is None else chunk_steps(runner, batch, c.tbptt)
