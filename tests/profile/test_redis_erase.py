@@ -67,4 +67,4 @@ def test_a_store_with_global_event_ids_is_migrated_on_open(redis_store_url):
         assert store.append_events([Event("bob", "i4", 4.0, event_id="shared")]).accepted == 1
         assert store.append_events([Event("bob", "i4", 4.0, event_id="b1")]).duplicates == 1
     with redis.Redis.from_url(redis_store_url) as r:
-        assert not r.exists(b"prismrec:eids") and r.get(b"prismrec:schema") == b"2"
+        assert not r.exists(b"prismrec:eids") and r.get(b"prismrec:schema") == b"3"
