@@ -115,7 +115,9 @@ def test_the_recommendation_route_is_documented_with_its_parameters_and_key(clie
     op = doc["paths"]["/v1/users/{user}/recommendations"]["get"]
     assert [(p["name"], p["in"]) for p in op["parameters"]] == [
         ("user", "path"), ("k", "query"), ("diversity", "query"), ("exclude", "query"),
-        ("filter_seen", "query")]
+        ("filter_seen", "query"), ("explain", "query"), ("mute", "query"), ("boost", "query")]
+    explain = next(p for p in op["parameters"] if p["name"] == "explain")
+    assert explain["schema"]["default"] is False and "O(history)" in explain["description"]
     assert all(p["description"] for p in op["parameters"])
     assert op["security"] == doc["paths"]["/v1/events"]["post"]["security"]
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(

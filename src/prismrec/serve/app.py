@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
 import prismrec  # noqa: E402
+from prismrec.explain.live_interests import LiveInterests  # noqa: E402
 from prismrec.profile.live import LiveProfiles  # noqa: E402
 from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
 from prismrec.serve.docs import offline_docs  # noqa: E402
@@ -102,10 +103,12 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
                   "Send the key in the X-API-Key header.")
     app.state.live, app.state.settings, app.state.metrics = live, settings, metrics
     app.state.workers = workers
-    app.include_router(build_router(live, settings, metrics, workers, feed=feed))
+    interests = LiveInterests(live.recommender, live.store)  # catalogue text: built once
+    app.include_router(build_router(live, settings, metrics, workers, feed=feed,
+                                    interests=interests))
     offline_docs(app)
     dashboard = Dashboard(live.recommender, live=live, metrics=metrics, feed=feed,
-                          checkpoint_dir=checkpoint_dir)
+                          checkpoint_dir=checkpoint_dir, interests=interests)
     app.include_router(build_ui_router(dashboard, UiKeys(settings.admin_key,
                                                          settings.dashboard_key)))
 
