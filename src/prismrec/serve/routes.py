@@ -333,7 +333,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
             "parameters": [user_parameter, *RecommendQuery.openapi_parameters()]})
 
     @router.get("/v1/users/{user}/profile", dependencies=client, responses=ERRORS,
-                tags=["users"], response_model=ProfileOut)
+                tags=["users"], response_model=ProfileOut, response_model_exclude_unset=True)
     def profile(user: UserId, timeline: Annotated[bool, Query(description=(
             "add each interest's weight after every history event, and the events"))] = False
                 ) -> dict:
