@@ -6,11 +6,11 @@
 A GRU with an interest head (K=3, dim 32, 1 epoch: this measures cost, not quality) over a
 synthetic catalogue of each ``--items`` size (to show what grows with the catalogue); live
 users with ``--history`` logged events each in a SQLite store. For each history length, the
-median wall time of one request of: the plain route's work
-(``LiveProfiles.recommendations``: the stored state scored), the stored-preference read
-every request makes, ``explain=true`` (the history read through the model, the profile, and one scoring pass per distinct history item for the reasons),
-``mute=`` (the list composed from the interests, explained), and the profile document.
-One thread (torch.set_num_threads(1)), as the service's request threads run.
+median wall time of one request of: the plain route's work (``LiveProfiles.recommendations``:
+the stored state scored), the stored-preference read every request makes, ``explain=true``
+(the history read through the model, the profile, and one scoring pass per distinct history
+item for the reasons), ``mute=`` (the list composed from the interests, explained), and the
+profile document. One thread (torch.set_num_threads(1)), as the service's request threads run.
 """
 
 from __future__ import annotations
