@@ -60,7 +60,7 @@ def naive_scores(live, user: str, k: int):
     from prismrec.data.sequences import Sequences
     from prismrec.train.inference import score_sequences
 
-    row = live._training_row(user)
+    row = live.served.known_row(user)
     items = [] if row is None else row[0].tolist()
     times = [] if row is None else row[1].tolist()
     for e in live.store.events(user):
@@ -557,8 +557,8 @@ loop: the `serve` extra installs both), torch with {SERVE_THREADS} thread; for t
 says so, `prismrec serve --workers 2`: two such processes on the same SQLite file. The two hot
 routes are async. Recommendation requests that reach the event loop together are computed as one
 batch, one batch at a time (`prismrec.serve.batching.LoopBatcher`,
-`LiveProfiles.start_recommendations`: checks, store reads and reasons on the loop; one (B, D) x
-(D, N) product with a transposed item table and one block top-k over the batch on a scoring
+`LiveProfiles.start_recommendations`: checks and reasons on the loop; the store reads, one
+(B, D) x (D, N) product with a transposed item table and one block top-k over the batch on a scoring
 thread, which frees the loop meanwhile), and their route reads its own query instead of
 FastAPI's per-request parameter solving (`prismrec.serve.routes.PlainRoute`); ingest batches run
 on one worker thread. Clients: one asyncio process on the same machine with 10 keep-alive

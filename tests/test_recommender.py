@@ -133,7 +133,14 @@ def test_fit_accepts_a_dataset_and_fit_split_a_split():
     split = ds.split("loo")
     rec2 = Recommender("lstm", model_config={"dim": 8}, train_config=cfg)
     assert rec2.fit_split(split, ds.users, ds.items) is rec2
-    assert rec2.histories_ is split.train and rec2.result_.epochs == 2
+    assert rec2.result_.epochs == 2
+    # histories_ are the full histories (the split's test history plus its target), not the
+    # training rows; training_ says where training stopped
+    assert np.array_equal(rec2.histories_.items, ds.sequences.items)
+    assert np.array_equal(rec2.training_.train_cut, split.train.lengths)
+    rec3 = Recommender("lstm", model_config={"dim": 8}, train_config=cfg)
+    rec3.fit_split(split, ds.users, ds.items, histories=ds.sequences)
+    assert rec3.histories_ is ds.sequences
 
 
 def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(tmp_path):
@@ -146,9 +153,13 @@ def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(tmp_path):
     chosen = rec.result_.best_epoch
     assert rec.refit_result_.epochs == chosen and rec.refit_result_.best_metrics == {}
     full = split.train_and_valid()
-    assert rec.histories_.n_events == full.n_events == split.train.n_events + len(split.valid)
+    assert full.n_events == split.train.n_events + len(split.valid)
+    # the final model trained on train + validation; histories_ keep everything known
+    assert rec.training_.refit and np.array_equal(rec.training_.train_cut, full.lengths)
+    assert rec.histories_.n_events == ds.sequences.n_events
     loaded = Recommender.load(rec.save(tmp_path / "refit"))
     assert loaded.refit_result_.epochs == chosen
+    assert np.array_equal(loaded.training_.train_cut, full.lengths)
     # fit(refit=True) retrains on every event, the held-out last ones included
     again = Recommender("gru", model_config={"dim": 8}, train_config=cfg).fit(ds, refit=True)
     assert again.refit_result_.epochs == again.result_.best_epoch

@@ -84,14 +84,15 @@ def test_streaming_event_by_event_scores_like_the_whole_history_in_one_batch(mod
 
 def test_each_new_event_is_one_step_from_the_carried_state(gru):
     gru.update(frame("carry", ["i0", "i1"], [T0, T0 + 1]))
-    (carried,) = gru._states["carry"].rnn  # the GRU's h, (L, D)
-    carried = carried.clone()
+    (carried,) = gru._states["carry"].rnn  # the GRU's h, (L, D), numpy
+    carried = torch.from_numpy(carried.copy())
     rows_before = gru.histories_.n_events
     gru.update(frame("carry", ["i2"], [T0 + 2]))
     item = torch.tensor([gru.items_.index_of("i2")])
     with torch.no_grad():
         h, _ = gru.model_.eval().step(carried[:, None], item)  # state (L, 1, D)
-    torch.testing.assert_close(h[0], gru._states["carry"].hidden, atol=1e-5, rtol=0)
+    torch.testing.assert_close(h[0], torch.from_numpy(gru._states["carry"].hidden), atol=1e-5,
+                               rtol=0)
     assert gru.histories_.n_events == rows_before + 1
 
 
@@ -119,11 +120,26 @@ def test_duplicate_event_ids_are_ignored_within_and_across_batches(gru):
     ev = frame("dup", ["i4", "i1", "i1"], [T0, T0 + 1, T0 + 1], ids=["a", "b", "b"])
     first = gru.update(ev)
     assert (first.accepted, first.duplicates) == (2, 1)
-    state = gru._states["dup"].hidden.clone()
+    state = gru._states["dup"].hidden.copy()
     again = gru.update(ev)
     assert (again.accepted, again.duplicates) == (0, 3)
     assert history(gru, "dup")[0] == ["i4", "i1"]
-    assert torch.equal(gru._states["dup"].hidden, state)
+    np.testing.assert_array_equal(gru._states["dup"].hidden, state)
+
+
+def test_event_ids_are_per_user_so_the_same_id_from_two_users_is_applied_for_both(gru):
+    both = pd.concat([frame("idA", ["i3", "i4"], [T0, T0 + 1], ids=["e1", "e2"]),
+                      frame("idB", ["i5", "i6"], [T0, T0 + 1], ids=["e1", "e2"])])
+    result = gru.update(both)  # one batch: the same ids for two users
+    assert (result.accepted, result.duplicates) == (4, 0)
+    later = gru.update(frame("idC", ["i7"], [T0], ids=["e1"]))  # a later batch, a third user
+    assert (later.accepted, later.duplicates) == (1, 0)
+    assert history(gru, "idA")[0] == ["i3", "i4"] and history(gru, "idB")[0] == ["i5", "i6"]
+    assert history(gru, "idC")[0] == ["i7"]
+    again = gru.update(frame("idB", ["i5"], [T0 + 2], ids=["e1"]))  # the same user again
+    assert (again.accepted, again.duplicates) == (0, 1)
+    assert gru.forget("idA") is True  # forgetting one user keeps the other's ids
+    assert gru.update(frame("idB", ["i5"], [T0 + 2], ids=["e2"])).duplicates == 1
 
 
 def test_late_events_are_stored_in_time_order_and_the_state_is_recomputed(gru):
@@ -172,7 +188,8 @@ def test_a_list_of_records_updates_like_a_frame(gru):
     ([{"user": "x", "item": "i0"}], DataError, "timestamp is missing"),
     ([{"user": None, "item": "i0", "timestamp": T0}], DataError, "user is missing"),
     ([{"user": "x", "item": "i0", "timestamp": "soon"}], DataError, "soon"),
-    ([{"user": "x", "item": "i0", "timestamp": float("inf")}], DataError, "not finite"),
+    ([{"user": "x", "item": "i0", "timestamp": float("inf")}], DataError,
+     "must be a finite number"),
 ])
 def test_malformed_records_are_refused_and_change_nothing(gru, events, error, match):
     n_users, n_events = len(gru.users_), gru.histories_.n_events

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     from prismrec.data import load_dataset
     from prismrec.eval import evaluate, popularity
     from prismrec.recommender import Recommender
+    from prismrec.recommender._provenance import unseen_cases
 
     rec = Recommender.load(args.checkpoint)
     source = _read_source(args.checkpoint)
@@ -88,7 +90,18 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
     split_name = args.split if args.split != "default" else source.get("split", "default")
     split = dataset.split(split_name)
     _check_same_items(rec, dataset)
-    rep = evaluate(rec, split.test, ks=args.k, filter_seen=args.filter_seen,
+    unseen = unseen_cases(getattr(rec, "training_", None), dataset.sequences, split.test)
+    if len(unseen.cases) == 0:
+        raise PrismrecError(
+            f"refusing to score this checkpoint on the {split.name!r} test cases: "
+            f"{unseen.reason}, so its figures would be measured on data the model has seen. "
+            f"Train a checkpoint that holds those cases out (`prismrec train --dataset "
+            f"{name} --split {split.name} --out DIR`) and evaluate that, or evaluate a "
+            f"baseline (`prismrec evaluate --dataset {name} --model ease`)")
+    if unseen.reason:
+        print(f"scoring {len(unseen.cases)} of {unseen.total} test cases: {unseen.reason}",
+              file=sys.stderr)
+    rep = evaluate(rec, unseen.cases, ks=args.k, filter_seen=args.filter_seen,
                    item_popularity=popularity(split.train, len(dataset.items)))
     doc = {"dataset": dataset.name, "split": split.name, "model": rec.model,
            "config": {"model": rec.model_.config.to_dict(),
@@ -96,7 +109,9 @@ def _evaluate_checkpoint(args: argparse.Namespace) -> int:
            "filter_seen": args.filter_seen, "metrics": rep.metrics,
            "ci95": {k: list(v) for k, v in rep.ci.items()},
            "timings": {"train": None if rec.result_ is None else rec.result_.to_dict()},
-           "data": {**dataset.summary(), "test_cases": len(split.test)},
+           "data": {**dataset.summary(), "test_cases": len(unseen.cases),
+                    "test_cases_left_out": unseen.total - len(unseen.cases),
+                    "left_out_because": unseen.reason or None},
            "checkpoint": str(args.checkpoint)}
     _print_metrics(doc)
     _write_json(args.json, doc)
@@ -185,7 +200,8 @@ def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
     model_config = json.loads(args.model_config) if args.model_config else None
     rec = Recommender(args.model, model_config=model_config, train_config=train_config,
                       log_dir=args.log_dir)
-    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=args.refit)
+    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=args.refit,
+                  histories=dataset.sequences)
     if not main_rank:  # torchrun: rank 0 evaluates, prints and writes the checkpoint
         return 0
     popular = popularity(split.train, len(dataset.items))
@@ -365,8 +381,30 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_key(path: str | None, env: str, flag: str) -> str | None:
-    """A key from a file only its owner can read (--api-key-file), else from ``env``."""
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def _duration(text: str) -> float:
+    """``90d``, ``12h``, ``30m``, ``45s``, ``2w`` or plain seconds, as seconds (>= 0)."""
+    value = text.strip().lower()
+    scale = _UNITS.get(value[-1:], None)
+    number = value[:-1] if scale else value
+    try:
+        seconds = float(number) * (scale or 1)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: give a number >= 0 with a unit s, m, h, d or w "
+            "(90d, 12h) or plain seconds")
+    return seconds
+
+
+def _read_key(path: str | None, env: str, flag: str, command: str = "serve") -> str | None:
+    """A key from a file only its owner can read (``--api-key-file``), else from ``env``.
+
+    Keys never come from the command line (``ps`` shows it to every user of the machine).
+    """
     import os
     import stat
 
@@ -376,13 +414,15 @@ def _read_key(path: str | None, env: str, flag: str) -> str | None:
         mode = os.stat(path).st_mode
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise SystemExit(f"prismrec serve: {flag} {path}: {exc.strerror}") from None
+        raise SystemExit(f"prismrec {command}: {flag} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"prismrec {command}: {flag} {path} is not UTF-8 text") from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise SystemExit(f"prismrec serve: {flag} {path} can be read by other users "
+        raise SystemExit(f"prismrec {command}: {flag} {path} can be read by other users "
                          f"(mode {stat.S_IMODE(mode):o}); run chmod 600 {path}")
     key = text.strip()
     if not key:
-        raise SystemExit(f"prismrec serve: {flag} {path} is empty")
+        raise SystemExit(f"prismrec {command}: {flag} {path} is empty")
     return key
 
 
@@ -395,6 +435,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise SystemExit("prismrec serve: --workers must be at least 1")
+    if args.admin_port is not None:
+        if not 1 <= args.admin_port <= 65535 or args.admin_port == args.port:
+            raise SystemExit(f"prismrec serve: --admin-port {args.admin_port} must be a port "
+                             f"number (1-65535) other than --port {args.port}")
     settings = {
         "api_key": _read_key(args.api_key_file, "PRISMREC_API_KEY", "--api-key-file"),
         "admin_key": _read_key(args.admin_key_file, "PRISMREC_ADMIN_KEY", "--admin-key-file"),
@@ -403,6 +447,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "max_body_bytes": args.max_body_bytes, "max_batch": args.max_batch,
         "workers": args.workers, "rate_limit": args.rate_limit, "rate_burst": args.rate_burst,
         "max_concurrent": args.max_concurrent, "max_user_events": args.max_user_events,
+        "max_event_age": args.max_event_age, "admin_port": args.admin_port or 0,
+        "login_rate": args.login_rate, "login_burst": args.login_burst,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
                           threads=args.threads, settings=settings)
@@ -426,9 +472,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     common = {"host": args.host, "port": args.port, "log_level": args.log_level,
               "access_log": args.access_log}
+    if args.admin_port is not None:
+        print(f"prismrec serve: operational routes on http://{args.admin_host}:"
+              f"{args.admin_port} only", file=sys.stderr, flush=True)
     if args.workers == 1:
         settle()
-        uvicorn.run(app, **common)
+        if args.admin_port is None:
+            uvicorn.run(app, **common)
+        else:  # one server, two listening sockets; the gate tells the ports apart
+            uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=_sockets(args, app))
         return 0
     live.store.close()
     # Workers get the configuration, keys included, from a file only this user can read
@@ -444,27 +496,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ.pop(name, None)
         os.environ[CONFIG_FILE_ENV] = path
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(private, "metrics")
-        uvicorn.run("prismrec.serve.worker:app_from_environ", factory=True,
-                    workers=args.workers, **common)
+        factory = "prismrec.serve.worker:app_from_environ"
+        if args.admin_port is None:
+            uvicorn.run(factory, factory=True, workers=args.workers, **common)
+        else:  # what uvicorn.run does for workers, with the admin port's socket added
+            from uvicorn.supervisors import Multiprocess
+
+            multi = uvicorn.Config(factory, factory=True, workers=args.workers, **common)
+            Multiprocess(multi, sockets=_sockets(args, factory)).run()
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return 0
 
 
-def cmd_ui(args: argparse.Namespace) -> int:
-    import os
+def _sockets(args: argparse.Namespace, app) -> list:
+    """The main and the admin listening sockets, bound the way uvicorn binds its own."""
+    import uvicorn
 
+    return [uvicorn.Config(app, host=host, port=port).bind_socket()
+            for host, port in ((args.host, args.port), (args.admin_host, args.admin_port))]
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
     from prismrec.recommender import Recommender
     from prismrec.serve.ui import create_ui_app
 
-    key = args.key or os.environ.get("PRISMREC_DASHBOARD_KEY") or None
+    key = _read_key(args.key_file, "PRISMREC_DASHBOARD_KEY", "--key-file", "ui")
     if key is None:
-        raise SystemExit("prismrec ui: the dashboard needs a key: set PRISMREC_DASHBOARD_KEY "
-                         "(or pass --key) and type the same key into the login form")
+        raise SystemExit("prismrec ui: the dashboard needs a key: put it in a file only you can "
+                         "read (chmod 600) and pass --key-file PATH, or set "
+                         "PRISMREC_DASHBOARD_KEY; then type the same key into the login form")
     _threads(args.threads)
     rec = Recommender.load(args.checkpoint)
     try:
-        app = create_ui_app(rec, key, checkpoint_dir=args.checkpoint)
+        app = create_ui_app(rec, key, checkpoint_dir=args.checkpoint,
+                            login_rate=args.login_rate, login_burst=args.login_burst)
     except ValueError as exc:
         raise SystemExit(f"prismrec ui: {exc}") from None
     print(f"prismrec ui: {rec.model_.name} model from {args.checkpoint} (read-only, training "
@@ -545,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset layout name (see `prismrec datasets`)")
     s.add_argument("--data-dir", help="folder holding the dataset's files (not for synthetic)")
     s.add_argument("--model", choices=["pop", "itemknn", "ease"], help="baseline to evaluate")
-    s.add_argument("--checkpoint", help="a trained model folder (from `prismrec train`)")
+    s.add_argument("--checkpoint", help="a trained model folder (from `prismrec train`); only "
+                   "test cases it neither trained on nor used for selection are scored (it "
+                   "refuses when none are left)")
     s.add_argument("--split", default="default", choices=["default", "loo", "temporal", "given"],
                    help="default: the dataset's own split if it ships one, else leave-one-out")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True,
@@ -661,6 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "serve", help="serve recommendations over HTTP with live profiles",
+        allow_abbrev=False,  # --api-key is no abbreviation of --api-key-file
         description="Start the HTTP service: events in, recommendations out, profiles updated "
         "per event in the store. Keys come from files (--api-key-file, --admin-key-file, "
         "--dashboard-key-file; mode 600) or the environment variables PRISMREC_API_KEY/"
@@ -684,6 +753,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dashboard-key-file", metavar="PATH", help="file holding a read-only "
                    "key for the dashboard at /ui (default: $PRISMREC_DASHBOARD_KEY; the admin "
                    "key opens it too; neither: /ui off)")
+    s.add_argument("--admin-port", type=int, metavar="PORT",
+                   help="serve /metrics, /docs, /redoc and /openapi.json on this port only "
+                   "(still behind the admin key), the API and /ui on --port only (default: "
+                   "all on --port)")
+    s.add_argument("--admin-host", default="127.0.0.1",
+                   help="address the admin port binds (default 127.0.0.1)")
     s.add_argument("--rate-limit", type=float, default=0.0, metavar="PER_SECOND",
                    help="requests per second per key, per worker (token bucket; over it: 429 "
                    "with Retry-After; default 0: off)")
@@ -692,9 +767,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-user-events", type=int, default=0, metavar="N",
                    help="per-user log quota: events past N logged events of their user are not "
                    "stored and are counted (over_quota in the reply, a metric); default 0: none")
+    s.add_argument("--max-event-age", type=_duration, default=0.0, metavar="AGE",
+                   help="age limit: an event whose timestamp is older than AGE (90d, 12h, "
+                   "seconds) by the server's clock when it arrives is not stored and is "
+                   "counted (too_old in the reply, a metric); logged events are not removed "
+                   "as they age; default 0: none")
     s.add_argument("--max-concurrent", type=int, default=256,
                    help="requests in flight per worker; more get 503 with Retry-After "
                    "(default 256)")
+    _login_flags(s)
     s.add_argument("--max-body-bytes", type=int, default=1_048_576,
                    help="largest request body accepted (default 1 MiB)")
     s.add_argument("--max-batch", type=int, default=1000, help="most events per POST")
@@ -711,19 +792,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "ui", help="the web dashboard over a checkpoint alone (read-only)",
+        allow_abbrev=False,  # --key is no abbreviation of --key-file
         description="Serve the dashboard (/ui) over a checkpoint without a store: model card, "
         "users' interests and composed lists from their training histories, items and "
-        "search. The login form takes the key from --key or $PRISMREC_DASHBOARD_KEY. For "
+        "search. The login form opens with the key in --key-file (mode 600) or "
+        "$PRISMREC_DASHBOARD_KEY, never a key on the command line. For "
         "live profiles use `prismrec serve`, which has the same dashboard.")
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8001, help="port (default 8001)")
-    s.add_argument("--key", help="dashboard key (default: $PRISMREC_DASHBOARD_KEY)")
+    s.add_argument("--key-file", metavar="PATH", help="file holding the dashboard key, "
+                   "readable by its owner only (default: $PRISMREC_DASHBOARD_KEY)")
+    _login_flags(s)
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_ui)
     return p
+
+
+def _login_flags(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--login-rate", type=float, default=0.2, metavar="PER_SECOND",
+                   help="dashboard login attempts per second per client address (token "
+                   "bucket; over it: 429 with Retry-After; default 0.2, one per 5 s; 0: off)")
+    s.add_argument("--login-burst", type=int, default=20, metavar="N",
+                   help="login attempts one address may make at once (default 20)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,7 @@ def run(out: str | Path | None = None, *, model: str = "lstm", progress: bool = 
                      "hr@10": rep.metrics["hr@10"], "train_s": fit_s})
     rec = Recommender(model, train_config={**TRAIN, "progress": progress, **(train or {})})
     t0 = time.perf_counter()
-    rec.fit_split(split, ds.users, ds.items, ds.catalog)
+    rec.fit_split(split, ds.users, ds.items, ds.catalog, histories=ds.sequences)
     fit_s = time.perf_counter() - t0
     rep = evaluate(rec, split.test, ks=(10,), n_bootstrap=0,
                    item_popularity=popularity(split.train, n_items))

@@ -4,7 +4,8 @@ scores and ranks like the plain product."""
 import pytest
 import torch
 
-from prismrec.models.topk import ScoreTable, topk
+from prismrec.models.topk import ScoreTable
+from prismrec.ranking import topk
 
 
 @pytest.mark.parametrize("n,k", [(100_003, 10), (50_000, 60), (1_000, 10), (129, 1), (64, 0)])

@@ -90,7 +90,7 @@ def test_head_state_survives_the_store_and_a_new_process(fitted, tmp_path):
     with open_store(path) as store:  # decoded from the stored blob, not recomputed
         again = LiveProfiles(fitted, store)
         stored = store.get_state("u")
-        assert again._usable("u", stored) is not None
+        assert again._io.usable(again.served, "u", stored) is not None
         after = again.interests("u")
     np.testing.assert_array_equal(before[1], after[1])
 

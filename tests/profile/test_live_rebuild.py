@@ -42,20 +42,24 @@ def top_scores(live: LiveProfiles, user: str) -> dict[str, float]:
     return dict(zip(frame["item"], frame["score"], strict=True))
 
 
-def test_a_late_event_is_counted_at_once_and_folded_in_time_order_at_rebuild(rec, store):
+def test_a_late_event_recomputes_the_state_in_time_order_at_once(rec, store):
     live = LiveProfiles(rec, store)
     live.update([Event("ann", "i00001", T0 + 10), Event("ann", "i00002", T0 + 30)])
     result = live.update([Event("ann", "i00003", T0 + 20)])  # older than i00002
-    assert (result.accepted, result.late, result.deferred_late) == (1, 1, 1)
-    assert store.event_count("ann") == 3 and store.get_state("ann").needs_rebuild
-    assert "i00003" not in set(live.recommend("ann", k=60)["item"])  # seen at once
-    assert store.stale_users(live.checkpoint) == ["ann"]
-    assert live.rebuild_stale() == ["ann"]
-    assert not store.get_state("ann").needs_rebuild
+    assert (result.accepted, result.late, result.recomputed) == (1, 1, ["ann"])
+    assert store.event_count("ann") == 3 and not store.get_state("ann").needs_rebuild
+    assert store.stale_users(live.checkpoint) == []
     batch = rec.recommend_for_sequence(["i00001", "i00003", "i00002"], k=60,
                                        times=[T0 + 10, T0 + 20, T0 + 30])
     got = top_scores(live, "ann")
+    assert "i00003" not in got  # seen
     np.testing.assert_allclose([got[i] for i in batch["item"]], batch["score"], atol=1e-5)
+    # events of one batch out of order are taken in time order: nothing to recompute
+    again = live.update([Event("bo", "i00002", T0 + 30), Event("bo", "i00001", T0 + 10)])
+    assert again.late == 1 and again.recomputed == [] and again.folded == 2
+    want = rec.recommend_for_sequence(["i00001", "i00002"], k=60, times=[T0 + 10, T0 + 30])
+    got = top_scores(live, "bo")
+    np.testing.assert_allclose([got[i] for i in want["item"]], want["score"], atol=1e-5)
 
 
 def test_a_state_from_another_checkpoint_is_rebuilt_from_the_log(rec, store):
@@ -65,8 +69,37 @@ def test_a_state_from_another_checkpoint_is_rebuilt_from_the_log(rec, store):
     store.put_state("bob", StoredState(checkpoint="old-model", blob=b"from another model",
                                        last_timestamp=T0, n_events=2))
     assert store.stale_users(live.checkpoint) == ["bob"]
-    assert top_scores(live, "bob") == pytest.approx(expected, abs=1e-6)
+    assert top_scores(live, "bob") == pytest.approx(expected, abs=1e-6)  # rebuilt in memory
+    assert store.get_state("bob").checkpoint == "old-model"  # a read writes nothing
+    assert live.rebuild_stale() == ["bob"]  # the writer stores it
     assert store.get_state("bob").checkpoint == live.checkpoint
+    assert top_scores(live, "bob") == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_state_from_an_older_checkpoint_is_answered_while_the_sqlite_lock_is_held(
+        rec, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "busy.db"
+    with open_store(f"sqlite:///{path}?timeout=30") as store:
+        live = LiveProfiles(rec, store)
+        live.update([Event("eve", "i00004", T0), Event("eve", "i00005", T0 + 1)])
+        expected = top_scores(live, "eve")
+        store.put_state("eve", StoredState(checkpoint="older-model", blob=b"old",
+                                           last_timestamp=T0, n_events=2))
+        writer = sqlite3.connect(path, isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # held until the answer has arrived
+        try:
+            replies = []
+            reader = threading.Thread(target=lambda: replies.append(top_scores(live, "eve")))
+            reader.start()
+            reader.join(timeout=10)
+            assert not reader.is_alive(), "the read waited for the write lock"
+            assert replies and replies[0] == pytest.approx(expected, abs=1e-6)
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        assert store.get_state("eve").checkpoint == "older-model"
 
 
 def test_a_state_behind_the_log_is_caught_up_for_reads_and_stored_by_rebuild_stale(rec, store):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -88,16 +90,26 @@ def test_events_logged_before_their_item_existed_count_once_it_is_added(client):
     assert "coming-soon" not in [it["item"] for it in recs["items"]]  # seen now
     profile = client.get("/v1/users/early/profile").json()
     assert profile["recent_items"] == ["i00001", "coming-soon", "i00002"]
+    # the read rebuilt the state in memory; the service's writer thread stores it soon after
+    deadline = time.monotonic() + 10
+    while profile["state_checkpoint"] != profile["checkpoint"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+        profile = client.get("/v1/users/early/profile").json()
     assert profile["state_checkpoint"] == profile["checkpoint"]
 
 
 def test_known_ids_are_re_encoded_and_reported_as_updated(client, rec):
-    before = rec.text_vectors_[rec.items_.index_of("i00004")].copy()
+    live = client.app.state.live
+    at = rec.items_.index_of("i00004")
+    before = live.model.items.text_vectors[1 + at].clone()  # row 0 is padding
     reply = post_items(client, item("i00004", "A completely different title"),
                        {"item": "brand-new", "description": "Some words about it"})
     assert reply.status_code == 200, reply.text
     assert reply.json()["added"] == ["brand-new"] and reply.json()["updated"] == ["i00004"]
-    assert (rec.text_vectors_[rec.items_.index_of("i00004")] != before).any()
+    assert (live.model.items.text_vectors[1 + at] != before).any()  # the served model
+    # the service grew a copy and swapped it in: the Recommender it started from is as it was
+    torch.testing.assert_close(rec.model_.items.text_vectors[1 + at], before)
+    assert "brand-new" not in rec.items_ and "brand-new" in live.items
 
 
 def test_similar_items_come_from_the_recommender(client, rec):
@@ -140,3 +152,19 @@ def test_adding_items_is_refused_when_several_workers_serve_the_model(rec, tmp_p
         assert reply.status_code == 409
         assert "single worker" in reply.json()["error"] and "2" in reply.json()["error"]
         assert not live.item_known("n-1")
+
+
+def test_the_dashboard_follows_the_bundle_the_service_swapped_in(rec, tmp_path):
+    import pandas as pd
+
+    from prismrec.serve.ui.data import Dashboard
+
+    with open_store(f"sqlite:///{tmp_path / 'items.db'}") as store:
+        live = LiveProfiles(rec, store)
+        dash = Dashboard(live.bundle.source, live=live)
+        assert dash.recommender is rec
+        live.add_items(pd.DataFrame({"item": ["shed-lamp"], "title": ["Solar shed lamp"]}),
+                       HashingEncoder(64))
+        assert dash.recommender is live.bundle.source and dash.recommender is not rec
+        assert "shed-lamp" in dash.recommender.items_
+        assert dash.title("shed-lamp") == "Solar shed lamp"

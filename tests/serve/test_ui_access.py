@@ -130,7 +130,7 @@ def test_the_user_page_shows_interests_titles_recommendations_and_new_events(ser
     page = c.get("/ui/users/u0003")
     assert page.status_code == 200
     body = text(page.text)
-    assert "Current interests" in body and "from training, 0 logged since" in body
+    assert "Current interests" in body and "from the checkpoint's history, 0 logged since" in body
     assert "Orbit House" in body  # titles from the catalogue, not only ids
     assert re.search(r"because you viewed", body)
     assert 'id="diversity" type="range" min="0" max="1" step="0.05" value="0.25"' in page.text
@@ -193,7 +193,7 @@ def test_a_user_known_only_from_the_log_gets_a_page(server):
         {"user": "newcomer", "item": f"i0000{j}", "timestamp": 1_700_000_000.0 + j}
         for j in range(4)]})
     body = text(c.get("/ui/users/newcomer").text)
-    assert "4 events the model reads (0 from training, 4 logged since)" in body
+    assert "4 events the model reads (0 from the checkpoint's history, 4 logged since)" in body
     found = c.get("/ui/users", params={"q": "newcom"})
     assert "/ui/users/newcomer" in found.text
 
@@ -272,7 +272,8 @@ def test_prismrec_ui_serves_a_checkpoint_read_only(checkpoint, tmp_path):
         body = text(c.get("/ui").text)
         assert "checkpoint only" in body and "No store" in body
         user = text(c.get("/ui/users/u0003").text)
-        assert "from training, 0 logged since" in user and "Current interests" in user
+        assert "from the checkpoint's history, 0 logged since" in user
+        assert "Current interests" in user
         assert "No live feed" in text(c.get("/ui/live").text)
         assert httpx.get(s.url + "/v1/events").status_code == 404  # no API here
     finally:

@@ -44,7 +44,8 @@ class UiServer:
     """``prismrec serve`` (or ``prismrec ui`` with ``command="ui"``) in a subprocess."""
 
     def __init__(self, checkpoint: Path, log: Path, store: str | None = None,
-                 command: str = "serve", env: dict[str, str] | None = None) -> None:
+                 command: str = "serve", env: dict[str, str] | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
@@ -59,6 +60,7 @@ class UiServer:
                 "--port", str(self.port)]
         if command == "serve":
             args += ["--store", store or "", "--access-log", "--log-level", "info"]
+        args += extra
         self._out = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, stdout=self._out, stderr=subprocess.STDOUT,
                                      env={**base, **env}, start_new_session=True)

@@ -25,6 +25,7 @@ import numpy as np
 
 from prismrec.data.sequences import Sequences
 from prismrec.errors import DataError
+from prismrec.ranking import ndcg, topk_numpy
 
 
 def popularity(train: Sequences, n_items: int) -> np.ndarray:
@@ -98,14 +99,10 @@ def ranking_metrics(rows: np.ndarray, ranks: np.ndarray, n_rows: int,
     best = np.full(n_rows, np.inf)
     np.minimum.at(best, rows, ranks)
     out: dict[str, np.ndarray] = {"rank": best}
-    discount = 1.0 / np.log2(ranks + 1.0)  # 0 for inf ranks
     for k in ks:
         hit = ranks <= k
         hits = np.bincount(rows, weights=hit, minlength=n_rows)
-        dcg = np.bincount(rows, weights=np.where(hit, discount, 0.0), minlength=n_rows)
-        ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))  # IDCG for 1..k hits
-        idcg = ideal[np.minimum(n_t, k).astype(np.int64) - 1]
-        out[f"ndcg@{k}"] = dcg / idcg
+        out[f"ndcg@{k}"] = ndcg(rows, ranks, n_t.astype(np.int64), k)
         out[f"hr@{k}"] = (hits > 0).astype(np.float64)
         out[f"recall@{k}"] = hits / n_t
         out[f"mrr@{k}"] = np.where(best <= k, 1.0 / best, 0.0)
@@ -113,31 +110,11 @@ def ranking_metrics(rows: np.ndarray, ranks: np.ndarray, n_rows: int,
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best items per row, (B, k), by score desc then item index asc; and a mask of
-    entries that are real recommendations (score > -inf)."""
-    b, n = scores.shape
-    k = min(k, n)
-    if k == n:
-        cand = np.broadcast_to(np.arange(n), (b, n))
-    else:
-        part = np.partition(scores, n - k, axis=1)
-        thresh = part[:, n - k]  # k-th largest score per row
-        above = scores > thresh[:, None]
-        tied = scores == thresh[:, None]
-        need = k - above.sum(axis=1)
-        take = above | tied
-        # where more items tie at the threshold than places are left, the tied items with the
-        # smallest indices fill them (cumsum only on those rows: it needs 8 bytes per score)
-        fix = np.flatnonzero(tied.sum(axis=1) > need)
-        if len(fix):
-            t = tied[fix]
-            take[fix] = above[fix] | (t & (np.cumsum(t, axis=1) <= need[fix, None]))
-        cand = np.nonzero(take)[1].reshape(b, k)  # (B, k), item-ascending per row
-    cand_s = np.take_along_axis(scores, cand, axis=1)
-    order = np.argsort(-cand_s, axis=1, kind="stable")  # stable: item index breaks ties
-    items = np.take_along_axis(cand, order, axis=1)
-    valid = np.take_along_axis(cand_s, order, axis=1) > -np.inf
-    return items, valid
+    """The k best items per row, (B, k), by score desc then item index asc
+    (``prismrec.ranking.topk``); and a mask of entries that are real recommendations
+    (score > -inf)."""
+    values, items = topk_numpy(scores, min(k, scores.shape[1]))
+    return items, values > -np.inf
 
 
 def bootstrap_ci(values: np.ndarray, n_bootstrap: int = 1000, seed: int = 0,

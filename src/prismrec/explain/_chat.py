@@ -2,19 +2,16 @@
 
 OpenAI, vLLM, llama.cpp's server and Ollama all take ``{"model", "messages", "max_tokens",
 "temperature"}`` and answer ``{"choices": [{"message": {"content": ...}}]}``. Plain ``urllib``
-from the standard library (httpx is not a dependency of the core package).
+through ``prismrec._http.post_json`` (httpx is not a dependency of the core package).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import logging
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
+from prismrec._http import RetryPolicy, post_json
 from prismrec.explain.narrate import (
     Narrative,
     NarrativeLimits,
@@ -26,10 +23,6 @@ from prismrec.explain.narrate import (
     template_fallback,
 )
 
-log = logging.getLogger(__name__)
-
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
 
 @dataclass
 class ChatEndpointNarrator:
@@ -38,8 +31,9 @@ class ChatEndpointNarrator:
     ``url`` is the full ``.../v1/chat/completions`` address, or a base such as
     ``http://127.0.0.1:8000/v1`` or ``http://127.0.0.1:11434`` (the rest is added). 429, 5xx,
     timeouts and refused connections are retried ``max_retries`` times, waiting ``backoff``
-    seconds, doubled each time up to ``max_backoff`` (a 429's Retry-After is honoured up to
-    ``max_backoff``). A refused key (401/403) and other 4xx answers fail at once.
+    seconds, doubled each time up to ``max_backoff``, less a random share of up to half (a
+    429's Retry-After is honoured up to ``max_backoff``; see ``prismrec._http``). A refused key
+    (401/403) and other 4xx answers fail at once.
     """
 
     url: str
@@ -97,55 +91,12 @@ class ChatEndpointNarrator:
         return content
 
     def _post(self, payload: dict) -> dict:
-        body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            wait = min(self.backoff * 2**attempt, self.max_backoff)
-            req = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-                try:
-                    reply = json.loads(raw)
-                except ValueError as exc:
-                    raise NarratorError(f"{self.endpoint} replied with invalid JSON: "
-                                        f"{raw[:200]!r}") from exc
-                if not isinstance(reply, dict):
-                    raise NarratorError(f"{self.endpoint} replied with JSON that is not an "
-                                        f"object: {raw[:200]!r}")
-                return reply
-            except urllib.error.HTTPError as exc:
-                with exc:
-                    detail = exc.read()[:300].decode("utf-8", "replace")
-                    retry_after = exc.headers.get("Retry-After") if exc.headers else None
-                if exc.code in (401, 403):
-                    raise NarratorAuthError(
-                        f"{self.endpoint} refused the request (HTTP {exc.code}): check the API "
-                        f"key{' (none was set)' if not self.api_key else ''}; {detail}"
-                    ) from None
-                if exc.code not in _RETRY_STATUS:
-                    hint = ("; is the url right? OpenAI-compatible servers answer at "
-                            ".../v1/chat/completions") if exc.code == 404 else ""
-                    raise NarratorError(f"{self.endpoint} answered HTTP {exc.code} for model "
-                                        f"{self.model!r}: {detail}{hint}") from None
-                last = f"HTTP {exc.code}: {detail}"
-                if exc.code == 429 and retry_after:
-                    wait = min(_seconds(retry_after, wait), self.max_backoff)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                last = str(getattr(exc, "reason", exc)) or type(exc).__name__
-            if attempt < self.max_retries:
-                log.warning("chat request to %s failed (%s); retry %d/%d in %.2fs",
-                            self.endpoint, last, attempt + 1, self.max_retries, wait)
-                time.sleep(wait)
-        raise NarratorError(f"chat endpoint {self.endpoint} unreachable or failing after "
-                            f"{self.max_retries + 1} attempt(s): {last}")
-
-
-def _seconds(value: str, default: float) -> float:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default
+        reply = post_json(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout,
+                          retry=RetryPolicy(self.max_retries, self.backoff, self.max_backoff),
+                          what="chat", error=NarratorError, auth_error=NarratorAuthError,
+                          hint_404="; is the url right? OpenAI-compatible servers answer at "
+                          ".../v1/chat/completions")
+        if not isinstance(reply, dict):
+            raise NarratorError(f"{self.endpoint} replied with JSON that is not an object: "
+                                f"{json.dumps(reply)[:200]}")
+        return reply

@@ -1,9 +1,10 @@
 """A user's interests and composed list as the live service knows them.
 
-``Recommender.profile`` reads the training history alone. A service also has the events
-logged since, in its ``ProfileStore``; these functions read both -- the training history,
-then the logged events of items the model knows, in time order (ties: training first, then
-log order), which is the history ``LiveProfiles`` folds -- and hand it to the same profile
+``Recommender.profile`` reads the checkpoint's history alone (every event the model was
+fitted from, ``histories_``). A service also has the events logged since, in its
+``ProfileStore``; these functions read both -- the checkpoint's history, then the logged
+events of items the model knows, in time order (ties: the checkpoint's first, then log
+order), which is the history ``LiveProfiles`` folds -- and hand it to the same profile
 and composition code (``explain.interests.profile_of_history`` / ``compose_for_history``).
 
 Cost: the model reads the whole history once per call (O(history)); the dashboard calls
@@ -21,7 +22,7 @@ preferences for interests the user's profile does not have now are left out and 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ def user_history(recommender, user: str, store: ProfileStore | None = None,
                  events: list[Event] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Model item indices (int64) and times (float64) of ``user``'s history, oldest first.
 
-    The training history (empty for a user the model never saw) and the events logged in
+    The checkpoint's history (empty for a user the model never saw) and the events logged in
     ``store`` (or the given ``events``, the user's log already read), leaving out items the
     model does not know. Raises ``UnknownIdError`` when neither has an event of the user.
     """
@@ -145,20 +146,30 @@ def steering(stored: Sequence[Preference], mute: Iterable[int] = (),
 class LiveInterests:
     """Profiles and explained lists of live users, with the per-catalogue work cached.
 
-    ``texts()`` is the catalogue text (titles, labels' words), built on first use and again
-    only when the recommender's catalogue has grown (``add_items``); thread-safe.
+    ``current``, when given, returns the recommender served now (a service that swaps in a
+    grown copy after ``add_items`` passes it); else ``source`` is it. ``texts()`` is the
+    catalogue text (titles, labels' words), built on first use and again only when the
+    served recommender changes or its catalogue grows; thread-safe.
     """
 
-    recommender: object
+    source: object
     store: ProfileStore | None = None
+    current: Callable[[], object] | None = None
     _texts: CatalogText | None = field(default=None, repr=False)
+    _texts_of: object = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @property
+    def recommender(self):
+        rec = self.current() if self.current is not None else None
+        return self.source if rec is None else rec
+
     def texts(self) -> CatalogText:
-        n = len(self.recommender.items_)
+        rec = self.recommender
+        n = len(rec.items_)
         with self._lock:
-            if self._texts is None or len(self._texts) != n:
-                self._texts = catalog_text(self.recommender)
+            if self._texts is None or self._texts_of is not rec or len(self._texts) != n:
+                self._texts, self._texts_of = catalog_text(rec), rec
             return self._texts
 
     def title(self, item: str) -> str | None:

@@ -6,8 +6,15 @@ Two ways to fit, for two purposes:
   DataFrame with user/item/timestamp columns. Every event is history; to choose the epoch,
   each user's last event is held out as the validation target (users with at least 3
   events), and it is still part of the history the recommendations start from.
-- ``fit_split(split, users, items)`` trains on ``split.train`` and stops early on
-  ``split.valid``: the benchmark path, where ``split.test`` is scored later with ``score``.
+- ``fit_split(split, users, items, histories=dataset.sequences)`` trains on
+  ``split.train`` and stops early on ``split.valid``: the benchmark path, where
+  ``split.test`` is scored later with ``score``.
+
+Either way ``histories_`` holds every user's full known history (recommendations, seen-item
+filtering, profiles and live profiles start from it), and ``training_`` records how the
+model was trained: the split's name, a hash of the data and, per user, how many leading
+events training and model selection read (``_provenance``; ``prismrec evaluate
+--checkpoint`` uses it to score only cases the model never saw).
 
 Item text. With a catalogue, ``fit(data, catalog, text=True)`` encodes every item's text
 (``prismrec.text.encode_catalog``, default encoder all-MiniLM-L6-v2) and trains the
@@ -16,8 +23,10 @@ with a text part can then take new items from their text alone (``add_items``), 
 near a query (``search``), and the catalogue, encoder name and template are saved with it.
 
 Streaming. ``update(events)`` appends new events to the users' histories in memory and
-advances their model state by the new events only; ``forget(user)`` drops a user. The
-durable, store-backed version of this path for the service is ``prismrec.profile.live``.
+advances their model state by the new events only, through the one streaming engine
+(``prismrec.profile.live.engine``) that the durable, store-backed service path
+(``prismrec.profile.live``; ``live_bundle()`` hands it this model) uses too;
+``forget(user)`` drops a user.
 
 Blend. ``Recommender(..., blend=True)`` mixes the sequence model's scores with EASE
 item-item scores of each user's recency-weighted history, ``(1 - a) * z(sequence) +
@@ -27,11 +36,12 @@ scoring path applies it: ``score``, ``recommend``, ``recommend_for_sequence``, s
 states and ``prismrec.profile.live.LiveProfiles``.
 
 Scikit-learn manners: ``__init__`` stores parameters only; learned state (``model_``,
-``users_``, ``items_``, ``histories_``, ``result_``, ``catalog_``, ``text_encoder_``,
+``users_``, ``items_``, ``histories_``, ``training_``, ``result_``, ``catalog_``, ``text_encoder_``,
 ``text_template_``, ``item_item_``, ``blend_``) exists after fitting or loading.
 
 The code is split by concern: ``core`` (the class: fit, score, recommend), ``_text``,
-``_stream``, ``_persist`` and ``_blend`` (plain functions taking the recommender).
+``_stream``, ``_persist``, ``_provenance`` and ``_blend`` (plain functions taking the
+recommender).
 """
 
 from prismrec.recommender._blend import BlendConfig, BlendResult

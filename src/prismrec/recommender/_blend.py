@@ -33,6 +33,7 @@ import torch
 from prismrec.data.sequences import Sequences
 from prismrec.data.split import EvalCases
 from prismrec.models.item_item import ItemItem, blend, gram_matrix, standardize, text_gram
+from prismrec.ranking import ndcg
 from prismrec.train.inference import encode_sequences
 
 if TYPE_CHECKING:
@@ -263,7 +264,6 @@ def _ndcg_sums(x: torch.Tensor, y: torch.Tensor, tgt: Sequences,
     targets are ranked per weight.
     """
     b = x.shape[0]
-    discount = torch.from_numpy(1.0 / np.log2(np.arange(2, k + 2)))  # (k,)
     pairs = np.unique(np.stack([tgt.row_ids(), tgt.items], 1), axis=0)  # distinct targets
     r, it = torch.from_numpy(pairs[:, 0]), torch.from_numpy(pairs[:, 1])
     one_each = len(pairs) == b and bool((pairs[:, 0] == np.arange(b)).all())
@@ -272,13 +272,12 @@ def _ndcg_sums(x: torch.Tensor, y: torch.Tensor, tgt: Sequences,
     dominated = ((xr >= xt[:, None]) & (yr >= yt[:, None])).sum(1, dtype=torch.int32)  # (E,)
     live = torch.nonzero(torch.isfinite(xt) & (dominated <= k)).flatten()  # (L,)
     n_t = np.bincount(pairs[:, 0], minlength=b)
-    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))[np.clip(n_t, 1, k) - 1]  # (b,)
     out = np.zeros(len(weights))
     if len(live) == 0:
         return out
     xl, yl = xr[live], yr[live]  # (L, N)
     at = (torch.arange(len(live)), it[live])
-    owner = torch.from_numpy(1.0 / ideal)[r[live]]  # (L,) 1 / ideal of the target's row
+    live_rows = r[live].numpy()
     mixed, part = torch.empty_like(xl), torch.empty_like(xl)  # (L, N) buffers, reused
     for wi, a in enumerate(weights):
         torch.mul(xl, 1.0 - a, out=mixed)  # as blend() computes it, op by op
@@ -286,8 +285,7 @@ def _ndcg_sums(x: torch.Tensor, y: torch.Tensor, tgt: Sequences,
         mixed.add_(part)
         target = mixed[at]  # (L,)
         rank = (mixed >= target[:, None]).sum(1, dtype=torch.int32)  # (L,) 1-based
-        ok = rank <= k
-        out[wi] = float((discount[rank[ok] - 1] * owner[ok]).sum())
+        out[wi] = float(ndcg(live_rows, rank.numpy(), n_t, k).sum())
     return out
 
 

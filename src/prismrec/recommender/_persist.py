@@ -1,6 +1,8 @@
 """Saving and loading a Recommender: one checkpoint folder, safetensors + JSON, never pickle.
 
-Histories (streamed events included) and, for a blended model, the item-item weights go in
+Every user's full known history (streamed events included) and the training record's
+per-user cuts (``training_``: where training and selection stopped; its split name and data
+hash go in ``checkpoint.json``) and, for a blended model, the item-item weights go in
 the safetensors file under ``extra``; the item text vectors are part of the model's weights
 there; the catalogue, if any, goes to ``catalog.json`` (JSON rows, checksummed in
 ``checkpoint.json``); the encoder name, text template and the blend's chosen settings and
@@ -26,6 +28,7 @@ from prismrec.data.vocab import Vocab
 from prismrec.errors import CheckpointError
 from prismrec.models.item_item import ItemItem, check_size
 from prismrec.recommender._blend import BlendResult, resolve
+from prismrec.recommender._provenance import TrainingRecord
 from prismrec.train.checkpoint import load_checkpoint, save_checkpoint
 from prismrec.train.config import TrainConfig
 from prismrec.train.trainer import TrainResult
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 RECOMMENDER_FORMAT = 1
 CATALOG_FILE = "catalog.json"
 ITEM_ITEM_KEY = "item_item_weights"
+TRAIN_CUT_KEY, SELECT_CUT_KEY = "training_train_cut", "training_select_cut"
 
 
 def save(rec: Recommender, path: str | Path) -> Path:
@@ -60,6 +64,11 @@ def save(rec: Recommender, path: str | Path) -> Path:
     extra = {"history_offsets": torch.from_numpy(h.offsets),
              "history_items": torch.from_numpy(h.items),
              "history_times": torch.from_numpy(h.times)}
+    tr = getattr(rec, "training_", None)
+    if tr is not None:
+        meta["training"] = tr.to_meta()
+        extra[TRAIN_CUT_KEY] = torch.from_numpy(tr.train_cut)
+        extra[SELECT_CUT_KEY] = torch.from_numpy(tr.select_cut)
     ii = getattr(rec, "item_item_", None)
     if ii is not None:
         meta["blend"] = rec.blend_.to_dict()
@@ -97,6 +106,7 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
             hist.n_events and (hist.items.min() < 0 or hist.items.max() >= len(items))):
         raise CheckpointError(f"{path}: vocabularies, histories and model sizes disagree")
     item_item, blend = _read_blend(path, meta, extra, len(items))
+    training = _read_training(path, meta, extra, len(users))
     rec = cls(ck.model.name, model_config=ck.model.config.to_dict(),
               train_config=ck.train_config,
               blend=None if blend is None else (meta.get("blend_config") or True))
@@ -107,7 +117,25 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
     rec.catalog_ = _read_catalog(path, meta.get("catalog"))
     rec.text_encoder_, rec.text_template_, rec._encoder = encoder, template, None
     rec.item_item_, rec.blend_ = item_item, blend
+    rec.training_ = training
     return rec
+
+
+def _read_training(path: Path, meta: dict, extra: dict[str, torch.Tensor],
+                   n_users: int) -> TrainingRecord | None:
+    """The saved training record, or None for a checkpoint written before it was kept."""
+    info = meta.get("training")
+    if info is None:
+        return None
+    try:
+        tr = TrainingRecord.from_meta(info, extra[TRAIN_CUT_KEY].numpy(),
+                                      extra[SELECT_CUT_KEY].numpy())
+        if len(tr.train_cut) > n_users:
+            raise ValueError(f"{len(tr.train_cut)} cuts for {n_users} users")
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: the saved training record is invalid ({exc}); "
+                              "save the model again") from exc
+    return tr
 
 
 def _read_blend(path: Path, meta: dict, extra: dict[str, torch.Tensor],

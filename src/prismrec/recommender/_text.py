@@ -5,6 +5,7 @@ Plain functions taking the recommender; ``Recommender`` exposes them as methods.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import re
@@ -20,6 +21,7 @@ from prismrec.errors import DataError, PrismrecError, UnknownIdError
 from prismrec.models.item_item import check_size
 
 if TYPE_CHECKING:  # prismrec.text loads lazily: id-only users never pay for it
+    from prismrec.profile.live import LiveBundle
     from prismrec.recommender.core import Recommender
     from prismrec.text import TextEncoder, TextTemplate
 
@@ -207,6 +209,32 @@ def add_items(rec: Recommender, rows: pd.DataFrame | Catalog,
             rec.item_item_.resize(len(rec.items_))
     rec.catalog_ = merge_catalogs(rec.catalog_, cat)
     return [ids[j] for j in new]
+
+
+def live_bundle(rec: Recommender) -> LiveBundle:
+    """See ``Recommender.live_bundle``."""
+    from prismrec.profile.live import LiveBundle
+
+    ii = getattr(rec, "item_item_", None)
+    return LiveBundle(rec.model_, rec.items_, rec.users_, rec.histories_, ii,
+                      0.0 if ii is None else float(rec.blend_.weight),
+                      getattr(rec, "catalog_", None),
+                      lambda rows, encoder: _grown(rec, rows, encoder), rec)
+
+
+def _grown(rec: Recommender, rows, encoder) -> tuple[LiveBundle, list[str]]:
+    """A copy of ``rec`` with the items of ``rows`` added, as a new bundle; ``rec`` itself
+    is not changed (the live service swaps the new bundle in whole)."""
+    grown = copy.copy(rec)
+    grown.model_ = copy.deepcopy(rec.model_)
+    grown.items_ = Vocab.from_list(rec.items_.to_list())
+    grown.histories_ = rec.histories_  # a fresh set of streaming caches, same histories
+    if getattr(rec, "item_item_", None) is not None:
+        grown.item_item_ = copy.deepcopy(rec.item_item_)
+    added = add_items(grown, rows, encoder)
+    if getattr(grown, "_encoder", None) is not None:
+        rec._encoder = grown._encoder  # keep a loaded encoder for the next growth
+    return live_bundle(grown), added
 
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -27,17 +27,19 @@ from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
 from prismrec.models.item_item import check_size
-from prismrec.models.stepper import Stepper
-from prismrec.models.topk import topk
-from prismrec.recommender import _blend, _persist, _stream, _text
+from prismrec.profile.live.bundle import Served
+from prismrec.profile.live.state import UserState
+from prismrec.ranking import topk
+from prismrec.recommender import _blend, _persist, _provenance, _stream, _text
 from prismrec.recommender._blend import BlendConfig
-from prismrec.recommender._stream import StreamUpdate, _UserState
+from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
 from prismrec.train.config import TrainConfig
 from prismrec.train.inference import encode_sequences, score_sequences
 from prismrec.train.trainer import Trainer, TrainResult
 
 if TYPE_CHECKING:  # prismrec.text loads lazily: id-only users never pay for it
+    from prismrec.profile.live import LiveBundle
     from prismrec.text import TextEncoder, TextTemplate
 
 
@@ -104,7 +106,9 @@ class Recommender:
     # -- histories (the stream appends to them) -------------------------------------------------
     @property
     def histories_(self) -> Sequences:
-        """Every user's history (item indices, oldest first), streamed events included."""
+        """Every user's full known history (item indices, oldest first): all events of the
+        data given to ``fit``/``fit_split`` plus streamed ones. What the model trained on is
+        recorded separately in ``training_`` (per-user cuts into these histories)."""
         if self._hist_rows:  # fold streamed rows into one CSR (only when someone reads it)
             self._hist_base = self._merged_histories()
             self._hist_rows = {}
@@ -114,10 +118,10 @@ class Recommender:
     def histories_(self, value: Sequences) -> None:
         self._hist_base = value
         self._hist_rows: dict[int, tuple[list[int], list[float]]] = {}
-        self._states: dict[str, _UserState] = {}
-        self._event_ids: dict[str, str] = {}  # event_id -> user, for dedup and forget
+        self._states: dict[str, UserState] = {}  # carried by the streaming engine
+        self._event_ids: set[tuple[str, str]] = set()  # (user, event_id): ids are per user
         self._own_users = False  # users_ may be shared (LiveProfiles): copy before growing
-        self._stepper: Stepper | None = None  # fast one-event step, built on first update
+        self._served: Served | None = None  # the engine's view of the model, on first update
 
     def _merged_histories(self) -> Sequences:
         base, over = self._hist_base, self._hist_rows
@@ -228,14 +232,15 @@ class Recommender:
         if refit and not valid:
             raise ValueError("refit=True retrains for the epochs chosen on validation: it "
                              "needs valid=True")
+        split_name = "holdout_last"
         if valid:
             train, cases = holdout_last(seqs)
             if len(cases) == 0:
-                train, cases = seqs, None
+                train, cases, split_name = seqs, None, "all"
         else:
-            train, cases = seqs, None
+            train, cases, split_name = seqs, None, "all"
         self._fit(train, cases, data.users, data.items, seqs, vectors, mode,
-                  refit_on=seqs if refit else None)
+                  refit_on=seqs if refit else None, split_name=split_name)
         self.catalog_ = catalog
         return self
 
@@ -244,8 +249,15 @@ class Recommender:
                   text_vectors: np.ndarray | None = None, text: bool | str = "auto",
                   encoder: TextEncoder | None = None, template: TextTemplate | None = None,
                   text_cache: str | os.PathLike | None = None,
-                  refit: bool = False) -> Recommender:
+                  refit: bool = False, histories: Sequences | None = None) -> Recommender:
         """Train on ``split.train``, stop early on ``split.valid``; returns self.
+
+        ``histories`` are every user's full known histories (one row per user index, e.g.
+        ``Dataset.sequences``): ``histories_`` keeps them, so recommendations, seen-item
+        filtering and profiles start from each user's latest event, not from where training
+        stopped. Default: the longest history the split knows per user (test case history
+        and targets, else validation, else training row). ``training_`` records the split
+        and, per user, where training and selection stopped (see ``_provenance``).
 
         The text arguments work as in ``fit``. With ``blend``, the item-item part is fitted
         on ``split.train`` and the blend is chosen on ``split.valid``. ``refit=True`` then
@@ -259,15 +271,17 @@ class Recommender:
             raise ValueError(f"refit=True needs validation cases to choose the epochs; split "
                              f"{split.name!r} has none")
         full = split.train_and_valid() if refit else None
-        self._fit(split.train, valid, users, items, full if full is not None else split.train,
-                  vectors, mode, refit_on=full)
+        known = _provenance.known_histories(split) if histories is None else histories
+        self._fit(split.train, valid, users, items, known, vectors, mode, refit_on=full,
+                  split_name=split.name)
         self.catalog_ = catalog
         return self
 
 
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
              histories: Sequences, text_vectors: np.ndarray | None = None,
-             embedding: str | None = None, refit_on: Sequences | None = None) -> None:
+             embedding: str | None = None, refit_on: Sequences | None = None,
+             split_name: str = "custom") -> None:
         if len(items) == 0 or train.n_events == 0:
             raise DataError("no events to train on")
         if len(histories) != len(users):
@@ -291,6 +305,8 @@ class Recommender:
         self.refit_result_: TrainResult | None = None
         if refit_on is not None and valid is not None:
             self._refit(refit_on, tc, text_vectors, embedding)
+        self.training_ = _provenance.record(split_name, histories, train, valid,
+                                            refit=self.refit_result_ is not None)
 
     def _refit(self, full: Sequences, tc: TrainConfig, text_vectors: np.ndarray | None,
                embedding: str | None) -> None:
@@ -433,7 +449,7 @@ class Recommender:
                 self.model_, hist.take(np.flatnonzero(missing)))
         for i, u in enumerate(user_ids):
             if not missing[i]:
-                reprs[i] = self._states[u].hidden
+                reprs[i] = torch.from_numpy(self._states[u].hidden)
         was_training = self.model_.training
         self.model_.eval()
         try:
@@ -537,23 +553,26 @@ class Recommender:
 
         ``events`` has columns user, item, timestamp (unix seconds or date-times) and may
         have ``event_id``; or it is a list of records (dicts) with those keys, the cheaper
-        input for one event at a time (a DataFrame costs ~0.3 ms to build and read). Rules:
+        input for one event at a time. Events are parsed and folded by the one streaming
+        engine the live service (``prismrec.profile.live``) uses too, with its rules:
 
-        - an ``event_id`` seen before (this batch or an earlier one) is a duplicate: ignored;
+        - an ``event_id`` the same user sent before (this batch or an earlier one) is a
+          duplicate: ignored. Ids are per user, as in the profile stores: another user's
+          event with the same id is applied;
         - an event whose item the model does not know is reported (``unknown_items``) and
           not stored; new users are added to ``users_`` with their first stored event;
-        - a user's events are taken in time order (ties: arrival order). Each new event
-          advances a carried recurrent state by one step: O(1) in the history length (the
-          first update of a user runs their history once to build the state); SASRec
-          recomputes over its last ``max_len`` events;
-        - an event older than the user's latest is late: it is stored at its place in time
-          and that user's state is recomputed from their whole history.
+        - a user's new events are taken in time order (ties: arrival order); each advances
+          a carried recurrent state by one step: O(1) in the history length (the first
+          update of a user runs their history once to build the state); SASRec recomputes
+          over its last ``max_len`` events;
+        - if a new event is older than the user's latest, it is stored at its place in time
+          and that user's state is recomputed from their whole history (``recomputed``).
 
         The next ``recommend`` uses the new states: streaming a history event by event
-        scores like recommending from the whole history in one batch. With a blend, the
-        item-item part reads the user's history bag at ``recommend`` (O(history) for the
-        bag only). Event ids are kept in memory only (``save`` keeps the histories, not the
-        ids).
+        scores like recommending from the whole history in one batch, and like the live
+        service given the same events. With a blend, the item-item part reads the user's
+        history bag at ``recommend`` (O(history) for the bag only). Event ids are kept in
+        memory only (``save`` keeps the histories, not the ids).
         """
         return _stream.update(self, events)
 
@@ -565,6 +584,14 @@ class Recommender:
         learned from the user stays until retraining.
         """
         return _stream.forget(self, user)
+
+    def live_bundle(self) -> LiveBundle:
+        """What the live service needs from this recommender (``prismrec.profile.live``):
+        the model, vocabularies, every user's full known history, the blend's item-item part
+        and weight, the catalogue; ``grow`` adds items to a copy (this object is unchanged).
+        """
+        self._check_fitted()
+        return _text.live_bundle(self)
 
     # -- interests ------------------------------------------------------------------------------
     def profile(self, user, **kwargs):
@@ -601,7 +628,9 @@ class Recommender:
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint folder (safetensors + JSON) that ``load`` reads back.
 
-        Histories (streamed events included) go in the safetensors file; the item text
+        Every user's full known history (streamed events included) and the training
+        record's per-user cuts go in the safetensors file (its split name and data hash in
+        ``checkpoint.json``); the item text
         vectors are part of the model's weights there; the catalogue, if any, goes to
         ``catalog.json`` (JSON rows, checksummed in ``checkpoint.json``); the encoder name
         and text template go in ``checkpoint.json``. A blended model adds its item-item
@@ -615,7 +644,9 @@ class Recommender:
 
         Checkpoints written before catalogues and text were saved load with
         ``catalog_``, ``text_encoder_`` and ``text_template_`` set to None; those written
-        without a blend load with ``item_item_`` and ``blend_`` set to None.
+        without a blend load with ``item_item_`` and ``blend_`` set to None; those written
+        before the training record was kept load with ``training_`` None (``evaluate
+        --checkpoint`` then refuses them: it cannot tell which cases the model saw).
         """
         return _persist.load(cls, path)
 

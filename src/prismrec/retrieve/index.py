@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from prismrec.errors import CheckpointError, DataError, require
+from prismrec.ranking import topk_numpy
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def _check_k(k: int) -> int:
 
 
 def _order(scores: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Positions sorting by score descending, equal scores by lower item index."""
+    """Positions sorting a sparse candidate list by score descending, equal scores by lower
+    item index: the tie rule of ``prismrec.ranking.topk``, for FAISS's found lists."""
     return np.lexsort((ids, -scores))
 
 
@@ -214,32 +216,11 @@ class ExactIndex(ItemIndex):
             for r, e in enumerate(ex[lo: lo + step]):
                 if len(e):
                     s[r, e] = -np.inf
-            val, idx = _topk_lower_index_first(s, kk)  # (B, kk) each
+            val, idx = topk_numpy(s, kk)  # (B, kk) each, ties: lower index first
             scores[lo: lo + len(s), :kk] = val
             indices[lo: lo + len(s), :kk] = idx
         indices[np.isneginf(scores)] = -1  # ineligible items are padding, not results
         return scores, indices
-
-
-def _topk_lower_index_first(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k of each row of s (B, N), ties at the cut and within it to lower index.
-
-    argpartition picks arbitrarily among values equal to the k-th, so rows with a tie at
-    the cut are recomputed exactly: everything above the cut plus the lowest-index ties.
-    """
-    n = s.shape[1]
-    idx = np.argpartition(s, n - k, axis=1)[:, n - k:]  # (B, k) unordered
-    val = np.take_along_axis(s, idx, axis=1)  # (B, k)
-    cut = val.min(axis=1)  # (B,)
-    for r in np.flatnonzero((s >= cut[:, None]).sum(axis=1) > k):
-        above = np.flatnonzero(s[r] > cut[r])
-        at = np.flatnonzero(s[r] == cut[r])[: k - len(above)]
-        idx[r] = np.concatenate([above, at])
-        val[r] = s[r, idx[r]]
-    for r in range(len(idx)):  # order within the k: score desc, then index asc
-        o = _order(val[r], idx[r])
-        idx[r], val[r] = idx[r][o], val[r][o]
-    return val, idx.astype(np.int64, copy=False)
 
 
 class FaissIndex(ItemIndex):

@@ -9,8 +9,9 @@ limit of requests in flight (retry). Error replies never carry file paths, host 
 exception text: those go to the server log. The key is checked, and the limits applied,
 before the body is read (``prismrec.serve.gate``). Route handlers are plain functions, run
 in the server's thread pool, except the two hot ones (events, recommendations), which are
-async and batch their model work (``prismrec.serve.batching``: recommendations on the
-event loop with the product on a scoring thread, ingest on a worker thread); the store and
+async and batch their model work (``prismrec.serve.batching``: a recommendation batch's
+store reads, product and top-k on a scoring thread and its reasons on the event loop, ingest
+on a worker thread): no store round trip runs on the event loop. The store and
 ``LiveProfiles`` are thread-safe.
 """
 
@@ -36,7 +37,7 @@ from prismrec.profile.live import LiveProfiles  # noqa: E402
 from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
 from prismrec.serve.docs import offline_docs  # noqa: E402
 from prismrec.serve.gate import Gate  # noqa: E402
-from prismrec.serve.limits import BodyLimit  # noqa: E402
+from prismrec.serve.limits import BodyLimit, RateLimiter  # noqa: E402
 from prismrec.serve.metrics import Metrics, MetricsMiddleware  # noqa: E402
 from prismrec.serve.routes import Workers, build_router  # noqa: E402
 from prismrec.serve.schemas import TOO_LARGE  # noqa: E402
@@ -103,14 +104,18 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
                   "Send the key in the X-API-Key header.")
     app.state.live, app.state.settings, app.state.metrics = live, settings, metrics
     app.state.workers = workers
-    interests = LiveInterests(live.recommender, live.store)  # catalogue text: built once
+    interests = LiveInterests(  # the catalogue text built once per served recommender
+        live.bundle.source, live.store, current=lambda: live.bundle.source)
     app.include_router(build_router(live, settings, metrics, workers, feed=feed,
                                     interests=interests))
     offline_docs(app)
-    dashboard = Dashboard(live.recommender, live=live, metrics=metrics, feed=feed,
+    dashboard = Dashboard(live.bundle.source, live=live, metrics=metrics, feed=feed,
                           checkpoint_dir=checkpoint_dir, interests=interests)
+    login_limit = (RateLimiter(settings.login_rate, settings.login_burst)
+                   if settings.login_rate > 0 else None)
     app.include_router(build_ui_router(dashboard, UiKeys(settings.admin_key,
-                                                         settings.dashboard_key)))
+                                                         settings.dashboard_key),
+                                       login_limit=login_limit))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

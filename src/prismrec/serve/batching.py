@@ -8,17 +8,19 @@ Instead an async route hands its call to a batcher, which runs every call queued
 as one batch through ``run_batch``. A batch function that computes all calls at once (one
 (B, D) x (D, N) product instead of B) gets the full benefit.
 
-Two kinds: ``LoopBatcher`` runs batches on the event loop itself, one at a time, each in
-the loop turn after its first request arrived; its batch function may be a
-coroutine, so a batch can hand its GIL-free part (a torch product) to a thread and free the
-loop meanwhile -- recommendations: checks, store reads and reasons on the loop, the product
-and top-k on a scoring thread. ``Batcher`` runs the whole batch on one worker thread -- for
-work that waits on disk or the network (ingest: store transactions). Measured on 2 cores,
-100k items, 10 clients: running whole recommendation batches on a worker thread served
-15-25% fewer requests per second than on the loop (each batch paid two thread wake-ups and
-its Python work fought the busy loop for the GIL); moving only the product off the loop
-served ~8% more than keeping it on (6 interleaved runs each: median 1,545 against 1,420
-req/s, p99 alike within the machine's noise).
+Two kinds: ``LoopBatcher`` runs batches on the event loop itself, one at a time, each in the
+loop turn after its first request arrived; its batch function may be a coroutine, so a batch
+can hand its blocking part to a thread and free the loop meanwhile -- recommendations: store
+reads, the product and top-k on a scoring thread (no store round trip on the loop), checks
+and reasons on the loop. ``Batcher`` runs the whole batch on one worker thread -- for work
+that waits on disk or the network (ingest: store transactions). Measured on 2 cores, 100k
+items, 10 clients: running whole recommendation batches on a worker thread served 15-25%
+fewer requests per second than on the loop (each batch paid two thread wake-ups and its
+Python work fought the busy loop for the GIL); moving only the product off the loop served
+~8% more than keeping it on (6 interleaved runs each: median 1,545 against 1,420 req/s, p99
+alike within the machine's noise). The store reads moved to the scoring thread too
+afterwards (so a slow store never stalls the loop); that layout has not been re-measured
+with ``bench/serve.py``.
 """
 
 from __future__ import annotations

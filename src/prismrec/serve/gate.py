@@ -9,18 +9,29 @@ refused (401/403) before any of its body is read or parsed. In order:
 3. the caller's token bucket (``ServeSettings.rate_limit`` per second per key, bursts of
    ``rate_burst``): 429 with ``Retry-After``;
 4. requests in flight in this process (``max_concurrent``): 503 with ``Retry-After: 1``.
+
+With ``ServeSettings.admin_port`` set, the port a request came in on (the listening
+socket's, from the ASGI scope, not the Host header) decides first: the operational routes
+(``/metrics``, ``/docs``, ``/redoc``, ``/openapi.json`` and the docs' assets) answer on the
+admin port only, and nothing else does; either way the other gets 404. Their key rules do
+not change.
 """
 
 from __future__ import annotations
 
 import re
 
-from prismrec.serve.auth import HEADER, OPEN, needed, refusal
+from prismrec.serve.auth import HEADER, OPEN, OPS, needed, refusal
+from prismrec.serve.docs import ASSETS
 from prismrec.serve.limits import RateLimiter, send_error
 from prismrec.serve.settings import ServeSettings
 
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _HEADER = HEADER.lower().encode()
+_ON_MAIN_PORT = ("no such route on this port: the operational routes are on the admin port "
+                 "only, the API and /ui on the main port")
+_ON_ADMIN_PORT = ("this is the admin port: it serves /metrics, /docs, /redoc and "
+                  "/openapi.json only")
 
 
 class Gate:
@@ -43,7 +54,15 @@ class Gate:
             await send_error(send, 400, "the path holds an invalid percent-escape: write '%' "
                                         "as %25 and every escape as % and two hex digits")
             return
-        role = needed(scope.get("method", ""), scope.get("path", ""))
+        path = scope.get("path", "")
+        role = needed(scope.get("method", ""), path)
+        admin_port = self.settings.admin_port
+        if admin_port:
+            ops = role == OPS or path == ASSETS or path.startswith(ASSETS + "/")
+            port = (scope.get("server") or (None, None))[1]
+            if ops != (port == admin_port):
+                await send_error(send, 404, _ON_MAIN_PORT if ops else _ON_ADMIN_PORT)
+                return
         given = None
         if role != OPEN:
             for name, value in scope.get("headers", ()):

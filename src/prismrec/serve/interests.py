@@ -100,8 +100,11 @@ class InterestRoutes:
     # -- explained and steered lists --------------------------------------------------------
     def recommend(self, user: str, *, k: int, exclude: list[str], filter_seen: bool,
                   diversity: float, diversity_given: bool, explain: bool,
-                  mute: list[int], boost: list[int], stored: list) -> dict[str, Any]:
-        """The list the heavy path answers with (see the module docstring)."""
+                  mute: list[int], boost: list[int], stored: list | None) -> dict[str, Any]:
+        """The list the heavy path answers with (see the module docstring); ``stored``: the
+        user's preferences when the caller read them already (else they are read here)."""
+        if stored is None:
+            stored = self.live.store.preferences(user)
         items, times = self._history(user)
         requested = bool(mute or boost)
         if not len(items):

@@ -1,4 +1,5 @@
-"""Limits: the request body (before parsing), a per-key token bucket and requests in flight.
+"""Limits: the request body (before parsing), a per-key token bucket, requests in flight,
+and what a user's log admits (a quota by count, an age limit by event time).
 
 Every limit answers with a JSON error naming it; the rate limit (429) and the concurrency
 limit (503) add ``Retry-After`` in whole seconds. Limits are per process: with
@@ -139,3 +140,19 @@ class LogQuota:
                 room[e.user] -= 1
                 kept.append(e)
         return kept, len(events) - len(kept)
+
+
+def drop_too_old(events: list, max_age: float, now: float) -> tuple[list, int]:
+    """The events to store, and how many are older than ``max_age`` seconds (dropped).
+
+    Age is judged by the event's own ``timestamp`` against the server's clock when the
+    batch is ingested (``now``): an event stamped before ``now - max_age`` is not stored,
+    not folded into its user's state, and counted (``too_old`` in the reply and
+    ``prismrec_events_too_old_total``). It is an admission rule, like ``LogQuota``, so a
+    user's state always folds exactly the events their log holds. Events already logged
+    are never removed as they age: the log is append-only and each state folds it from
+    the start, so expiring old events would mean rebuilding the state from what is left.
+    """
+    cutoff = now - max_age
+    kept = [e for e in events if e.timestamp >= cutoff]
+    return kept, len(events) - len(kept)

@@ -34,6 +34,8 @@ COUNTERS = {
     "prismrec_recommendations_popular_total": "recommendation lists that fell back to popular",
     "prismrec_events_over_quota_total": "events not stored because their user's log was at "
                                         "the per-user quota (--max-user-events)",
+    "prismrec_events_too_old_total": "events not stored because their timestamp was older "
+                                     "than the age limit (--max-event-age) when they arrived",
     "prismrec_requests_refused_total": "requests refused by a limit (rate or in flight)",
 }
 

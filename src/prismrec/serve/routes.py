@@ -32,7 +32,7 @@ from prismrec.serve.auth import (
 )
 from prismrec.serve.batching import Batcher, LoopBatcher, each
 from prismrec.serve.interests import InterestRoutes, fast_items
-from prismrec.serve.limits import LogQuota
+from prismrec.serve.limits import LogQuota, drop_too_old
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
     ErrorOut,
@@ -205,44 +205,78 @@ class RecommendRequest:
 class Workers:
     """Where the hot routes' model work runs (``prismrec.serve.batching``).
 
-    Recommendations: batched on the event loop, one batch at a time. A batch's checks and
-    store reads and its reasons run on the loop; its (B, D) x (D, N) product and top-k run
-    on one scoring thread, where torch releases the GIL, so the loop reads, routes and
-    answers other requests meanwhile (on 2 cores ~8% more requests per second; see
-    ``prismrec.serve.batching``). Ingest: one worker thread, so that a 100-event batch's
-    store transaction never holds up the loop; SQLite takes one writer at a time anyway.
+    Recommendations: batched on the event loop, one batch at a time. A batch's store reads
+    (``start_recommendations``), its (B, D) x (D, N) product and top-k run on one scoring
+    thread -- no synchronous store round trip ever runs on the event loop: the user's
+    stored interest preferences are read there too -- and its reasons on the loop. States that a batch rebuilt in memory (another checkpoint, an
+    unreadable blob) are stored afterwards by one writer thread (``store_pending``): reads
+    never write. Ingest: one worker thread, so that a 100-event batch's store transaction
+    never holds up the loop; SQLite takes one writer at a time anyway.
     """
 
     def __init__(self, live: LiveProfiles, settings: ServeSettings) -> None:
         self._scoring = ThreadPoolExecutor(1, thread_name_prefix="prismrec-score")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="prismrec-store-pending")
+
+        def read_and_score(requests: list[dict]):
+            job = live.start_recommendations(requests)  # store reads, off the loop
+            job.score()
+            prefs: list = []
+            for r in requests:  # is the user steered? (stored preferences, off the loop too)
+                try:
+                    prefs.append(live.store.preferences(r["user"]))
+                except Exception as exc:  # handed back to its own request
+                    prefs.append(exc)
+            return job, prefs
 
         async def recommend(batch: Sequence[RecommendRequest]) -> list:
-            job = live.start_recommendations([
-                dict(user=r.user, k=r.k, filter_seen=r.filter_seen, exclude=list(r.exclude),
-                     diversity=r.diversity) for r in batch])
-            await asyncio.get_running_loop().run_in_executor(self._scoring, job.score)
-            return job.results()
+            requests = [dict(user=r.user, k=r.k, filter_seen=r.filter_seen,
+                             exclude=list(r.exclude), diversity=r.diversity) for r in batch]
+            job, prefs = await asyncio.get_running_loop().run_in_executor(
+                self._scoring, read_and_score, requests)
+            if live.pending_writes():
+                self._writer.submit(_log_errors(live.store_pending))
+            return [r if isinstance(r, BaseException) else p if isinstance(p, BaseException)
+                    else (r, p) for r, p in zip(job.results(), prefs, strict=True)]
 
-        self.recommend: LoopBatcher[RecommendRequest, Recommendations] = LoopBatcher(
+        # each request's list and the user's stored preferences
+        self.recommend: LoopBatcher[RecommendRequest, tuple[Recommendations, list]] = LoopBatcher(
             recommend, window=settings.batch_window_ms / 1e3,
             max_batch=settings.max_request_batch, name="prismrec-recommend")
         quota = (LogQuota(live.store, settings.max_user_events)
                  if settings.max_user_events else None)
+        max_age = settings.max_event_age
 
-        def ingest(events: list[Event]) -> tuple[UpdateResult, int]:
-            """Apply the log quota (on this one thread, so exact in this process), then log."""
-            if quota is None:
-                return live.update(events), 0
-            kept, over = quota.split(events)
-            return live.update(kept), over
+        def ingest(events: list[Event]) -> tuple[UpdateResult, int, int]:
+            """Drop events past the age limit, apply the log quota to the rest (on this one
+            thread, so exact in this process), then log. Returns (result, over quota, too
+            old)."""
+            too_old = over = 0
+            if max_age:
+                events, too_old = drop_too_old(events, max_age, time.time())
+            if quota is not None:
+                events, over = quota.split(events)
+            return live.update(events), over, too_old
 
-        self.ingest: Batcher[list[Event], tuple[UpdateResult, int]] = Batcher(
+        self.ingest: Batcher[list[Event], tuple[UpdateResult, int, int]] = Batcher(
             each(ingest), window=0.0, max_batch=1, name="prismrec-ingest")
 
     def close(self) -> None:
         self.recommend.close()
         self.ingest.close()
         self._scoring.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+
+
+def _log_errors(fn):
+    def run() -> None:
+        try:
+            fn()
+        except Exception:  # the states are kept in memory and written at the next try
+            log.exception("storing states rebuilt by reads failed; they stay in memory "
+                          "and the next recommendation batch tries again")
+
+    return run
 
 
 def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
@@ -255,7 +289,8 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
     as do recommendations that are explained or steered (``prismrec.serve.interests``).
     """
     workers = workers or Workers(live, settings)
-    answers = InterestRoutes(live, interests or LiveInterests(live.recommender, live.store))
+    answers = InterestRoutes(live, interests or LiveInterests(
+        live.bundle.source, live.store, current=lambda: live.bundle.source))
     client = [Depends(client_guard(settings))]
     admin = [Depends(admin_guard(settings))]
     router = APIRouter()
@@ -276,8 +311,9 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
                 _check_id(v, f"events[{i}].{what}")
             events.append(Event(user, e.item, float(e.timestamp), e.event,
                                 None if e.value is None else float(e.value), eid))
-        result, over_quota = await workers.ingest.submit(events)
+        result, over_quota, too_old = await workers.ingest.submit(events)
         metrics.inc("prismrec_events_over_quota_total", over_quota)
+        metrics.inc("prismrec_events_too_old_total", too_old)
         if feed is not None:
             feed.publish(events)  # the dashboard's live page
         metrics.inc("prismrec_events_ingested_total", result.accepted)
@@ -287,7 +323,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         if unknown:
             metrics.inc("prismrec_events_unknown_item_total",
                         sum(e.item in unknown for e in events))
-        return {**result.to_dict(), "over_quota": over_quota}
+        return {**result.to_dict(), "over_quota": over_quota, "too_old": too_old}
 
     # The body model is made per service (its schema holds --max-batch); a signature with the
     # class itself, since the annotation above is a string this module cannot resolve.
@@ -305,7 +341,10 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         if len(q.exclude) > settings.max_exclude:
             raise HTTPException(422, f"{len(q.exclude)} exclude ids are over the limit of "
                                      f"{settings.max_exclude}")
-        stored = live.store.preferences(user)  # one small read: are they steered?
+        stored = None
+        if not (q.explain or q.mute or q.boost):
+            recs, stored = await workers.recommend.submit(
+                RecommendRequest(user, q.k, q.filter_seen, tuple(q.exclude), q.diversity))
         if q.explain or q.mute or q.boost or stored:  # reads the history: thread pool
             reply = await run_in_threadpool(
                 answers.recommend, user, k=q.k, exclude=q.exclude, filter_seen=q.filter_seen,
@@ -314,8 +353,6 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
             metrics.inc("prismrec_recommendations_popular_total" if reply["fallback"]
                         else "prismrec_recommendations_model_total")
             return JSONResponse({"user": user, **reply, "checkpoint": live.checkpoint})
-        recs = await workers.recommend.submit(
-            RecommendRequest(user, q.k, q.filter_seen, tuple(q.exclude), q.diversity))
         metrics.inc("prismrec_recommendations_popular_total" if recs.fallback
                     else "prismrec_recommendations_model_total")
         return JSONResponse({"user": user, "items": fast_items(recs, answers.title),
@@ -430,7 +467,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         _check_id(item, "item id")
         if k > settings.max_k:
             raise HTTPException(422, f"k={k} is over the limit of {settings.max_k}")
-        near = live.recommender.similar_items(item, k)  # unknown item: UnknownIdError, 404
+        near = live.similar_items(item, k)  # unknown item: UnknownIdError, 404
         return {"item": item, "similar": [
             {"rank": int(r), "item": i, "similarity": float(s)}
             for r, i, s in zip(near["rank"], near["item"], near["score"], strict=True)]}

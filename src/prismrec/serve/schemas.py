@@ -61,11 +61,14 @@ class IngestOut(BaseModel):
                                      "not used by the model")
     users_updated: int
     folded: int = Field(description="events fed to the model")
-    deferred_late: int
+    recomputed: list[str] = Field(description="users whose state was recomputed from their "
+                                  "whole history because of a late event")
     users_deferred: list[str]
     step_cost: str
     over_quota: int = Field(0, description="events not stored: their user's log was at the "
                             "per-user quota (max_user_events)")
+    too_old: int = Field(0, description="events not stored: their timestamp was older than "
+                         "the age limit (max_event_age) when they arrived")
 
 
 class Because(BaseModel):

@@ -24,7 +24,13 @@ class ServeSettings:
     too); with neither the dashboard is disabled (``/ui`` has its own login).
     Limits (``prismrec.serve.gate``): ``rate_limit`` requests per second per key (0: off) in
     bursts of up to ``rate_burst``; ``max_concurrent`` requests in flight per process;
-    ``max_user_events`` logged events per user (0: no quota; see ``limits.LogQuota``).
+    ``max_user_events`` logged events per user (0: no quota; see ``limits.LogQuota``);
+    ``max_event_age`` seconds: events stamped earlier than that before the server's clock
+    when they arrive are not stored (0: no limit; see ``limits.drop_too_old``).
+    ``admin_port``: when not 0, the operational routes answer only on this port and the
+    rest only on the others (``prismrec.serve.gate``); the process must listen on it.
+    Dashboard logins: ``login_rate`` attempts per second per client address in bursts of
+    ``login_burst`` (0: unlimited); over it ``POST /ui/login`` answers 429 + Retry-After.
     """
 
     api_key: str | None = field(default=None, repr=False)
@@ -43,6 +49,10 @@ class ServeSettings:
     rate_burst: int = 50  # tokens a bucket holds: requests one key may send at once
     max_concurrent: int = 256  # requests in flight per process; more get 503 + Retry-After
     max_user_events: int = 0  # per-user log quota: later events are dropped, counted; 0: none
+    max_event_age: float = 0.0  # seconds; older events (by timestamp) are dropped; 0: none
+    admin_port: int = 0  # serve /metrics, /docs, /openapi.json on this port only; 0: main port
+    login_rate: float = 0.2  # /ui login attempts per second per client address; 0: unlimited
+    login_burst: int = 20  # login attempts one address may make at once
 
     def validate(self) -> None:
         for name in ("api_key", "admin_key", "dashboard_key"):
@@ -51,7 +61,8 @@ class ServeSettings:
                                     or not key.isascii() or not key.isprintable()):
                 raise ValueError(f"{name} must be printable ASCII of at least 8 characters")
         for name in ("max_body_bytes", "max_batch", "max_k", "max_exclude",
-                     "max_request_batch", "workers", "rate_burst", "max_concurrent"):
+                     "max_request_batch", "workers", "rate_burst", "max_concurrent",
+                     "login_burst"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -61,9 +72,20 @@ class ServeSettings:
                 or self.max_user_events < 0:
             raise ValueError(f"max_user_events must be an integer >= 0, got "
                              f"{self.max_user_events!r}")
-        if isinstance(self.rate_limit, bool) or not isinstance(self.rate_limit, int | float) \
-                or not 0 <= self.rate_limit < float("inf"):
-            raise ValueError(f"rate_limit must be a number >= 0, got {self.rate_limit!r}")
+        for name in ("rate_limit", "login_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if isinstance(self.max_event_age, bool) \
+                or not isinstance(self.max_event_age, int | float) \
+                or not 0 <= self.max_event_age < float("inf"):
+            raise ValueError(f"max_event_age must be a number of seconds >= 0 (0: no limit), "
+                             f"got {self.max_event_age!r}")
+        if isinstance(self.admin_port, bool) or not isinstance(self.admin_port, int) \
+                or not 0 <= self.admin_port <= 65535:
+            raise ValueError(f"admin_port must be a port number (1-65535) or 0 for none, got "
+                             f"{self.admin_port!r}")
         if not self.max_future_seconds >= 0:
             raise ValueError(f"max_future_seconds must be >= 0, got {self.max_future_seconds}")
 

@@ -2,26 +2,18 @@
 
 OpenAI, vLLM, llama.cpp's server and Ollama all answer ``{"model", "input": [...]}`` with
 ``{"data": [{"embedding": [...], "index": i}, ...]}``. Plain ``urllib`` from the standard
-library: no extra dependency for one JSON POST.
+library through ``prismrec._http.post_json`` (retries with jittered back-off).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import logging
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from prismrec._http import RetryPolicy, post_json
 from prismrec.text._protocol import DimensionMismatchError, EncoderAuthError, EncoderError
-
-log = logging.getLogger(__name__)
-
-_RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -32,7 +24,8 @@ class OpenAIEmbeddingsEncoder:
     ``http://127.0.0.1:8000/v1`` or ``http://127.0.0.1:11434`` (``/v1/embeddings`` is added).
     Texts go in batches of ``batch_size``; 429, 5xx, timeouts and refused connections are
     retried ``max_retries`` times, waiting ``backoff`` seconds, doubled each time up to
-    ``max_backoff`` (a 429's Retry-After is honoured up to ``max_backoff``). ``dim``, when
+    ``max_backoff``, less a random share of up to half (a 429's Retry-After is honoured up to
+    ``max_backoff``; see ``prismrec._http``). ``dim``, when
     given, is checked against every reply; otherwise the first reply sets it.
     ``name`` (the cache key) is the model name unless ``label`` is given.
     """
@@ -116,49 +109,6 @@ class OpenAIEmbeddingsEncoder:
         return np.asarray(vectors, dtype=np.float32)  # (B, D)
 
     def _post(self, payload: dict) -> dict:
-        body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            wait = min(self.backoff * 2**attempt, self.max_backoff)
-            req = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    raw = resp.read()
-                try:
-                    return json.loads(raw)
-                except ValueError as exc:
-                    raise EncoderError(f"{self.endpoint} replied with invalid JSON: "
-                                       f"{raw[:200]!r}") from exc
-            except urllib.error.HTTPError as exc:
-                with exc:
-                    detail = exc.read()[:300].decode("utf-8", "replace")
-                    retry_after = exc.headers.get("Retry-After") if exc.headers else None
-                if exc.code in (401, 403):
-                    raise EncoderAuthError(
-                        f"{self.endpoint} refused the request (HTTP {exc.code}): check the API "
-                        f"key{' (none was set)' if not self.api_key else ''}; {detail}"
-                    ) from None
-                if exc.code not in _RETRY_STATUS:
-                    raise EncoderError(f"{self.endpoint} answered HTTP {exc.code} for model "
-                                       f"{self.model!r}: {detail}") from None
-                last = f"HTTP {exc.code}: {detail}"
-                if exc.code == 429 and retry_after:
-                    wait = min(_seconds(retry_after, wait), self.max_backoff)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                last = str(getattr(exc, "reason", exc)) or type(exc).__name__
-            if attempt < self.max_retries:
-                log.warning("embeddings request to %s failed (%s); retry %d/%d in %.2fs",
-                            self.endpoint, last, attempt + 1, self.max_retries, wait)
-                time.sleep(wait)
-        raise EncoderError(f"embeddings endpoint {self.endpoint} unreachable or failing after "
-                           f"{self.max_retries + 1} attempt(s): {last}")
-
-
-def _seconds(value: str, default: float) -> float:
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return default
+        return post_json(self.endpoint, payload, api_key=self.api_key, timeout=self.timeout,
+                         retry=RetryPolicy(self.max_retries, self.backoff, self.max_backoff),
+                         what="embeddings", error=EncoderError, auth_error=EncoderAuthError)

@@ -26,15 +26,16 @@ def cosine_topk(
                                      f"{x.shape[1]}-d")
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    from prismrec.ranking import topk_numpy  # torch loads at first search, not at import
     k = min(k, x.shape[0])
     qn, xn = _unit(q), _unit(x)
     idx = np.empty((q.shape[0], k), dtype=np.int64)
     scores = np.empty((q.shape[0], k), dtype=np.float32)
     for lo in range(0, q.shape[0], block):
         s = qn[lo: lo + block] @ xn.T  # (B, N)
-        top = np.argsort(-s, axis=1, kind="stable")[:, :k]  # (B, k), ties: lower index first
+        val, top = topk_numpy(s, k)  # (B, k), ties: lower index first
         idx[lo: lo + block] = top
-        scores[lo: lo + block] = np.take_along_axis(s, top, axis=1)
+        scores[lo: lo + block] = val
     return idx, scores
 
 

@@ -42,19 +42,34 @@ def when(ts: float | None) -> str:
         return f"{ts:g}"
 
 
+def _trained_events(rec) -> int:
+    """Events the model trained on (its training record), or every known event for a
+    checkpoint without one."""
+    tr = getattr(rec, "training_", None)
+    return int(len(rec.histories_.items)) if tr is None else int(tr.train_cut.sum())
+
+
 class Dashboard:
     """The dashboard's reads over one recommender (and, in the service, its live state)."""
 
     def __init__(self, recommender, *, live=None, metrics=None, feed: EventFeed | None = None,
                  checkpoint_dir: str | Path | None = None,
                  interests: LiveInterests | None = None) -> None:
-        self.recommender = recommender
+        self._recommender = recommender
         self.live = live
         self.store = None if live is None else live.store
         self.feed = feed
         self.meter = None if metrics is None else RateMeter(metrics.render)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        self.interests = interests or LiveInterests(recommender, self.store)
+        self.interests = interests or LiveInterests(recommender, self.store,
+                                                    current=lambda: self.recommender)
+
+    @property
+    def recommender(self):
+        """The recommender behind what is served now: in the service, the one whose bundle
+        ``live`` serves (after ``POST /v1/items``, the grown copy swapped in)."""
+        source = None if self.live is None else getattr(self.live.bundle, "source", None)
+        return self._recommender if source is None else source
 
     @property
     def read_only(self) -> bool:
@@ -78,7 +93,7 @@ class Dashboard:
         result = getattr(rec, "result_", None)
         card: dict[str, Any] = {
             "model": model.name, "items": len(rec.items_), "users": len(rec.users_),
-            "training_events": int(len(rec.histories_.items)),
+            "training_events": _trained_events(rec),
             "interest_head": getattr(model.config, "interest_head", None)
             if model.head is not None else None,
             "text_encoder": (rec.text_encoder_ or {}).get("name")

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.recommender.core import DEFAULT_DIVERSITY
+from prismrec.serve.limits import RateLimiter
 from prismrec.serve.ui.data import Dashboard
 from prismrec.serve.ui.session import (
     COOKIE,
@@ -69,9 +70,15 @@ def _environment() -> Environment:
     return env
 
 
-def build_ui_router(dash: Dashboard, keys: UiKeys, *, secure_default: bool = False
-                    ) -> APIRouter:
-    """The ``/ui`` routes over ``dash``, opened by ``keys``."""
+def build_ui_router(dash: Dashboard, keys: UiKeys, *, secure_default: bool = False,
+                    login_limit: RateLimiter | None = None) -> APIRouter:
+    """The ``/ui`` routes over ``dash``, opened by ``keys``.
+
+    ``login_limit``: a token bucket per client address for ``POST /ui/login`` (every
+    attempt takes a token, before the form is read; none left: 429 with ``Retry-After``);
+    None: login attempts are not limited (only slowed, ``FAILED_LOGIN_DELAY``). The address
+    is the TCP peer's: behind a proxy every client shares the proxy's bucket.
+    """
     env = _environment()
     router = APIRouter(include_in_schema=False)
     plotly_path = plotly_js()
@@ -122,6 +129,16 @@ def build_ui_router(dash: Dashboard, keys: UiKeys, *, secure_default: bool = Fal
     async def login(request: Request) -> Response:
         if not keys.enabled:
             return page(request, "disabled.html", 403)
+        wait = login_limit.retry_after(_address(request)) if login_limit is not None else 0
+        if wait:  # before the form is read or the key compared
+            token = new_login_token()
+            resp = page(request, "login.html", 429, csrf=token, next=PATH,
+                        error=f"too many login attempts from your address; try again in "
+                        f"{wait} s")
+            resp.headers["Retry-After"] = str(wait)
+            resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path=PATH,
+                            secure=secure(request), max_age=3600)
+            return resp
         form = await _form(request)
         target = _safe_next(form.get("next", PATH))
         if not csrf_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
@@ -305,6 +322,11 @@ def build_ui_router(dash: Dashboard, keys: UiKeys, *, secure_default: bool = Fal
 def _headers() -> dict[str, str]:
     return {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "same-origin", "Cache-Control": "no-store"}
+
+
+def _address(request: Request) -> str:
+    """The client's address (the TCP peer), the key of its login bucket."""
+    return request.client.host if request.client is not None else ""
 
 
 def _safe_next(target: str) -> str:
