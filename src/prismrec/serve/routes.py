@@ -208,8 +208,9 @@ class Workers:
     Recommendations: batched on the event loop, one batch at a time. A batch's store reads
     (``start_recommendations``), its (B, D) x (D, N) product and top-k run on one scoring
     thread -- no synchronous store round trip ever runs on the event loop: the user's
-    stored interest preferences are read there too -- and its reasons on the loop. States that a batch rebuilt in memory (another checkpoint, an
-    unreadable blob) are stored afterwards by one writer thread (``store_pending``): reads
+    stored interest preferences are read there too -- and its reasons on the loop. States
+    that a batch rebuilt in memory (another checkpoint, an unreadable blob) are stored
+    afterwards by one writer thread (``store_pending``): reads
     never write. Ingest: one worker thread, so that a 100-event batch's store transaction
     never holds up the loop; SQLite takes one writer at a time anyway.
     """
