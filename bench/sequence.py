@@ -160,7 +160,7 @@ def epoch_one(model: str, threads: int, data_dir: str) -> dict:
     train = ds.split(split_name).train
     torch.manual_seed(0)
     net = MODELS[model](len(ds.items))
-    cfg = TrainConfig(epochs=1, threads=threads, progress=False,
+    cfg = TrainConfig(epochs=1, threads=threads, progress=False, batch_size=128, loss="ce",
                       max_windows=0 if model == "sasrec" else 1)
     r = Trainer(cfg).fit(net, train)
     return {"model": model, "events": int(train.n_events), "train_epoch_s": r.seconds_per_epoch,
@@ -290,7 +290,7 @@ def main() -> None:
             "underestimate).", "", markdown_table(rows, cols)]
     if epochs:
         body += ["", "One training epoch on ml-1m-sas train/input.txt (full softmax over "
-                 "3416 items, default settings: dim 64, batch 128; SASRec on every 50-event "
+                 "3416 items, dim 64 (the model default), batch 128; SASRec on every 50-event "
                  f"window), {epoch_threads} torch thread(s):", "",
                  markdown_table(epochs, ["model", "events", "epoch s", "loss", "peak RSS MB"])]
     text = "\n".join(body)

@@ -31,6 +31,8 @@ def test_train_with_two_processes_saves_the_model_one_process_trains(tmp_path):
     assert doc["training"]["epochs"] == 2 and doc["config"]["train"]["threads"] == 1
 
 
-def test_nproc_must_be_positive(tmp_path):
-    with pytest.raises(SystemExit, match="--nproc"):
+def test_nproc_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["train", "--dataset", "synthetic", "--out", str(tmp_path), "--nproc", "0"])
+    assert exit_.value.code == 2
+    assert "argument --nproc: expected a positive integer" in capsys.readouterr().err

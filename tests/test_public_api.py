@@ -9,7 +9,8 @@ import sys
 import pytest
 
 PACKAGES = ["prismrec", "prismrec.data", "prismrec.eval", "prismrec.text", "prismrec.models",
-            "prismrec.train", "prismrec.profile", "prismrec.retrieve", "prismrec.explain"]
+            "prismrec.train", "prismrec.profile", "prismrec.retrieve", "prismrec.explain",
+            "prismrec.runs"]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -22,3 +22,11 @@ def test_quickstart_trains_compares_and_saves(tmp_path):
     assert len(loaded.recommend(result.examples[0]["user"], k=5)) == 5
     text = format_result(result)
     assert "NDCG@10" in text and result.examples[0]["user"] in text
+    assert "lstm: ran all 3 epochs" in text  # how training ended is always printed
+
+
+@pytest.mark.slow
+def test_a_quickstart_stopped_by_time_says_so():
+    result = run(None, data={"n_users": 200, "n_items": 80},
+                 train={"epochs": 50, "patience": 0, "threads": 1, "max_seconds": 1e-6})
+    assert "lstm: stopped by time after 1 epochs" in format_result(result)

@@ -25,6 +25,51 @@ def _ks(text: str) -> tuple[int, ...]:
     return ks
 
 
+def _number(kind, low: float, what: str, *, strict: bool = False):
+    """An argparse type: ``kind`` (int/float) at least ``low`` (above it when ``strict``)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+    return parse
+
+
+_POSITIVE = _number(int, 1, "a positive integer")
+_NON_NEGATIVE = _number(int, 0, "an integer >= 0")
+_POSITIVE_FLOAT = _number(float, 0.0, "a positive number", strict=True)
+_NON_NEGATIVE_FLOAT = _number(float, 0.0, "a number >= 0")
+
+
+def _option(text: str) -> tuple[str, object]:
+    """--option KEY=VALUE: the value as JSON when it parses (numbers, true/false), else text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), _json_or_text(value)
+
+
+def _json_or_text(v: str):
+    try:
+        return json.loads(v)
+    except ValueError:
+        return v
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object like '{{\"dim\": 64}}', "
+                                         f"got {text!r}")
+    return value
+
+
 def _write_json(path: str | None, doc: dict) -> None:
     if path is None:
         return
@@ -43,6 +88,28 @@ def _threads(n: int | None) -> None:
         torch.set_num_threads(n)
 
 
+def _print(run) -> None:
+    """A job's notes about the data (stderr), then its results (stdout)."""
+    if run.notes:
+        print("\n".join(run.notes), file=sys.stderr, flush=True)
+    print("\n".join(run.lines()), flush=True)
+
+
+def _spec(args: argparse.Namespace):
+    """The --dataset ... data flags as a DataSpec (None when no --dataset was given)."""
+    from prismrec.runs import DataSpec
+
+    if not getattr(args, "dataset", None):
+        return None
+    columns = {role: getattr(args, f"{flag}_col") for role, flag in
+               (("user", "user"), ("item", "item"), ("timestamp", "time"), ("event", "event"))
+               if getattr(args, f"{flag}_col", None)}
+    return DataSpec(dataset=args.dataset, data_dir=args.data_dir, split=args.split,
+                    columns=columns, time_unit=args.time_unit, options=dict(args.option or ()),
+                    strict=args.strict, keep_duplicates=args.keep_duplicates, ties=args.ties,
+                    seed=args.ties_seed)
+
+
 # ---------------------------------------------------------------------------- commands
 
 
@@ -58,80 +125,20 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from prismrec.eval.runner import run_baseline
+    from prismrec.runs import evaluate_baseline, evaluate_checkpoint
 
     _threads(args.threads)
     if args.checkpoint:
-        return _evaluate_checkpoint(args)
-    if not (args.dataset and args.model):
-        raise SystemExit("evaluate needs --dataset and --model (or --checkpoint)")
-    dataset = _load(args)
-    result = run_baseline(dataset, args.model, split=args.split, ks=args.k,
-                          filter_seen=args.filter_seen)
-    doc = result.to_dict()
-    _print_metrics(doc)
-    _write_json(args.json, doc)
+        run = evaluate_checkpoint(args.checkpoint, _spec(args), ks=args.k,
+                                  split=None if args.split == "default" else args.split,
+                                  filter_seen=args.filter_seen)
+    elif args.dataset and args.model:
+        run = evaluate_baseline(_spec(args), args.model, ks=args.k, filter_seen=args.filter_seen)
+    else:
+        args.parser.error("evaluate needs --dataset and --model (or --checkpoint)")
+    _print(run)
+    _write_json(args.json, run.to_dict())
     return 0
-
-
-def _evaluate_checkpoint(args: argparse.Namespace) -> int:
-    from prismrec.data import load_dataset
-    from prismrec.eval import evaluate, popularity
-    from prismrec.recommender import Recommender
-    from prismrec.recommender._provenance import unseen_cases
-
-    rec = Recommender.load(args.checkpoint)
-    source = _read_source(args.checkpoint)
-    name = args.dataset or source.get("dataset")
-    data_dir = args.data_dir or source.get("data_dir")
-    if not name:
-        raise SystemExit("this checkpoint does not record its dataset: pass --dataset/--data-dir")
-    dataset = load_dataset(name, data_dir)
-    split_name = args.split if args.split != "default" else source.get("split", "default")
-    split = dataset.split(split_name)
-    _check_same_items(rec, dataset)
-    unseen = unseen_cases(getattr(rec, "training_", None), dataset.sequences, split.test)
-    if len(unseen.cases) == 0:
-        raise PrismrecError(
-            f"refusing to score this checkpoint on the {split.name!r} test cases: "
-            f"{unseen.reason}, so its figures would be measured on data the model has seen. "
-            f"Train a checkpoint that holds those cases out (`prismrec train --dataset "
-            f"{name} --split {split.name} --out DIR`) and evaluate that, or evaluate a "
-            f"baseline (`prismrec evaluate --dataset {name} --model ease`)")
-    if unseen.reason:
-        print(f"scoring {len(unseen.cases)} of {unseen.total} test cases: {unseen.reason}",
-              file=sys.stderr)
-    rep = evaluate(rec, unseen.cases, ks=args.k, filter_seen=args.filter_seen,
-                   item_popularity=popularity(split.train, len(dataset.items)))
-    doc = {"dataset": dataset.name, "split": split.name, "model": rec.model,
-           "config": {"model": rec.model_.config.to_dict(),
-                      "train": rec.train_config_.to_dict()},
-           "filter_seen": args.filter_seen, "metrics": rep.metrics,
-           "ci95": {k: list(v) for k, v in rep.ci.items()},
-           "timings": {"train": None if rec.result_ is None else rec.result_.to_dict()},
-           "data": {**dataset.summary(), "test_cases": len(unseen.cases),
-                    "test_cases_left_out": unseen.total - len(unseen.cases),
-                    "left_out_because": unseen.reason or None},
-           "checkpoint": str(args.checkpoint)}
-    _print_metrics(doc)
-    _write_json(args.json, doc)
-    return 0
-
-
-SOURCE_FILE = "source.json"
-
-
-def _read_source(checkpoint: str) -> dict:
-    path = Path(checkpoint) / SOURCE_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _check_same_items(rec, dataset) -> None:
-    if rec.items_.to_list() != dataset.items.to_list():
-        raise PrismrecError(
-            f"the checkpoint's {len(rec.items_)} items differ from the dataset's "
-            f"{len(dataset.items)}: evaluate it on the data it was trained on"
-        )
 
 
 def _torchrun_rank() -> tuple[int, int, int] | None:
@@ -149,8 +156,8 @@ def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
     import subprocess
 
     if _torchrun_rank() is not None:
-        raise SystemExit("prismrec train: --nproc is for a plain start; under torchrun the "
-                         "process count comes from --nproc_per_node")
+        args.parser.error("--nproc is for a plain start; under torchrun the process count "
+                          "comes from --nproc_per_node")
     argv, skip = [], False
     for a in args.argv:
         if skip or a.startswith("--nproc="):
@@ -168,8 +175,6 @@ def _relaunch_under_torchrun(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.nproc < 1:
-        raise SystemExit("prismrec train: --nproc must be at least 1")
     if args.nproc > 1:
         return _relaunch_under_torchrun(args)
     ranked = _torchrun_rank()
@@ -185,53 +190,30 @@ def cmd_train(args: argparse.Namespace) -> int:
         shutdown()
 
 
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_seconds", "seed",
+               "max_len", "loss")
+
+
+def _train_config(args: argparse.Namespace) -> dict:
+    config = {"progress": not getattr(args, "quiet", False), "threads": args.threads}
+    for key in TRAIN_FLAGS:
+        if getattr(args, key, None) is not None:
+            config[key] = getattr(args, key)
+    return config
+
+
 def _train(args: argparse.Namespace, main_rank: bool = True) -> int:
-    from prismrec.eval import evaluate, popularity
-    from prismrec.recommender import Recommender
+    from prismrec.runs import train_model
 
     _threads(args.threads)
-    dataset = _load(args)
-    split = dataset.split(args.split)
-    train_config = {"progress": not args.quiet, "threads": args.threads}
-    for key in ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_seconds",
-                "seed", "max_len"):
-        if getattr(args, key) is not None:
-            train_config[key] = getattr(args, key)
-    model_config = json.loads(args.model_config) if args.model_config else None
-    rec = Recommender(args.model, model_config=model_config, train_config=train_config,
-                      log_dir=args.log_dir)
-    rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=args.refit,
-                  histories=dataset.sequences)
-    if not main_rank:  # torchrun: rank 0 evaluates, prints and writes the checkpoint
+    run = train_model(_spec(args), args.model, args.out, model_config=args.model_config,
+                      train_config=_train_config(args), log_dir=args.log_dir,
+                      refit=args.refit, text=args.text, blend=args.blend,
+                      filter_seen=args.filter_seen, main_rank=main_rank)
+    if not main_rank:  # torchrun: rank 0 prints and writes
         return 0
-    popular = popularity(split.train, len(dataset.items))
-    metrics = {}
-    for filt in (True, False):
-        rep = evaluate(rec, split.test, ks=(10, 20, 50), filter_seen=filt, n_bootstrap=0,
-                       item_popularity=popular)
-        metrics["filtered" if filt else "unfiltered"] = rep.metrics
-    out = rec.save(args.out)
-    source = {"dataset": args.dataset, "data_dir": None if args.data_dir is None
-              else str(Path(args.data_dir).resolve()), "split": split.name}
-    (out / SOURCE_FILE).write_text(json.dumps(source, indent=2))
-    r = rec.result_
-    print(f"{args.model} on {dataset.name} ({split.name} split): best epoch {r.best_epoch} "
-          f"of {r.epochs}, {r.seconds_per_epoch:.1f} s/epoch, {r.seconds_to_best:.0f} s to best")
-    if rec.refit_result_ is not None:
-        print(f"  refit on train + validation for {rec.refit_result_.epochs} epochs: "
-              f"{rec.refit_result_.seconds:.0f} s")
-    for tag, m in metrics.items():
-        print(f"  test {tag:<10} ndcg@10 {m['ndcg@10']:.4f}  hr@10 {m['hr@10']:.4f}  "
-              f"recall@50 {m['recall@50']:.4f}")
-    print(f"saved to {out}")
-    _write_json(args.json, {"dataset": dataset.name, "split": split.name, "model": args.model,
-                            "metrics": metrics["filtered" if args.filter_seen else "unfiltered"],
-                            "filter_seen": args.filter_seen, "all_metrics": metrics,
-                            "training": {k: v for k, v in r.to_dict().items()},
-                            "refit": None if rec.refit_result_ is None
-                            else rec.refit_result_.to_dict(),
-                            "config": {"model": rec.model_.config.to_dict(),
-                                       "train": rec.train_config_.to_dict()}})
+    _print(run)
+    _write_json(args.json, run.to_dict())
     return 0
 
 
@@ -247,33 +229,14 @@ def _interest_ids(text: str) -> list[int]:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from prismrec.recommender import Recommender
+    from prismrec.runs.recommend import recommend_from_checkpoint
 
     _threads(args.threads)
-    rec = Recommender.load(args.checkpoint)
-    if (args.user is None) == (args.items is None):
-        raise SystemExit("give exactly one of --user ID or --items ID,ID,...")
-    if args.user is None and (args.mute or args.boost or args.diversity is not None):
-        raise SystemExit("prismrec recommend: --mute, --boost and --diversity steer a known "
-                         "user's interests: use them with --user")
-    doc: dict = {"user": args.user}
-    if args.user is not None:
-        try:
-            frame = rec.recommend(args.user, k=args.k, filter_seen=args.filter_seen,
-                                  diversity=args.diversity, mute=args.mute, boost=args.boost,
-                                  explain=args.explain)
-        except ValueError as exc:
-            if isinstance(exc, PrismrecError):
-                raise
-            raise SystemExit(f"prismrec recommend: {exc}") from None
-        frame = frame.drop(columns="user")
-        doc.update({k: frame.attrs.get(k) for k in ("components", "fallback")})
-    else:
-        items = [x.strip() for x in args.items.split(",") if x.strip()]
-        frame = rec.recommend_for_sequence(items, k=args.k, filter_seen=args.filter_seen,
-                                           explain=args.explain)
-        doc.update({"items": items,
-                    **{k: frame.attrs.get(k) for k in ("components", "fallback")}})
+    items = None if args.items is None else [x.strip() for x in args.items.split(",")
+                                             if x.strip()]
+    frame, doc = recommend_from_checkpoint(
+        args.checkpoint, user=args.user, items=items, k=args.k, filter_seen=args.filter_seen,
+        diversity=args.diversity, mute=args.mute, boost=args.boost, explain=args.explain)
     if args.json:
         doc["recommendations"] = json.loads(frame.to_json(orient="records"))
         print(json.dumps(doc))
@@ -289,11 +252,12 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     from prismrec.explain.interests import narrate_profile, plot_profile, profile_for
     from prismrec.recommender import Recommender
+    from prismrec.runs.evaluate import read_source
 
     _threads(args.threads)
     rec = Recommender.load(args.checkpoint)
     catalog = getattr(rec, "catalog_", None)
-    source = _read_source(args.checkpoint)
+    source = read_source(args.checkpoint)
     name = args.dataset or source.get("dataset")
     if catalog is None and name:  # labels read the catalogue the model was trained with
         from prismrec.data import load_dataset
@@ -332,50 +296,39 @@ def _narrator(args: argparse.Namespace):
     if args.narrator == "local":
         return FallbackNarrator(LocalLLMNarrator())
     if not args.chat_url:
-        raise SystemExit("--narrator chat needs --chat-url (an OpenAI-compatible endpoint)")
+        args.parser.error("--narrator chat needs --chat-url (an OpenAI-compatible endpoint)")
     return FallbackNarrator(ChatEndpointNarrator(args.chat_url, model=args.chat_model))
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from prismrec.train import tune
+    from prismrec.runs import tune_model
 
     _threads(args.threads)
-    dataset = _load(args)
-    split = dataset.split(args.split)
-    grid = dict(_grid_arg(g) for g in args.grid)
-    table = tune(args.model, split.train, split.valid, len(dataset.items), grid,
-                 search=args.search, n_trials=args.trials,
-                 train_config={"progress": False, "threads": args.threads,
-                               **({"max_seconds": args.max_seconds} if args.max_seconds else {})})
-    print(table.to_string(index=False))
-    print(f"best on validation: {table.attrs['best']}")
-    _write_json(args.json, {"dataset": dataset.name, "split": split.name, "model": args.model,
-                            "best": table.attrs["best"],
-                            "trials": table.to_dict(orient="records")})
+    if args.search == "random" and args.trials is None:
+        args.parser.error("--search random needs --trials N")
+    train_config = {"progress": False, "threads": args.threads,
+                    **({"max_seconds": args.max_seconds} if args.max_seconds else {})}
+    run = tune_model(_spec(args), args.model, dict(args.grid), search=args.search,
+                     trials=args.trials, train_config=train_config, text=args.text,
+                     blend=args.blend, refit=args.refit, out=args.out)
+    _print(run)
+    _write_json(args.json, run.to_dict())
     return 0
 
 
 def _grid_arg(text: str) -> tuple[str, list]:
     key, sep, values = text.partition("=")
-    if not sep or not values:
-        raise SystemExit(f"--grid takes SETTING=V1,V2,... (got {text!r})")
-    return key.strip(), [json.loads(v) if _is_json(v) else v for v in values.split(",")]
-
-
-def _is_json(v: str) -> bool:
-    try:
-        json.loads(v)
-    except ValueError:
-        return False
-    return True
+    if not sep or not values or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected SETTING=V1,V2,... (got {text!r})")
+    return key.strip(), [_json_or_text(v) for v in values.split(",")]
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from prismrec.quickstart import format_result, run
 
     _threads(args.threads)
-    print("Generating a synthetic shop and training the LSTM (about a minute on 2 cores)...",
-          flush=True)
+    print(f"Generating a synthetic shop and training the {args.model.upper()} (about a minute "
+          "on 2 idle cores; no time limit, early stopping ends it)...", flush=True)
     result = run(args.out, model=args.model, progress=not args.quiet)
     print(format_result(result))
     return 0
@@ -542,25 +495,6 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_metrics(doc: dict) -> None:
-    print(f"{doc['model']} on {doc['dataset']} ({doc['split']} split, "
-          f"{'seen items filtered' if doc['filter_seen'] else 'unfiltered'}, "
-          f"{doc['data'].get('test_cases', '?')} test cases)")
-    metrics, ci = doc["metrics"], doc.get("ci95", {})
-    names = ["ndcg", "hr", "recall", "mrr", "coverage", "novelty"]
-    ks = sorted({int(key.split("@")[1]) for key in metrics})
-    print("  " + f"{'K':>4}" + "".join(f"{n:>10}" for n in names))
-    for k in ks:
-        cells = [metrics.get(f"{n}@{k}") for n in names]
-        print("  " + f"{k:>4}" + "".join(f"{c:>10.4f}" if c is not None else f"{'-':>10}"
-                                        for c in cells))
-    key = f"ndcg@{ks[0]}"
-    if key in ci:
-        print(f"  95% bootstrap interval of {key}: [{ci[key][0]:.4f}, {ci[key][1]:.4f}]")
-    if doc.get("validation") and doc.get("config"):
-        print(f"  chosen on validation: {doc['config']}")
-
-
 # ---------------------------------------------------------------------------- parser
 
 
@@ -570,25 +504,50 @@ def _strict_arg(s: argparse.ArgumentParser) -> None:
                    "and reports how many")
 
 
-def _load(args: argparse.Namespace):
-    from prismrec.data import load_dataset
-
-    opts = {} if args.strict else {"strict": False}
-    dataset = load_dataset(args.dataset, args.data_dir, **opts)
-    skipped = (dataset.interactions.frame.attrs.get("skipped", 0)
-               if dataset.interactions is not None else 0)
-    if skipped:
-        print(f"skipped {skipped} bad row(s) while reading {args.dataset}", file=sys.stderr)
-    return dataset
-
-
-def _data_args(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--dataset", required=True, help="dataset name (see `prismrec datasets`)")
-    s.add_argument("--data-dir", help="folder holding the dataset's files (not for synthetic)")
-    s.add_argument("--split", default="default", choices=["default", "loo", "temporal", "given"],
+def _data_args(s: argparse.ArgumentParser, *, required: bool = True) -> None:
+    g = s.add_argument_group("data")
+    g.add_argument("--dataset", required=required,
+                   help="dataset layout name (see `prismrec datasets`); `events` is a folder "
+                   "with your own events.csv and optional items.csv")
+    g.add_argument("--data-dir", help="folder holding the dataset's files (not for synthetic)")
+    g.add_argument("--split", default="default", choices=["default", "loo", "temporal", "given"],
                    help="default: the dataset's own split if it ships one, else leave-one-out")
-    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    g.add_argument("--user-col", help="events layout: the user id column (default: user)")
+    g.add_argument("--item-col", help="events layout: the item id column (default: item; also "
+                   "the id column of items.csv when it has one)")
+    g.add_argument("--time-col", help="events layout: the timestamp column (default: "
+                   "timestamp if present, else file order)")
+    g.add_argument("--event-col", help="events layout: the event type column (optional)")
+    g.add_argument("--time-unit", choices=["s", "ms", "iso"],
+                   help="how timestamps are written: unix seconds, milliseconds or ISO "
+                   "date-times (default: numbers are seconds, text is a date-time)")
+    g.add_argument("--option", action="append", type=_option, metavar="KEY=VALUE",
+                   help="an option of the layout's loader, e.g. events=listens for "
+                   "lastfm-hetrec (repeatable; values are JSON when they parse)")
+    g.add_argument("--keep-duplicates", action="store_true",
+                   help="keep rows the layout would drop or merge as repeats (Amazon repeated "
+                   "reviews, HetRec tags applied together); counts are always reported")
+    g.add_argument("--ties", choices=["file", "shuffle"], default="file",
+                   help="order of a user's events with equal timestamps: the file's "
+                   "(default) or a seeded shuffle, to check a sequence model's lead")
+    g.add_argument("--ties-seed", type=_NON_NEGATIVE, default=0,
+                   help="seed of --ties shuffle (default 0)")
+    s.add_argument("--threads", type=_POSITIVE, default=2,
+                   help="torch/OpenMP threads (default 2)")
     _strict_arg(s)
+
+
+def _model_choice_args(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--model", default="lstm", choices=["lstm", "gru", "sasrec"])
+    s.add_argument("--text", action="store_true",
+                   help="encode the catalogue's item text (all-MiniLM-L6-v2) and train the "
+                   "id+text embedding; items without text train with empty text (reported)")
+    s.add_argument("--blend", action="store_true",
+                   help="mix in EASE item-item scores; the weight, EASE penalty and recency "
+                   "decay are chosen on validation")
+    s.add_argument("--refit", action="store_true",
+                   help="after validation has chosen the epochs, train a fresh model on "
+                   "train + validation for that many epochs (costs a second training)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -607,22 +566,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "evaluate", help="evaluate a baseline or a trained checkpoint (full ranking)",
         description="Full-ranking evaluation. Baselines are fitted on the training part and "
-        "their settings chosen on validation; metrics are on the test cases.")
-    s.add_argument("--dataset", help="dataset layout name (see `prismrec datasets`)")
-    s.add_argument("--data-dir", help="folder holding the dataset's files (not for synthetic)")
+        "their settings chosen on validation; metrics are on the test cases. Prints rows the "
+        "reader dropped and the share of targets tied in time with the previous event.")
+    _data_args(s, required=False)
     s.add_argument("--model", choices=["pop", "itemknn", "ease"], help="baseline to evaluate")
-    s.add_argument("--checkpoint", help="a trained model folder (from `prismrec train`); only "
-                   "test cases it neither trained on nor used for selection are scored (it "
-                   "refuses when none are left)")
-    s.add_argument("--split", default="default", choices=["default", "loo", "temporal", "given"],
-                   help="default: the dataset's own split if it ships one, else leave-one-out")
+    s.add_argument("--checkpoint", help="a trained model folder (from `prismrec train`); its "
+                   "data is the one recorded at training unless --dataset is given; only test "
+                   "cases it neither trained on nor used for selection are scored (it refuses "
+                   "when none are left)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True,
                    help="remove items the user already interacted with before ranking "
                    "(default: on; RecBole's sequential figures are unfiltered)")
     s.add_argument("-k", "--k", type=_ks, default=(10, 20, 50), help="cut-offs, e.g. 10,20,50")
     s.add_argument("--json", help="write the result document to this file")
-    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
-    _strict_arg(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("quickstart", help="the main job on the embedded synthetic data",
@@ -632,30 +588,34 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="keep the fitted model in this folder")
     s.add_argument("--model", default="lstm", choices=["lstm", "gru", "sasrec"])
     s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    s.add_argument("--threads", type=_POSITIVE, default=2,
+                   help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_quickstart)
 
     s = sub.add_parser("train", help="train a sequence model and save a checkpoint",
                        description="Train on the training part of a split, stop early on "
                        "validation NDCG@10, report test metrics and save a checkpoint "
-                       "(safetensors + JSON).")
+                       "(safetensors + JSON). Progress shows epoch N/M, loss and validation "
+                       "NDCG@10.")
     _data_args(s)
-    s.add_argument("--model", default="lstm", choices=["lstm", "gru", "sasrec"])
+    _model_choice_args(s)
     s.add_argument("--out", required=True, help="checkpoint folder to write")
-    s.add_argument("--model-config", help='model settings as JSON, e.g. \'{"dim": 128}\'')
-    for flag, typ in (("--epochs", int), ("--batch-size", int), ("--lr", float),
-                      ("--weight-decay", float), ("--patience", int), ("--max-seconds", float),
-                      ("--seed", int), ("--max-len", int)):
+    s.add_argument("--model-config", type=_json_object,
+                   help='model settings as JSON, e.g. \'{"dim": 128}\'')
+    for flag, typ in (("--epochs", _POSITIVE), ("--batch-size", _POSITIVE),
+                      ("--lr", _POSITIVE_FLOAT), ("--weight-decay", _NON_NEGATIVE_FLOAT),
+                      ("--patience", _NON_NEGATIVE), ("--max-seconds", _POSITIVE_FLOAT),
+                      ("--seed", _NON_NEGATIVE), ("--max-len", _POSITIVE)):
         s.add_argument(flag, type=typ, help="training setting (default: TrainConfig's)")
+    s.add_argument("--loss", choices=["auto", "ce", "sampled"],
+                   help="full softmax (ce), sampled softmax with logQ correction, or auto: "
+                   "chosen by catalogue size (default: TrainConfig's)")
     s.add_argument("--log-dir", help="write TensorBoard event files here")
-    s.add_argument("--refit", action="store_true",
-                   help="after validation has chosen the epochs, train a fresh model on "
-                   "train + validation for that many epochs (costs a second training)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True,
                    help="which test metrics go under 'metrics' in --json")
     s.add_argument("--json", help="write the result document to this file")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.add_argument("--nproc", type=int, default=1,
+    s.add_argument("--nproc", type=_POSITIVE, default=1,
                    help="data-parallel processes on this machine (relaunches under torchrun; "
                    "--threads is shared among them). For several machines start "
                    "`torchrun --nnodes M --nproc_per_node N --rdzv-endpoint HOST:PORT -m "
@@ -670,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", required=True, help="folder written by `prismrec train`")
     s.add_argument("--user", help="a user id from the training data")
     s.add_argument("--items", help="a history of item ids, oldest first: ID,ID,...")
-    s.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+    s.add_argument("-k", type=_POSITIVE, default=10, help="how many items (default 10)")
     s.add_argument("--filter-seen", action=argparse.BooleanOptionalAction, default=True)
     s.add_argument("--explain", action=argparse.BooleanOptionalAction, default=True,
                    help="add title, interest, label and reason (default: on; "
@@ -685,7 +645,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--user: interest ids whose share of the list is raised")
     s.add_argument("--json", action="store_true", help="print a JSON document instead of a "
                    "table: user, components, fallback, recommendations")
-    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    s.add_argument("--threads", type=_POSITIVE, default=2,
+                   help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_recommend)
 
     s = sub.add_parser("profile", help="a user's interests, their weights over time and a "
@@ -711,19 +672,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataset", help="dataset whose catalogue names the interests "
                    "(default: the one the checkpoint records)")
     s.add_argument("--data-dir", help="folder of that dataset")
-    s.add_argument("--threads", type=int, default=2, help="torch/OpenMP threads (default 2)")
+    s.add_argument("--threads", type=_POSITIVE, default=2,
+                   help="torch/OpenMP threads (default 2)")
     s.set_defaults(func=cmd_profile)
 
     s = sub.add_parser("tune", help="search settings of a sequence model on validation",
                        description="Train one model per setting and rank them by validation "
-                       "NDCG@10. The test cases are never used.")
+                       "NDCG@10. The test cases are never used. With --blend, --refit or "
+                       "--out the best setting is trained once more (blended, refitted, "
+                       "saved).")
     _data_args(s)
-    s.add_argument("--model", default="lstm", choices=["lstm", "gru", "sasrec"])
-    s.add_argument("--grid", nargs="+", required=True, metavar="SETTING=V1,V2",
+    _model_choice_args(s)
+    s.add_argument("--grid", nargs="+", required=True, metavar="SETTING=V1,V2", type=_grid_arg,
                    help="e.g. dim=32,64 lr=0.001,0.003 (model.* or train.* to disambiguate)")
     s.add_argument("--search", choices=["grid", "random"], default="grid")
-    s.add_argument("--trials", type=int, help="how many settings random search tries")
-    s.add_argument("--max-seconds", type=float, help="training time limit per trial")
+    s.add_argument("--trials", type=_POSITIVE, help="how many settings random search tries")
+    s.add_argument("--max-seconds", type=_POSITIVE_FLOAT,
+                   help="training time limit per trial (a trial stopped by it says so in "
+                   "its 'stopped' column)")
+    s.add_argument("--out", help="save the best setting's model here")
     s.add_argument("--json", help="write the trials table to this file")
     s.set_defaults(func=cmd_tune)
 
@@ -822,6 +789,7 @@ def _login_flags(s: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.parser = _subparser(parser, args.command)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for train --nproc's relaunch
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -830,9 +798,17 @@ def main(argv: list[str] | None = None) -> int:
     except PrismrecError as exc:
         print(f"prismrec {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:  # bad settings: TrainConfig, grids, ...
         print(f"prismrec {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The sub-command's parser, so that usage errors print that command's usage."""
+    for action in parser._subparsers._group_actions:  # noqa: SLF001
+        if command in getattr(action, "choices", {}):
+            return action.choices[command]
+    return parser
 
 
 if __name__ == "__main__":

@@ -283,7 +283,11 @@ def test_amazon_2018_plain_json_duplicates_and_lists(tmp_path):
     write(tmp_path / "meta_Industrial_and_Scientific.json", "".join(json.dumps(m) + "\n"
                                                                      for m in meta))
     ds = amazon.load(tmp_path)
-    assert seq_ids(ds, "U1") == ["X1", "X2"]  # the verbatim repeat is dropped
+    assert seq_ids(ds, "U1") == ["X1", "X2"]  # the verbatim repeat is dropped, and counted
+    assert ds.dropped() == {"repeated (user, item, time) reviews": 1}
+    kept = amazon.load(tmp_path, drop_duplicates=False)
+    assert seq_ids(kept, "U1") == ["X1", "X1", "X2"] and kept.dropped() == {}
+    assert kept.info["kept_duplicates"] == 1
     cat = ds.catalog.frame
     assert cat.loc["X1", "title"] == "Scale" and cat.loc["X1", "description"] == "Weighs things"
     assert cat.loc["X1", "categories"] == ["Industrial & Scientific", "Lab"]
@@ -335,9 +339,13 @@ def test_mind_folder_of_releases_takes_each_history_once(tmp_path):
 
 
 def test_mind_bad_time_is_named(tmp_path):
-    write(tmp_path / "behaviors.tsv", "1\tU1\tyesterday\tN1\tN2-1\n")
+    write(tmp_path / "behaviors.tsv", "1\tU1\tyesterday\tN1\tN2-1\n"
+                                      "2\tU2\t11/15/2019 8:55:22 AM\tN1\tN2-1 N3-0\n")
     with pytest.raises(DataError, match=r"behaviors\.tsv, line 1: cannot parse time"):
         mind.load(tmp_path)
+    ds = mind.load(tmp_path, strict=False)
+    assert ds.dropped() == {"impressions with a bad time or user (--no-strict)": 1}
+    assert seq_ids(ds, "U2") == ["N1", "N2"]
 
 
 # ---------------------------------------------------------------- Last.fm
@@ -368,6 +376,25 @@ def test_lastfm_hetrec_tag_events(hetrec):
     cat = ds.catalog.frame
     assert cat.loc["51", "title"] == "Duran Duran"
     assert cat.loc["51", "tags"] == ["new wave", "français"]
+    assert cat.loc["51", "categories"] == ["new wave", "français"]  # tags name interests
+    assert ds.info["events_file"] == "user_taggedartists-timestamps.dat"
+    assert ds.dropped() == {"tag applications merged into one (user, artist, time) event": 1}
+    every_tag = lastfm.load(hetrec, drop_duplicates=False)
+    assert every_tag.sequences.n_events == 4 and every_tag.dropped() == {}
+
+
+def test_lastfm_hetrec_reads_the_day_month_year_tag_file(hetrec):
+    (hetrec / "user_taggedartists-timestamps.dat").unlink()
+    write(hetrec / "user_taggedartists.dat",
+          "userID\tartistID\ttagID\tday\tmonth\tyear\n2\t52\t3\t1\t5\t2009\n"
+          "2\t51\t2\t1\t4\t2009\n2\t51\t4\t1\t4\t2009\n3\t51\t2\t1\t7\t2010\n")
+    ds = lastfm.load(hetrec)
+    assert ds.info["events_file"] == "user_taggedartists.dat"
+    f = ds.interactions.frame
+    assert list(zip(f["user"], f["item"], f["timestamp"], strict=True)) == [
+        ("2", "52", 1241136000.0), ("2", "51", 1238544000.0), ("3", "51", 1277942400.0)]
+    assert seq_ids(ds, "2") == ["51", "52"]
+    assert ds.catalog.frame.loc["51", "categories"] == ["new wave", "français"]
 
 
 def test_lastfm_hetrec_listens(hetrec):

@@ -156,7 +156,8 @@ def test_sampled_softmax_learns_cycles(negatives):
     split = leave_one_out(cycle_sequences())
     m = small("gru", dim=32, dropout=0.1)
     cfg = TrainConfig(loss="sampled", negatives=negatives, n_negatives=8, epochs=40, lr=5e-3,
-                      weight_decay=0.0, valid_filter_seen=False, batch_size=64, **FAST)
+                      weight_decay=0.0, valid_filter_seen=False, batch_size=64, patience=5,
+                      **FAST)
     Trainer(cfg).fit(m, split.train, split.valid)
     assert top1_accuracy(m, split.test) >= 0.9
 
@@ -259,3 +260,20 @@ def test_validation_agrees_with_the_evaluation_package():
         ours = rank_metrics(m, split.test, filter_seen=filt)
         assert ours["ndcg@10"] == pytest.approx(report.metrics["ndcg@10"])
         assert ours["hr@10"] == pytest.approx(report.metrics["hr@10"])
+
+
+def test_auto_loss_is_the_full_softmax_up_to_the_documented_size_and_sampled_above():
+    from prismrec.train.config import SAMPLED_ABOVE
+
+    auto = TrainConfig()
+    assert auto.loss == "auto"
+    assert auto.loss_for(SAMPLED_ABOVE) == "ce" and auto.loss_for(SAMPLED_ABOVE + 1) == "sampled"
+    assert TrainConfig(loss="ce").loss_for(10 * SAMPLED_ABOVE) == "ce"
+    assert TrainConfig(exclude_seen=5).loss_for(10 * SAMPLED_ABOVE) == "ce"  # a ce-only option
+    rows = [[i % (SAMPLED_ABOVE + 1) for i in range(u * 7, u * 7 + 8)] for u in range(40)]
+    seqs = Sequences.from_lists(rows)
+    for n_items, want in ((SAMPLED_ABOVE, "ce"), (SAMPLED_ABOVE + 1, "sampled")):
+        net = MODELS["gru"](n_items, {"dim": 8})
+        result = Trainer(TrainConfig(epochs=1, n_negatives=16, **FAST)).fit(
+            net, seqs.mask(seqs.items < n_items))
+        assert result.loss == want

@@ -68,6 +68,27 @@ class Dataset:
             return temporal_quantile(self.sequences, **kwargs)
         raise DataError(f"unknown split {how!r}; choose loo, temporal or given")
 
+    def dropped(self) -> dict[str, int]:
+        """Rows the loader left out or merged, by reason (bad rows, repeats, ...)."""
+        out = dict(self.info.get("dropped", {}))
+        attrs = {} if self.interactions is None else self.interactions.frame.attrs
+        for why, n in attrs.get("skipped_reasons", {}).items():
+            out[f"bad rows: {why}"] = int(n)
+        if attrs.get("skipped") and not attrs.get("skipped_reasons"):
+            out["bad rows"] = int(attrs["skipped"])
+        return {k: v for k, v in out.items() if v}
+
+    def shuffle_ties(self, seed: int = 0) -> Dataset:
+        """This dataset with events of equal time (per user) in a seeded random order.
+
+        A split shipped by the source was cut in its own order, so it cannot be reshuffled:
+        use ``split("loo")`` or ``"temporal"`` on the result.
+        """
+        from dataclasses import replace
+
+        return replace(self, sequences=self.sequences.shuffle_ties(seed), given_split=None,
+                       info={**self.info, "ties": f"shuffled (seed {seed})"})
+
     def summary(self) -> dict:
         return {
             "dataset": self.name,
@@ -76,4 +97,6 @@ class Dataset:
             "events": self.sequences.n_events,
             "has_time": self.has_time,
             "catalog_items": 0 if self.catalog is None else len(self.catalog),
+            "dropped": self.dropped(),
+            **{k: self.info[k] for k in ("events_file", "ties") if k in self.info},
         }

@@ -43,6 +43,7 @@ def read_events(
     encoding: str = "utf-8",
     strict: bool = True,
     loose: bool = False,
+    time_unit: str | None = None,
 ) -> Interactions:
     """Events from a file; the keyword arguments name its columns.
 
@@ -51,27 +52,33 @@ def read_events(
     ``sep=None`` sniffs the separator of a text table; ``names`` gives column names for a file
     without a header line. ``timestamp=None`` means rows are already in time order.
     ``loose=True`` also accepts Python dict literals as JSON lines (Amazon 2014 files).
+    ``time_unit`` says how to read the timestamp column: ``"s"`` (unix seconds), ``"ms"``
+    (unix milliseconds), ``"iso"`` (date-time text); None guesses numbers as seconds and text
+    as date-times.
     """
+    check_time_unit(time_unit)
     wanted = {"user": user, "item": item, "timestamp": timestamp, "event": event,
               "value": value, "event_id": event_id}
     columns = list(dict.fromkeys(c for c in wanted.values() if c is not None))
     opts = dict(format=format, sep=sep, names=names, encoding=encoding, strict=strict,
                 loose=loose, numeric=tuple(c for c in (timestamp, value) if c is not None))
     try:
-        return events_from_table(read_table(path, columns, **opts), strict=strict, **wanted)
+        return events_from_table(read_table(path, columns, **opts), strict=strict,
+                                 time_unit=time_unit, **wanted)
     except _InexactLines:  # re-read line by line to name the bad lines exactly
         return events_from_table(read_table(path, columns, fast=False, **opts), strict=strict,
-                                 **wanted)
+                                 time_unit=time_unit, **wanted)
 
 
 def events_from_table(table: Table, *, user: str = "user", item: str = "item",
                       timestamp: str | None = "timestamp", event: str | None = None,
                       value: str | None = None, event_id: str | None = None,
-                      strict: bool = True) -> Interactions:
+                      strict: bool = True, time_unit: str | None = None) -> Interactions:
     """Validate raw columns read by ``read_table`` row by row and build ``Interactions``."""
+    check_time_unit(time_unit)
     wanted = {"user": user, "item": item, "timestamp": timestamp, "event": event,
               "value": value, "event_id": event_id}
-    frame = _clean_events(table, wanted, strict)
+    frame = _clean_events(table, wanted, strict, time_unit)
     inter = Interactions.from_frame(frame, user=user, item=item, timestamp=timestamp, event=event,
                                     value=value, event_id=event_id, source=str(table.path))
     _record_skipped(inter.frame, table)
@@ -135,12 +142,38 @@ def _missing(col: pd.Series) -> np.ndarray:
     return m
 
 
-def parse_times(col: pd.Series) -> np.ndarray:
+TIME_UNITS = {"s": "unix seconds", "ms": "unix milliseconds", "iso": "an ISO date-time"}
+
+
+def check_time_unit(unit: str | None) -> None:
+    if unit is not None and unit not in TIME_UNITS:
+        raise DataError(f"time unit must be one of {', '.join(TIME_UNITS)} (or None to guess), "
+                        f"got {unit!r}")
+
+
+def parse_times(col: pd.Series, unit: str | None = None) -> np.ndarray:
     """Unix seconds (float64) from numbers, numeric strings or date-times; NaN where unparsable.
+
+    ``unit`` fixes the reading: ``"s"`` numbers are seconds, ``"ms"`` numbers are
+    milliseconds, ``"iso"`` text is a date-time; a value of another kind is NaN (unparsable).
+    None guesses per value, as described below.
 
     Text columns are tried as numbers first when a sample of them holds numbers, else as dates
     first (a 19M-row log of ISO times should not be run through the number parser in vain).
     """
+    if unit in ("s", "ms"):
+        secs = (col.to_numpy(dtype=np.float64) if col.dtype.kind in "iufb" else
+                np.full(len(col), np.nan) if col.dtype.kind == "M" else _numbers(col))
+        return secs / 1000.0 if unit == "ms" else secs
+    if unit == "iso":
+        if col.dtype.kind == "M":
+            return _seconds(col)
+        if col.dtype.kind in "iufb":
+            return np.full(len(col), np.nan)
+        out = np.full(len(col), np.nan)
+        text = col.notna().to_numpy() & np.isnan(_numbers(col))  # a bare number is no date
+        out[text] = _dates(col[text])
+        return out
     if col.dtype.kind in "iufb":
         return col.to_numpy(dtype=np.float64)
     if col.dtype.kind == "M":
@@ -218,7 +251,8 @@ def _clean_catalog(table: Table, item: str, strict: bool) -> pd.DataFrame:
     return _drop_bad(table, v, strict)
 
 
-def _clean_events(table: Table, wanted: dict[str, str | None], strict: bool) -> pd.DataFrame:
+def _clean_events(table: Table, wanted: dict[str, str | None], strict: bool,
+                  time_unit: str | None = None) -> pd.DataFrame:
     f = table.frame
     v = _Verdicts(len(f))
     for name in ("user", "item"):
@@ -226,10 +260,11 @@ def _clean_events(table: Table, wanted: dict[str, str | None], strict: bool) -> 
         v.flag(_missing(f[col]), f"missing {name} id (column {col!r})")
     ts_col = wanted["timestamp"]
     if ts_col is not None:
-        ts = parse_times(f[ts_col])
+        ts = parse_times(f[ts_col], time_unit)
+        expected = TIME_UNITS.get(time_unit, "unix seconds or a date-time")
         v.flag(~np.isfinite(ts), "unparsable timestamp",
-               lambda m: [f"cannot parse timestamp {x!r} in column {ts_col!r} (expected unix "
-                          "seconds or a date-time)" for x in f[ts_col][m]])
+               lambda m: [f"cannot parse timestamp {x!r} in column {ts_col!r} (expected "
+                          f"{expected})" for x in f[ts_col][m]])
         f = f.assign(**{ts_col: ts})
     val_col = wanted["value"]
     if val_col is not None:

@@ -83,6 +83,24 @@ class Sequences:
         i = items.add(inter.frame["item"].to_numpy())
         return cls.from_arrays(u, i, inter.frame["timestamp"].to_numpy(), len(users))
 
+    def shuffle_ties(self, seed: int = 0) -> Sequences:
+        """Events with equal time in the same row put in a seeded random order.
+
+        Ties in time otherwise keep the input order (often the file's sort by item id);
+        comparing a model on both orders shows how much of its score that order gives it.
+        """
+        rng = np.random.default_rng(seed)
+        rows = self.row_ids()
+        order = np.lexsort((rng.random(self.n_events), self.times, rows))
+        return Sequences(self.offsets.copy(), self.items[order], self.times[order])
+
+    def tied_with_previous(self) -> np.ndarray:
+        """(E,) bool: the event has the same time as the one before it in its row."""
+        tied = np.zeros(self.n_events, dtype=bool)
+        if self.n_events > 1:
+            tied[1:] = (self.times[1:] == self.times[:-1]) & (self.positions()[1:] > 0)
+        return tied
+
     def to_lists(self) -> list[list[int]]:
         return [self.row(r).tolist() for r in range(len(self))]
 

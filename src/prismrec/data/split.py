@@ -28,6 +28,18 @@ class EvalCases:
     def take(self, rows: np.ndarray) -> EvalCases:
         return EvalCases(self.users[rows], self.history.take(rows), self.targets.take(rows))
 
+    def tied_share(self) -> float:
+        """Share of cases whose first target has the time of the last history event.
+
+        For those cases the order between that event and the target came from the input
+        (the file), not from the clock. 0.0 when there are no cases.
+        """
+        if len(self) == 0:
+            return 0.0
+        last = self.history.times[self.history.offsets[1:] - 1]  # (n,) histories non-empty
+        first = self.targets.times[self.targets.offsets[:-1]]  # (n,)
+        return float(np.mean(first == last))
+
 
 @dataclass(frozen=True)
 class Split:

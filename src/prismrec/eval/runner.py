@@ -67,15 +67,18 @@ def run_baseline(
     dataset: Dataset,
     model: str,
     *,
-    split: str = "default",
+    split: str | Split = "default",
     ks: tuple[int, ...] = (10, 20, 50),
     filter_seen: bool = True,
     select_metric: str = "ndcg@10",
 ) -> RunResult:
-    """Fit a baseline, choose its settings on validation, and evaluate on the test cases."""
+    """Fit a baseline, choose its settings on validation, and evaluate on the test cases.
+
+    ``split`` names a split of ``dataset`` or is one already made from it.
+    """
     if model not in BASELINES:
         raise ValueError(f"unknown baseline {model!r}; choose one of {', '.join(BASELINES)}")
-    sp: Split = dataset.split(split)
+    sp: Split = split if isinstance(split, Split) else dataset.split(split)
     n_items = len(dataset.items)
     popularity = np.bincount(sp.train.items, minlength=n_items)
     t0 = time.perf_counter()

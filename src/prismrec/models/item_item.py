@@ -9,22 +9,72 @@ an item seen more than once keeps the weight of its latest occurrence, so ``deca
 EASE's binary bag. Co-purchase structure is what sequence models learn slowest on sparse
 catalogues, so these scores are a strong partner for them (``blend``).
 
-One N x N inverse (Cholesky, float64) per fit: seconds for a few thousand items, but O(N^2)
-memory and O(N^3) time, hence ``MAX_ITEMS``.
+One N x N inverse per fit: Cholesky factor and inverse in float64, in place, through torch's
+LAPACK (MKL in the CPU wheels), not scipy's OpenBLAS, whose ``potrf`` crashed (SIGSEGV) near
+16k items with its default threads on a 2-core machine (issue 16). scipy pinned to one
+thread used less CPU in ``bench/ease_solver.py`` (docs/benchmarks.md, section ``ease``) but
+was not run at the size that crashed; the torch path is the one the 20,000-item test fits.
+Seconds for a few thousand items, minutes at 20,000, and O(N^2) memory, O(N^3) time:
+``fit_bytes`` and ``blend_bytes`` estimate the peak memory, and ``check_memory`` refuses a fit
+that would not fit in the memory available, with the numbers, before it starts.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 import torch
-from scipy.linalg import get_lapack_funcs
 from torch import nn
 
 from prismrec.data.sequences import Sequences
-from prismrec.errors import DataError
+from prismrec.errors import DataError, PrismrecError
 
 MAX_ITEMS = 40_000  # the dense N x N float64 Gram matrix alone is 12.8 GB at this size
+WORKSPACE_BYTES = 512 * 2**20  # scoring blocks, validation caches and the interpreter's slack
+
+
+class NotEnoughMemoryError(PrismrecError, ValueError):
+    """An item-item fit would need more memory than the machine has available."""
+
+
+def fit_bytes(n_items: int, *, keep_gram: bool = False, kept_models: int = 1) -> int:
+    """Peak bytes of one EASE fit: the float64 Gram matrix solved in place, the float32
+    weights, ``kept_models`` float32 weights held elsewhere (a model chosen earlier), and,
+    with ``keep_gram`` (several penalties from one Gram), a float64 working copy."""
+    n2 = n_items * n_items
+    return n2 * (8 + 4 + 4 * kept_models + (8 if keep_gram else 0)) + WORKSPACE_BYTES
+
+
+def blend_bytes(n_items: int, *, text: bool) -> int:
+    """Peak bytes of the blend's fit: the Gram matrix, a working copy, the current and the
+    best float32 weights, and with item text the text similarity and Gram + alpha * S."""
+    n2 = n_items * n_items
+    return n2 * (8 + 8 + 4 + 4 + (16 if text else 0)) + WORKSPACE_BYTES
+
+
+def available_bytes() -> int:
+    """Memory the OS can give this process now (MemAvailable; free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_memory(need: int, what: str, available: int | None = None) -> None:
+    """Refuse, with the numbers, a job whose estimated peak ``need`` exceeds what is free."""
+    have = available_bytes() if available is None else available
+    if need > have:
+        raise NotEnoughMemoryError(
+            f"{what} needs about {need / 2**30:.1f} GiB at its peak, and "
+            f"{have / 2**30:.1f} GiB is available: use fewer items (e.g. drop rare ones), "
+            "a machine with more memory, or a model without item-item weights "
+            "(ItemKNN, or the sequence model without --blend)")
 
 
 def check_items(seqs: Sequences, n_items: int, what: str) -> None:
@@ -91,23 +141,27 @@ def text_gram(vectors: np.ndarray) -> np.ndarray:
     return f @ f.T
 
 
-def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
-    """B from the (N, N) Gram matrix X^T X; ``gram`` is not modified."""
+def ease_weights(gram: np.ndarray, lam: float, *, overwrite: bool = False) -> np.ndarray:
+    """B (N, N) float64 from the (symmetric) Gram matrix X^T X; ``overwrite=True`` solves in
+    ``gram``'s own memory (it becomes B), otherwise ``gram`` is not modified."""
     if not lam > 0:
         raise ValueError(f"lam must be positive, got {lam}")
-    g = np.array(gram, dtype=np.float64, copy=True)
-    g[np.diag_indices_from(g)] += lam
-    potrf, potri = get_lapack_funcs(("potrf", "potri"), (g,))
-    c, info = potrf(g, lower=False, overwrite_a=True)
-    if info != 0:
+    g = np.asarray(gram, dtype=np.float64)
+    if g.flags.f_contiguous and not g.flags.c_contiguous:
+        g = g.T  # the same symmetric matrix, C-ordered, same memory
+    if not overwrite or not g.flags.c_contiguous or not g.flags.writeable:
+        g = np.array(g, dtype=np.float64, order="C", copy=True)
+    t = torch.from_numpy(g)  # (N, N), shares g's memory
+    t.diagonal().add_(lam)
+    info = torch.empty((), dtype=torch.int32)
+    torch.linalg.cholesky_ex(t, out=(t, info))  # lower factor L, in place
+    if int(info) != 0:
         raise DataError(f"X^T X + {lam} I is not positive definite; use a larger lam (> 0)")
-    p, info = potri(c, lower=False, overwrite_c=True)  # upper triangle of P
-    if info != 0:
-        raise DataError(f"could not invert X^T X + {lam} I; use a larger lam")
-    p = np.triu(p) + np.triu(p, 1).T  # (N, N) symmetric P
-    b = p / -np.diag(p)[None, :]  # B_ij = -P_ij / P_jj
-    b[np.diag_indices_from(b)] = 0.0
-    return b
+    torch.cholesky_inverse(t, out=t)  # P = (X^T X + lam I)^-1, in place
+    d = t.diagonal().clone()  # (N,) P_jj
+    t.div_(-d[None, :])  # B_ij = -P_ij / P_jj
+    t.diagonal().zero_()
+    return g
 
 
 def standardize(scores: torch.Tensor) -> torch.Tensor:
@@ -164,8 +218,9 @@ class ItemItem(nn.Module):
     def fit_gram(self, gram: np.ndarray, lam: float, text_alpha: float = 0.0) -> ItemItem:
         """The same from a precomputed ``gram_matrix`` (to try several lam cheaply);
         ``text_alpha`` records the weight of a ``text_gram`` already added to ``gram``."""
-        w = ease_weights(gram, lam).astype(np.float32)  # (N, N)
-        self.weights = torch.from_numpy(w)
+        w = ease_weights(gram, lam)  # (N, N) float64
+        self.weights = torch.from_numpy(w.astype(np.float32))
+        del w
         self.lam = float(lam)
         self.text_alpha = float(text_alpha)
         return self
@@ -191,5 +246,6 @@ class ItemItem(nn.Module):
         return torch.from_numpy(np.ascontiguousarray(bag @ w, dtype=np.float32))  # (B, N)
 
 
-__all__ = ["MAX_ITEMS", "ItemItem", "blend", "ease_weights", "gram_matrix", "history_bag",
-           "standardize", "text_gram"]
+__all__ = ["MAX_ITEMS", "ItemItem", "NotEnoughMemoryError", "available_bytes", "blend",
+           "blend_bytes", "check_memory", "ease_weights", "fit_bytes", "gram_matrix",
+           "history_bag", "standardize", "text_gram"]

@@ -195,7 +195,9 @@ def _text_similarity(rec: Recommender) -> np.ndarray | None:
 def _with_text(gram: np.ndarray, similarity: np.ndarray | None, alpha: float) -> np.ndarray:
     if similarity is None or alpha == 0.0:
         return gram
-    return gram + alpha * similarity
+    out = similarity * alpha  # one new (N, N) array, not two
+    out += gram
+    return out
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ def text_inputs(rec: Recommender, items: Vocab, catalog: Catalog | None,
                 encoder: TextEncoder | None, template: TextTemplate | None,
                 cache: str | os.PathLike | None) -> tuple[np.ndarray | None, str | None]:
     """(text vectors or None, embedding mode to force or None); records the encoder."""
-    from prismrec.text import TextTemplate, default_encoder, encode_catalog
+    from prismrec.text import TextTemplate, default_encoder
 
     if text not in (True, False, "auto"):
         raise ValueError(f"text must be True, False or 'auto', got {text!r}")
@@ -49,21 +49,16 @@ def text_inputs(rec: Recommender, items: Vocab, catalog: Catalog | None,
     encode = text is True or (text == "auto" and mode in TEXT_MODES
                               and text_vectors is None and catalog is not None)
     rec._encoder = encoder
+    rec.text_missing_: dict[str, int] = {}
     rec.text_encoder_: dict[str, Any] | None = None
     rec.text_template_: TextTemplate | None = template
     if encode:
         if catalog is None:
             raise DataError("text=True needs a catalogue with item text: pass catalog=")
-        ids = items.to_list()
-        missing = [i for i in ids if i not in catalog]
-        if missing:
-            shown = ", ".join(map(repr, missing[:5])) + (", ..." if len(missing) > 5 else "")
-            raise DataError(f"{len(missing)} item(s) have no catalogue row: {shown}; add "
-                            "them to the catalogue, or fit with text=False")
         enc = encoder if encoder is not None else default_encoder()
         template = template if template is not None else TextTemplate()
-        text_vectors = encode_catalog(Catalog(catalog.frame.loc[ids]), enc, template,
-                                      cache, progress=rec._train_config().progress)
+        text_vectors, rec.text_missing_ = encode_items(items, catalog, enc, template, cache,
+                                                        rec._train_config().progress)
         rec._encoder, rec.text_template_ = enc, template
     if text_vectors is not None and rec._encoder is not None:
         dim = int(np.asarray(text_vectors).shape[-1])
@@ -75,6 +70,36 @@ def text_inputs(rec: Recommender, items: Vocab, catalog: Catalog | None,
     if encode and mode == "id":
         force = "id+text"
     return text_vectors, force
+
+
+def encode_items(items: Vocab, catalog: Catalog, encoder: TextEncoder,
+                  template: TextTemplate, cache, progress: bool
+                  ) -> tuple[np.ndarray, dict[str, int]]:
+    """(N, D) vectors in item order; items without a catalogue row or with empty text get
+    a zero vector (no text: they learn from their id alone, and add nothing to EASE's text
+    side information), counted in the second value."""
+    from prismrec.text import compose_texts, encode_catalog
+
+    ids = items.to_list()
+    present = [i for i in ids if i in catalog]
+    rows = Catalog(catalog.frame.loc[present])
+    texts = compose_texts(rows, template, allow_empty=True)
+    with_text = [i for i, t in zip(present, texts, strict=True) if t.strip()]
+    if not with_text:
+        raise DataError(f"none of the {len(ids)} items has catalogue text in field(s) "
+                        f"{', '.join(template.resolve_fields(catalog.frame.columns))}: "
+                        "train without text")
+    missing = {"no_catalogue_row": len(ids) - len(present),
+               "empty_text": len(present) - len(with_text)}
+    if any(missing.values()):
+        log.warning("item text: %d item(s) have no catalogue row and %d have empty text; "
+                    "they train with empty text (a zero text vector)",
+                    missing["no_catalogue_row"], missing["empty_text"])
+    vecs = encode_catalog(Catalog(catalog.frame.loc[with_text]), encoder, template, cache,
+                          progress=progress)
+    out = np.zeros((len(ids), vecs.shape[1]), dtype=np.float32)  # (N, D)
+    out[items.index(with_text)] = vecs
+    return out, {k: v for k, v in missing.items() if v}
 
 
 def text_vectors(rec: Recommender) -> np.ndarray | None:

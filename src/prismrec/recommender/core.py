@@ -26,7 +26,7 @@ from prismrec.data.split import EvalCases, Split
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.models import MODELS, EncoderConfig, SequenceEncoder
-from prismrec.models.item_item import check_size
+from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
@@ -208,8 +208,9 @@ class Recommender:
         - ``text=True`` encodes each item's catalogue text with ``encoder`` (default
           ``prismrec.text.default_encoder()``) composed by ``template`` (default
           ``TextTemplate()``), optionally through the disk cache ``text_cache``, and trains
-          ``embedding="id+text"`` (or the text mode ``model_config`` names). Every item needs
-          a catalogue row with text, or a ``DataError`` names those that lack it.
+          ``embedding="id+text"`` (or the text mode ``model_config`` names). Items without
+          a catalogue row or with empty text get a zero text vector (they learn from their
+          id alone); ``text_missing_`` counts them (``no_catalogue_row``, ``empty_text``).
         - ``text="auto"`` (default) encodes only when ``model_config`` asks for a text
           embedding and no ``text_vectors`` are given; ``text=False`` never encodes.
         - ``text_vectors`` (one row per item of the item vocabulary) are used as given, for
@@ -288,6 +289,9 @@ class Recommender:
             raise DataError(f"{len(histories)} histories for {len(users)} users")
         if _blend.resolve(self.blend) is not None:  # refuse before training, not after
             check_size(len(items))
+            check_memory(blend_bytes(len(items), text=text_vectors is not None),
+                         f"the EASE blend on {len(items):,} items"
+                         + (" with item text" if text_vectors is not None else ""))
         tc = self._train_config()
         self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir).fit(self.model_, train,

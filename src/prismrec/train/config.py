@@ -6,7 +6,10 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-LOSSES = ("ce", "sampled")
+LOSSES = ("auto", "ce", "sampled")
+# loss="auto": the full softmax up to this many items, the sampled softmax (logQ) above it.
+# Its cost per position grows with the catalogue; see docs/benchmarks.md, section `scale`.
+SAMPLED_ABOVE = 20_000
 NEGATIVES = ("popularity", "uniform", "in-batch")
 VALID_METRICS = ("ndcg@10", "hr@10")
 
@@ -16,21 +19,23 @@ class TrainConfig:
     """How to train; the defaults suit catalogues up to ~100k items on a CPU."""
 
     epochs: int = 200  # an upper bound: early stopping usually ends training much sooner
-    batch_size: int = 128  # users (recurrent) or windows (SASRec) per step
-    lr: float = 1e-3
+    batch_size: int = 64  # users (recurrent) or windows (SASRec) per step
+    lr: float = 3e-3  # with batch 64 and patience 3: a good model on the synthetic shop in
+    # about 2 minutes on 2 cores (docs/benchmarks.md, section fit_defaults)
     weight_decay: float = 0.1  # AdamW, on matrices and embeddings only (not biases/norms)
     max_len: int | None = None  # train on the last max_len events (None: whole history for
     # recurrent models, the model's own window for SASRec)
     max_windows: int = 1  # windowed models: windows of max_len per user, from the end (0: all)
     tbptt: int = 50  # recurrent models: steps per truncated-BPTT chunk (state carried, detached)
-    patience: int = 5  # evaluations without improvement before stopping
+    patience: int = 3  # evaluations without improvement before stopping
     lr_decay: float = 1.0  # multiply lr by this after lr_patience evaluations without
     lr_patience: int = 2  # improvement, then go on from the best weights (1.0: never)
     seed: int = 0
     threads: int | None = 2  # torch threads during fit (None: leave as is)
     amp: bool = False  # bf16 autocast of the encoder where the hardware runs bf16 natively
     # (losses stay float32); off by default: on small CPU models it is rarely faster
-    loss: str = "ce"  # "ce" full softmax | "sampled" softmax with logQ correction
+    loss: str = "auto"  # "ce" full softmax | "sampled" softmax with logQ correction |
+    # "auto": "ce" up to SAMPLED_ABOVE items, "sampled" above
     future_targets: int = 1  # "ce": each position predicts the next K items (1: next item)
     future_decay: float = 1.0  # weight decay**j of the j-th next item (normalised per row)
     exclude_seen: int = 0  # "ce": leave each position's last W input items out of its
@@ -60,9 +65,9 @@ class TrainConfig:
             raise ValueError("max_windows and patience must not be negative")
         if self.future_targets < 1 or not 0.0 < self.future_decay <= 1.0:
             raise ValueError("future_targets must be >= 1 and future_decay in (0, 1]")
-        if self.future_targets > 1 and self.loss != "ce":
+        if self.future_targets > 1 and self.loss == "sampled":
             raise ValueError("future_targets > 1 works with loss='ce' only")
-        if self.exclude_seen < 0 or (self.exclude_seen and self.loss != "ce"):
+        if self.exclude_seen < 0 or (self.exclude_seen and self.loss == "sampled"):
             raise ValueError("exclude_seen must be >= 0 and works with loss='ce' only")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -74,6 +79,14 @@ class TrainConfig:
             )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be positive or None, got {self.threads}")
+
+    def loss_for(self, n_items: int) -> str:
+        """The loss used for a catalogue of ``n_items``: "ce" or "sampled"."""
+        if self.loss != "auto":
+            return self.loss
+        if self.future_targets > 1 or self.exclude_seen:  # options of the full softmax
+            return "ce"
+        return "sampled" if n_items > SAMPLED_ABOVE else "ce"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     cpu_seconds_to_best: float = 0.0  # process CPU time to the best epoch: the cost on a
     # machine shared with other work, where wall time overstates it
+    loss: str = ""  # the loss used: "ce" or "sampled" (TrainConfig.loss "auto" resolved)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -93,6 +95,13 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     other = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
     return [{"params": decay, "weight_decay": weight_decay},
             {"params": other, "weight_decay": 0.0}]
+
+
+def _epoch_line(name: str, row: dict, epochs: int) -> str:
+    valid = row.get("valid_ndcg@10")
+    return (f"{name} epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}"
+            + ("" if valid is None else f", valid NDCG@10 {valid:.4f}")
+            + f" ({row['seconds']:.1f} s)")
 
 
 class Trainer:
@@ -144,7 +153,8 @@ class Trainer:
         batches = TrainBatches(train, batch_size=c.batch_size, windowed=windowed,
                                max_len=max_len, max_windows=c.max_windows,
                                with_gaps=model.gap_emb is not None, future=c.future_targets)
-        if c.loss == "ce":
+        loss_name = c.loss_for(model.n_items)
+        if loss_name == "ce":
             loss_fn = functools.partial(full_ce, decay=c.future_decay)
         else:
             gen = torch.Generator().manual_seed(c.seed)
@@ -166,7 +176,7 @@ class Trainer:
             t0 = time.perf_counter()
             loss_sum, n_sum = 0.0, 0
             with tqdm(total=batches.n_events, unit="ev", unit_scale=True, leave=False,
-                      desc=f"{model.name} epoch {epoch}",
+                      desc=f"{model.name} epoch {epoch}/{c.epochs}",
                       disable=not c.progress or not shard.is_main) as bar:
                 # [distributed] this rank's rows of each global batch (all rows when alone)
                 # and the global positions of every step; all ranks take the same steps
@@ -219,6 +229,8 @@ class Trainer:
             history.append(row)
             if shard.is_main:
                 self._report(model.name, row, step, writer)
+                if c.progress:  # one line per epoch stays on screen after the bar is gone
+                    tqdm.write(_epoch_line(model.name, row, c.epochs), file=sys.stderr)
             if valid is not None and c.patience and bad >= c.patience:
                 stopped = "patience"
                 break
@@ -232,9 +244,12 @@ class Trainer:
             best_epoch, to_best = len(history), time.perf_counter() - t_fit
             cpu_to_best = time.process_time() - cpu_fit
         model.eval()
+        if stopped == "time" and shard.is_main:
+            log.warning("%s: stopped by time after %d epochs (max_seconds=%g)", model.name,
+                        len(history), c.max_seconds)
         return TrainResult(best_epoch, best_metrics, time.perf_counter() - t_fit, to_best,
                            train_seconds / len(history), len(history), stopped, history,
-                           cpu_to_best)
+                           cpu_to_best, loss_name)
 
     @staticmethod
     def _report(name: str, row: dict, step: int, writer) -> None:

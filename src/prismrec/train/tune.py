@@ -55,14 +55,16 @@ def _resolve(model: str, names: list[str]) -> dict[str, tuple[str, str]]:
 def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
          grid: dict[str, Sequence[Any]], *, search: str = "grid", n_trials: int | None = None,
          model_config: dict | None = None, train_config: TrainConfig | dict | None = None,
-         seed: int = 0) -> pd.DataFrame:
+         seed: int = 0, text_vectors: np.ndarray | None = None) -> pd.DataFrame:
     """Train one model per setting; a table sorted by validation NDCG@10, best first.
 
     ``grid`` maps a setting (``dim``, ``lr``, ``model.max_len`` ...) to the values to try.
     ``search="grid"`` tries every combination; ``"random"`` tries ``n_trials`` of them,
     drawn without replacement with ``seed``. The table has one column per setting and
-    ``valid_ndcg@10``, ``valid_hr@10``, ``best_epoch``, ``epochs``, ``seconds``; its
-    ``attrs["best"]`` holds the winning settings.
+    ``valid_ndcg@10``, ``valid_hr@10``, ``best_epoch``, ``epochs``, ``stopped`` (``epochs``,
+    ``patience`` or ``time``: a ``max_seconds`` limit ended the trial), ``seconds``; its
+    ``attrs["best"]`` holds the winning settings. ``text_vectors`` (N, D), one row per
+    item, give every trial the ``id+text`` embedding (unless ``model_config`` names another).
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
@@ -85,17 +87,21 @@ def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
     for n, values in enumerate(combos, 1):
         setting = dict(zip(keys, values, strict=True))
         m_cfg = dict(model_config or {})
+        if text_vectors is not None:
+            m_cfg.setdefault("embedding", "id+text")
         t_cfg = base_train.to_dict()
         for key, value in setting.items():
             (m_cfg if where[key][0] == "model" else t_cfg)[where[key][1]] = value
         tc = TrainConfig.from_dict(t_cfg)
         torch.manual_seed(tc.seed)
-        net = MODELS[model](n_items, m_cfg)
+        tv = None if text_vectors is None else torch.as_tensor(
+            np.asarray(text_vectors, dtype=np.float32))
+        net = MODELS[model](n_items, m_cfg, text_vectors=tv)
         t0 = time.perf_counter()
         result = Trainer(tc).fit(net, train, valid)
         row = {**setting, **{f"valid_{k}": v for k, v in result.best_metrics.items()},
                "best_epoch": result.best_epoch, "epochs": result.epochs,
-               "seconds": time.perf_counter() - t0}
+               "stopped": result.stopped, "seconds": time.perf_counter() - t0}
         rows.append(row)
         log.info("trial %d/%d %s: valid ndcg@10 %.4f", n, len(combos), setting,
                  row.get("valid_ndcg@10", float("nan")))

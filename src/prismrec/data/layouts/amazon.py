@@ -35,23 +35,27 @@ def load(data_dir: Path, *, reviews: str | None = None, meta: str | None = None,
 
     ``reviews``/``meta`` name the files inside ``data_dir`` when it holds several categories.
     The 2018 release repeats some reviews verbatim; ``drop_duplicates`` keeps one of each
-    identical (user, item, time) event.
+    identical (user, item, time) event and counts the others in ``info["dropped"]``
+    (``drop_duplicates=False``, the CLI's ``--keep-duplicates``, keeps them all).
     """
     d = check_dir(data_dir, "amazon")
     review_path = _pick_reviews(d, reviews)
     category = _category(review_path.name)
     inter = read_events(review_path, format="jsonl", user="reviewerID", item="asin",
                         timestamp="unixReviewTime", value="overall", loose=True, strict=strict)
-    if drop_duplicates:
-        dup = inter.frame.duplicated(["user", "item", "timestamp"]).to_numpy()
-        if dup.any():
-            log.info("%s: dropped %d repeated reviews", review_path, int(dup.sum()))
-            inter = inter.select(~dup)
+    dup = inter.frame.duplicated(["user", "item", "timestamp"]).to_numpy()
+    dropped = {}
+    if drop_duplicates and dup.any():
+        log.info("%s: dropped %d repeated reviews", review_path, int(dup.sum()))
+        inter = inter.select(~dup)
+        dropped["repeated (user, item, time) reviews"] = int(dup.sum())
     meta_path = _pick_meta(d, meta, category)
     catalog = read_meta(meta_path, strict=strict) if meta_path is not None else None
     return Dataset.from_interactions(name or category, inter, catalog, layout="amazon",
                                      reviews=review_path.name,
-                                     meta=meta_path.name if meta_path else None)
+                                     meta=meta_path.name if meta_path else None,
+                                     dropped=dropped, kept_duplicates=0 if drop_duplicates
+                                     else int(dup.sum()))
 
 
 def _category(filename: str) -> str:

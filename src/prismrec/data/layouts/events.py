@@ -4,6 +4,11 @@
 ``user,item,timestamp`` and optionally ``event``, ``value``, ``event_id``; ``items.csv`` with
 ``item`` and any of ``title,description,categories,brand,tags`` (lists joined by ``|``).
 This is also what ``prismrec.data.synthetic.SyntheticData.save`` writes.
+
+Other column names are mapped with the options ``user``, ``item``, ``timestamp``, ``event``
+(``prismrec train --user-col user_id --time-col ts ...``); the items table's id column is
+the events table's item column when it has one, else ``item``. ``time_unit`` is ``s``,
+``ms`` or ``iso`` (None: numbers are seconds, text is a date-time).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from pathlib import Path
 from prismrec.data.dataset import Dataset
 from prismrec.data.layouts._common import check_dir, find, optional
 from prismrec.data.readers import read_catalog, read_events
+from prismrec.errors import DataError
 
 _SUFFIXES = ("csv", "tsv", "parquet", "jsonl", "ndjson", "csv.gz", "tsv.gz", "jsonl.gz")
 OPTIONAL_EVENT_COLUMNS = ("event", "value", "event_id")
@@ -30,13 +36,34 @@ def _columns(path: Path) -> set[str]:
     return set(pd.read_csv(path, sep=None, engine="python", nrows=0).columns)
 
 
-def load(data_dir: str | Path, *, name: str = "events", strict: bool = True) -> Dataset:
+def load(data_dir: str | Path, *, name: str = "events", strict: bool = True,
+         user: str = "user", item: str = "item", timestamp: str | None = None,
+         event: str | None = None, time_unit: str | None = None) -> Dataset:
+    """``timestamp=None`` uses a ``timestamp`` column when there is one, else file order."""
     data_dir = check_dir(data_dir, "events")
     events_path = find(data_dir, "events", *(f"events.{s}" for s in _SUFFIXES))
     present = _columns(events_path)
-    extra = {c: c for c in OPTIONAL_EVENT_COLUMNS if c in present}
-    timestamp = "timestamp" if "timestamp" in present else None
-    inter = read_events(events_path, timestamp=timestamp, strict=strict, **extra)
+    named = {"user": user, "item": item, "timestamp": timestamp, "event": event}
+    missing = [f"{col!r} ({what})" for what, col in named.items()
+               if col is not None and col not in present]
+    if missing:
+        raise DataError(f"{events_path}: no column {', '.join(missing)}; its columns are "
+                        f"{', '.join(sorted(map(repr, present)))}. Name yours with --user-col, "
+                        "--item-col, --time-col, --event-col (options user=, item=, "
+                        "timestamp=, event=)")
+    extra = {c: c for c in OPTIONAL_EVENT_COLUMNS if c in present and c not in named.values()}
+    if event is not None:
+        extra["event"] = event
+    if timestamp is None and "timestamp" in present:
+        timestamp = "timestamp"
+    if timestamp is None and time_unit is not None:
+        raise DataError(f"{events_path}: a time unit was given but there is no timestamp "
+                        "column; name it with --time-col")
+    inter = read_events(events_path, user=user, item=item, timestamp=timestamp, strict=strict,
+                        time_unit=time_unit, **extra)
     items_path = optional(data_dir, *(f"items.{s}" for s in _SUFFIXES))
-    catalog = read_catalog(items_path, strict=strict) if items_path is not None else None
+    catalog = None
+    if items_path is not None:
+        item_col = item if item in _columns(items_path) else "item"
+        catalog = read_catalog(items_path, item=item_col, strict=strict)
     return Dataset.from_interactions(name, inter, catalog, source=str(data_dir))

@@ -40,17 +40,20 @@ def load(data_dir: Path, *, name: str | None = None, strict: bool = True) -> Dat
     if not folders:
         raise DataError(f"mind: no behaviors.tsv in {d} or its sub-folders; found: {listing(d)}")
     frames = [_clicks(f / "behaviors.tsv", strict) for f in folders]
-    history = pd.concat([h for h, _ in frames], ignore_index=True)
-    clicks = pd.concat([c for _, c in frames], ignore_index=True)
+    history = pd.concat([h for h, _, _ in frames], ignore_index=True)
+    clicks = pd.concat([c for _, c, _ in frames], ignore_index=True)
+    bad = sum(n for _, _, n in frames)
+    dropped = {"impressions with a bad time or user (--no-strict)": bad} if bad else {}
     inter = _merge(history, clicks)
     news = [f / "news.tsv" for f in folders if (f / "news.tsv").exists()]
     catalog = read_news(news) if news else None
     return Dataset.from_interactions(name or d.name, inter, catalog, layout="mind",
-                                     folders=[f.name for f in folders])
+                                     folders=[f.name for f in folders], dropped=dropped)
 
 
-def _clicks(path: Path, strict: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(history rows: user, items string, first impression time; click events)."""
+def _clicks(path: Path, strict: bool) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """(history rows: user, items string, first impression time; click events; impressions
+    skipped for a bad time or user)."""
     t = read_table(path, BEHAVIORS, format="tsv", names=BEHAVIORS, quoting=False, strict=strict)
     f = t.frame
     when = pd.to_datetime(f["time"], format=TIME_FORMAT, errors="coerce", utc=True)
@@ -75,7 +78,7 @@ def _clicks(path: Path, strict: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     first = pd.DataFrame({"user": f["user"].to_numpy(dtype=object), "t": seconds,
                           "history": f["history"].fillna("").to_numpy(dtype=object)})
     first = first.sort_values("t", kind="stable").drop_duplicates("user")
-    return first, clicks
+    return first, clicks, int(bad.sum())
 
 
 def _merge(history: pd.DataFrame, clicks: pd.DataFrame) -> Interactions:

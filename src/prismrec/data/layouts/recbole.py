@@ -108,6 +108,7 @@ def _catalog(d: Path, name: str, item_field: str, asin_to_id: pd.Series | None) 
             f[named["categories"]] = f[named["categories"]].fillna("").str.split()
         cat = Catalog.from_frame(f, item=fields[item_field], source=str(item_path), **named)
     text_path = d / f"{name}.text"
+    left_out = 0
     if text_path.exists():
         fields = _fields(text_path)
         text_col = _column(fields, ("text",)) or list(fields.values())[-1]
@@ -123,6 +124,7 @@ def _catalog(d: Path, name: str, item_field: str, asin_to_id: pd.Series | None) 
                 log.warning("%s: %d item(s) not in item2index are left out", text_path,
                             int(unknown.sum()))
                 t = t[~unknown]
+                left_out = int(unknown.sum())
         if cat is None:
             cat = Catalog.from_frame(t, item="key", title="text", source=str(text_path))
             if "asin" in t:
@@ -131,6 +133,8 @@ def _catalog(d: Path, name: str, item_field: str, asin_to_id: pd.Series | None) 
             text = t.set_index(t["key"].astype(str))["text"]
             cat.frame["description" if "description" not in cat.frame else "text"] = (
                 text.reindex(cat.frame.index).fillna("").to_numpy())
+    if cat is not None and left_out:
+        cat.frame.attrs["left_out"] = left_out
     return cat
 
 
@@ -197,11 +201,14 @@ def _load_presplit(d: Path, name: str, user_field: str, item_field: str) -> Data
                       if asins is not None else None)
         catalog = _catalog(d, name, item_field, asin_to_id)
         if catalog is not None:
+            left_out = catalog.frame.attrs.get("left_out", 0)
             catalog = Catalog(catalog.frame.reindex(
                 [i for i in items if i in catalog.frame.index]))
     inter = positional_interactions(seqs, users, items)
     info = {"layout": "recbole", "pre_split": True,
-            "test_history_events": int(split.test.history.n_events)}
+            "test_history_events": int(split.test.history.n_events),
+            "dropped": {"catalogue text rows of items not in item2index": left_out}
+            if catalog is not None and left_out else {}}
     return Dataset(name, seqs, users, items, catalog, inter, split, False, info)
 
 
