@@ -76,7 +76,7 @@ def test_a_schema_1_file_is_migrated_on_open_and_keeps_its_states(tmp_path):
         ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='states'").fetchone()[0]
         version = conn.execute("SELECT value FROM store_meta WHERE key='schema'").fetchone()[0]
     conn.close()
-    assert "WITHOUT ROWID" not in ddl and version == "3"
+    assert "WITHOUT ROWID" not in ddl and version == "4"
 
 
 def test_a_store_from_a_newer_prismrec_is_refused(tmp_path):
@@ -237,7 +237,25 @@ def test_a_schema_2_file_is_migrated_to_event_ids_per_user(tmp_path):
         assert store.append_events([Event("bob", "i2", 2.0, event_id="e1")]).accepted == 1
         assert store.append_events([Event("ann", "i2", 2.0, event_id="e1")]).duplicates == 1
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM store_meta").fetchone()[0] == "3"
+        assert conn.execute("SELECT value FROM store_meta").fetchone()[0] == "4"
+    conn.close()
+
+
+def test_a_schema_3_file_gets_the_preferences_table_and_keeps_its_data(tmp_path):
+    path = tmp_path / "p.db"
+    with open_store(f"sqlite:///{path}") as store:
+        store.append_events([Event("ann", "i1", 1.0, event_id="e1")])
+    with sqlite3.connect(path) as conn:  # the schema-3 layout: no preferences table
+        conn.execute("DROP TABLE preferences")
+        conn.execute("UPDATE store_meta SET value='3' WHERE key='schema'")
+    conn.close()
+    with open_store(f"sqlite:///{path}") as store:
+        assert [e.event_id for e in store.events("ann")] == ["e1"]
+        store.set_preference("ann", 2, "mute")
+    with open_store(f"sqlite:///{path}") as store:
+        assert [(p.interest, p.steer) for p in store.preferences("ann")] == [(2, "mute")]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM store_meta").fetchone()[0] == "4"
     conn.close()
 
 

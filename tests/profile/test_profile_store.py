@@ -387,6 +387,8 @@ def test_forget_leaves_no_trace(store, url):
     store.put_state(SECRET, state(25, blob=f"{SECRET}-blob".encode() * 10))
     store.append_events(mine[25:] + others[1:])
     store.put_state("ann", state(1))
+    store.set_preference(SECRET, 1, "boost")
+    store.set_preference("ann", 1, "mute")
     traces = _sqlite_traces if url.startswith("sqlite") else _redis_traces
     needles = [SECRET.encode()]
     assert traces(url, needles) != []  # the check can see the data while it is there
@@ -397,6 +399,7 @@ def test_forget_leaves_no_trace(store, url):
     assert store.events(SECRET) == [] and store.get_state(SECRET) is None
     assert SECRET not in set(store.users())
     assert store.events("ann") == others[:1] and store.get_state("ann").n_events == 1
+    assert store.preferences(SECRET) == [] and len(store.preferences("ann")) == 1
     assert store.stats()["events"] == 2 and store.stats()["states"] == 1
     assert store.forget(SECRET) is False
     again = store.append_events(mine[:1])  # ids are free again: a new history may start
@@ -410,6 +413,43 @@ def test_state_written_by_an_update_in_flight_cannot_outlive_forget(store):
     with pytest.raises(UnknownIdError):
         store.put_state("ann", state(1), expected_version=current)
     assert store.get_state("ann") is None
+
+
+# -- preferences ------------------------------------------------------------------------------
+
+
+def test_preferences_are_set_overwritten_cleared_and_kept_per_user(store):
+    assert store.preferences("ann") == []
+    store.set_preference("ann", 2, "mute")  # no logged events needed (a training user)
+    store.set_preference("ann", 0, "boost")
+    store.set_preference("bob", 2, "boost")
+    assert [(p.interest, p.steer) for p in store.preferences("ann")] == [(0, "boost"),
+                                                                         (2, "mute")]
+    store.set_preference("ann", 2, "boost")
+    store.set_preference("ann", 0, None)
+    store.set_preference("ann", 7, None)  # clearing what is not there changes nothing
+    (only,) = store.preferences("ann")
+    assert (only.interest, only.steer) == (2, "boost") and only.updated_at > 0
+    assert only.to_dict()["boost"] is True and only.to_dict()["mute"] is False
+    assert [(p.interest, p.steer) for p in store.preferences("bob")] == [(2, "boost")]
+
+
+@pytest.mark.parametrize("interest, steer", [(-1, "mute"), (True, "mute"), ("2", "mute"),
+                                             (1.5, "mute"), (1, "hide"), (1, "")])
+def test_a_bad_preference_is_refused_and_stores_nothing(store, interest, steer):
+    with pytest.raises(DataError):
+        store.set_preference("ann", interest, steer)
+    assert store.preferences("ann") == []
+
+
+def test_preferences_survive_reopening_and_forget_erases_them(url):
+    with open_store(url) as first:
+        first.set_preference("cal", 1, "mute")
+    with open_store(url) as second:
+        assert [(p.interest, p.steer) for p in second.preferences("cal")] == [(1, "mute")]
+        assert second.forget("cal") is True  # preferences alone are something to erase
+        assert second.preferences("cal") == []
+        assert second.forget("cal") is False
 
 
 # -- processes, lifecycle ---------------------------------------------------------------------
@@ -500,8 +540,8 @@ def test_public_surface():
     import prismrec.profile as profile
 
     assert set(profile.__all__) == {
-        "ConcurrentUpdateError", "Event", "IngestResult", "ProfileStore", "StoreError",
-        "StoreUnavailableError", "StoredState", "open_store",
+        "ConcurrentUpdateError", "Event", "IngestResult", "Preference", "ProfileStore",
+        "StoreError", "StoreUnavailableError", "StoredState", "open_store",
     }
     assert all(hasattr(profile, name) for name in profile.__all__)
 

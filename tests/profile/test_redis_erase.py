@@ -67,4 +67,24 @@ def test_a_store_with_global_event_ids_is_migrated_on_open(redis_store_url):
         assert store.append_events([Event("bob", "i4", 4.0, event_id="shared")]).accepted == 1
         assert store.append_events([Event("bob", "i4", 4.0, event_id="b1")]).duplicates == 1
     with redis.Redis.from_url(redis_store_url) as r:
-        assert not r.exists(b"prismrec:eids") and r.get(b"prismrec:schema") == b"2"
+        assert not r.exists(b"prismrec:eids") and r.get(b"prismrec:schema") == b"3"
+
+
+def test_a_schema_2_store_opens_as_schema_3_and_a_newer_one_is_refused(redis_store_url):
+    import redis
+
+    from prismrec.profile import StoreError
+
+    with open_store(redis_store_url) as store:
+        store.append_events([Event("ann", "i1", 1.0, event_id="e1")])
+    with redis.Redis.from_url(redis_store_url) as r:
+        r.set(b"prismrec:schema", b"2")  # before preferences: nothing else to move
+    with open_store(redis_store_url) as store:
+        store.set_preference("ann", 1, "boost")
+        assert [(p.interest, p.steer) for p in store.preferences("ann")] == [(1, "boost")]
+        assert len(store.events("ann")) == 1
+    with redis.Redis.from_url(redis_store_url) as r:
+        assert r.get(b"prismrec:schema") == b"3"
+        r.set(b"prismrec:schema", b"9")
+    with pytest.raises(StoreError, match="schema '9'"):
+        open_store(redis_store_url)

@@ -115,11 +115,30 @@ def test_the_recommendation_route_is_documented_with_its_parameters_and_key(clie
     op = doc["paths"]["/v1/users/{user}/recommendations"]["get"]
     assert [(p["name"], p["in"]) for p in op["parameters"]] == [
         ("user", "path"), ("k", "query"), ("diversity", "query"), ("exclude", "query"),
-        ("filter_seen", "query")]
+        ("filter_seen", "query"), ("explain", "query"), ("mute", "query"), ("boost", "query")]
+    explain = next(p for p in op["parameters"] if p["name"] == "explain")
+    assert explain["schema"]["default"] is False and "O(history)" in explain["description"]
     assert all(p["description"] for p in op["parameters"])
     assert op["security"] == doc["paths"]["/v1/events"]["post"]["security"]
     assert op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "RecommendationsOut")
+
+
+def test_the_profile_and_preference_routes_are_documented(client):
+    doc = client.get("/openapi.json", headers={"X-API-Key": ADMIN}).json()
+    profile = doc["paths"]["/v1/users/{user}/profile"]["get"]
+    assert profile["responses"]["200"]["content"]["application/json"]["schema"][
+        "$ref"].endswith("ProfileOut")
+    assert "timeline" in [p["name"] for p in profile["parameters"]]
+    interest = doc["components"]["schemas"]["InterestOut"]["properties"]
+    assert {"id", "label", "weight", "horizon", "first_seen", "last_seen", "top_items",
+            "timeline"} <= set(interest)
+    put = doc["paths"]["/v1/users/{user}/interests/{interest}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "PreferenceIn") and "client key" in put["description"]
+    assert "get" in doc["paths"]["/v1/users/{user}/interests"]
+    item = doc["components"]["schemas"]["RecommendedItem"]["properties"]
+    assert {"title", "interest", "interest_label", "reason"} <= set(item)
 
 
 def test_the_profile_shows_what_is_stored(client, rec):

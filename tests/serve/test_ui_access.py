@@ -133,7 +133,11 @@ def test_the_user_page_shows_interests_titles_recommendations_and_new_events(ser
     assert "Current interests" in body and "from the checkpoint's history, 0 logged since" in body
     assert "Orbit House" in body  # titles from the catalogue, not only ids
     assert re.search(r"because you viewed", body)
-    assert "Mute and boost per interest are not offered" in body
+    assert 'id="diversity" type="range" min="0" max="1" step="0.05" value="0.25"' in page.text
+    assert "(diversity 0.25)" in body  # the slider starts at the library's DEFAULT_DIVERSITY
+    assert 'data-steer="mute"' in page.text and 'data-steer="boost"' in page.text
+    assert "Storing them as the user's preference takes the admin key" in body
+    assert "Store for user" not in body  # a read-only session steers the view only
     chart = re.search(r'<script type="application/json" id="timeline-data">(.*?)</script>',
                       page.text, re.S)
     assert chart and '"traces"' in chart.group(1) and '"stackgroup"' in chart.group(1)
@@ -149,6 +153,37 @@ def test_the_user_page_shows_interests_titles_recommendations_and_new_events(ser
     assert bad.status_code == 422 and "diversity" in bad.json()["error"]
     missing = c.get("/ui/users/nobody-here")
     assert missing.status_code == 404 and "unknown user" in missing.text
+
+
+def test_mute_steers_the_view_and_only_an_admin_session_stores_it(server):
+    c, _ = login(server.url, DASHBOARD)
+    user = next(u for u in ("u0001", "u0002", "u0004", "u0005", "u0006", "u0007")
+                if len(re.findall(r'data-steer="mute"', c.get(f"/ui/users/{u}").text)) >= 2)
+    frag = c.get(f"/ui/users/{user}/fragment").text
+    first = int(re.search(r'<tr data-interest="(\d+)"', frag).group(1))
+    muted = c.get(f"/ui/users/{user}/fragment", params={"mute": str(first)}).text
+    assert f"muted {first}" in text(muted)
+    assert re.search(rf'data-steer="mute" data-interest="{first}" aria-pressed="true"', muted)
+    assert c.get(f"/ui/users/{user}/fragment", params={"mute": "x"}).status_code == 422
+    token = re.search(r'data-csrf="([^"]+)"', c.get(f"/ui/users/{user}").text).group(1)
+    form = {"csrf": token, "interest": str(first), "steer": "mute"}
+    refused = c.post(f"/ui/users/{user}/preferences", data=form)
+    assert refused.status_code == 403 and "admin key" in refused.json()["error"]
+    admin, _ = login(server.url, ADMIN)
+    page = admin.get(f"/ui/users/{user}").text
+    assert "Store for user" in page
+    token = re.search(r'data-csrf="([^"]+)"', page).group(1)
+    assert admin.post(f"/ui/users/{user}/preferences",
+                      data={**form, "csrf": "forged"}).status_code == 403
+    stored = admin.post(f"/ui/users/{user}/preferences", data={**form, "csrf": token})
+    assert stored.status_code == 200, stored.text
+    prefs = api(server).get(f"/v1/users/{user}/interests").json()["preferences"]
+    assert [(p["interest"], p["mute"]) for p in prefs] == [(first, True)]
+    assert "stored: mute" in text(admin.get(f"/ui/users/{user}/fragment").text)
+    cleared = admin.post(f"/ui/users/{user}/preferences",
+                         data={**form, "csrf": token, "steer": "clear"})
+    assert cleared.status_code == 200
+    assert api(server).get(f"/v1/users/{user}/interests").json()["preferences"] == []
 
 
 def test_a_user_known_only_from_the_log_gets_a_page(server):

@@ -161,6 +161,30 @@ def test_the_user_page_plots_interests_and_updates_live(browser, server, tmp_pat
     context.close()
 
 
+def test_muting_an_interest_changes_the_list(browser, server, tmp_path):
+    context, page, watch = logged_in(browser, server, start="/ui/users/u0015")
+    expect(page.locator("#diversity")).to_have_value("0.25")  # the library's default
+    items = "#recommendations li small.id"
+    before = page.eval_on_selector_all(items, "els => els.map(e => e.textContent)")
+    served = page.eval_on_selector_all("#recommendations li",
+                                       "els => els.map(e => e.dataset.interest)")
+    top = served[0]  # the interest serving the first item
+    page.click(f"button.steer[data-steer=mute][data-interest='{top}']")
+    expect(page.locator("#rec-h")).to_contain_text(f"muted {top}", timeout=15_000)
+    after = page.eval_on_selector_all(items, "els => els.map(e => e.textContent)")
+    now = page.eval_on_selector_all("#recommendations li",
+                                    "els => els.map(e => e.dataset.interest)")
+    assert after != before and top not in now and len(after) == 10
+    pressed = page.locator(f"button.steer[data-steer=mute][data-interest='{top}']")
+    assert pressed.get_attribute("aria-pressed") == "true"
+    shot(page, tmp_path, "user_muted")
+    pressed.click()  # unmuting gives the first list back
+    expect(page.locator("#rec-h")).not_to_contain_text("muted", timeout=15_000)
+    assert page.eval_on_selector_all(items, "els => els.map(e => e.textContent)") == before
+    assert watch.problems == []
+    context.close()
+
+
 def test_the_live_page_shows_new_events(browser, server, tmp_path):
     context, page, watch = logged_in(browser, server, start="/ui/live")
     post(server, "live-viewer", "i00007")

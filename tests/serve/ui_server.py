@@ -82,6 +82,8 @@ class UiServer:
         return httpx.Client(base_url=self.url, headers={"X-API-Key": CLIENT}, timeout=30)
 
     def stop(self) -> None:
+        if self._out.closed:  # stopped already
+            return
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:

@@ -97,9 +97,16 @@ def profile_of_history(recommender, items: np.ndarray, times: np.ndarray | None,
         raise ValueError(f"user {user!r} has no events to read a profile from")
     ct = texts if texts is not None else catalog_text(recommender, catalog)
     name = labeler or label_interest
-    return build_profile(recommender.model_, items, times, recommender.items_.to_list(),
+    return build_profile(recommender.model_, items, times, _item_ids(recommender, ct),
                          user=str(user), labeler=lambda i, w: name(i, w, ct),
                          titles=ct.title, n_items=n_items, min_share=min_share)
+
+
+def _item_ids(recommender, ct: CatalogText):
+    """The recommender's item ids by index: the catalogue text's copy when it is aligned
+    (built once per catalogue), else a fresh list."""
+    n = len(recommender.items_)
+    return ct.item_ids if len(ct.item_ids) == n else recommender.items_.to_list()
 
 
 def summary_of(profile: Profile, *, examples: int = 3) -> ProfileSummary:
@@ -168,7 +175,7 @@ def _contributions(recommender, items: np.ndarray, times: np.ndarray, targets: n
 def _rows(recommender, ct: CatalogText, prof: Profile, user_items: np.ndarray,
           user_times: np.ndarray, picks: np.ndarray, scores: np.ndarray, tags: np.ndarray,
           composed: bool, verb: str) -> list[dict]:
-    ids = recommender.items_.to_list()
+    ids = _item_ids(recommender, ct)
     contrib = _contributions(recommender, user_items, user_times, picks, composed)
     hist_ids = [ids[i] for i in contrib.items]
     titles = ct.title_map()
@@ -278,14 +285,19 @@ def explain_ranked(recommender, user, picks: np.ndarray, scores: np.ndarray, *,
 
 def explain_ranked_history(recommender, items: np.ndarray, times: np.ndarray | None,
                            picks: np.ndarray, scores: np.ndarray, *, user=None,
-                           catalog: Catalog | None = None,
-                           verb: str = "viewed") -> pd.DataFrame:
-    """``explain_ranked`` for a given history (model item indices and times, oldest first)."""
+                           catalog: Catalog | None = None, verb: str = "viewed",
+                           texts: CatalogText | None = None,
+                           profile: Profile | None = None) -> pd.DataFrame:
+    """``explain_ranked`` for a given history (model item indices and times, oldest first).
+
+    ``texts`` / ``profile``: the catalogue text and the history's profile when the caller
+    already has them (as in ``compose_for_history``)."""
     items = np.asarray(items, dtype=np.int64)
     times = (np.arange(len(items), dtype=np.float64) if times is None
              else np.asarray(times, dtype=np.float64))
-    ct = catalog_text(recommender, catalog)
-    prof = profile_of_history(recommender, items, times, user=user, catalog=catalog, texts=ct)
+    ct = texts if texts is not None else catalog_text(recommender, catalog)
+    prof = profile if profile is not None else profile_of_history(
+        recommender, items, times, user=user, catalog=catalog, texts=ct)
     picks = np.asarray(picks, dtype=np.int64)
     contrib = _contributions(recommender, items, times, picks, False)
     window = len(prof.event_interest)  # the profile reads the model's window

@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -120,9 +123,15 @@ class CatalogText:
         return cls(tuple(ids), tuple(titles), tuple(vocab), tfidf, mean,
                    tuple(cat_names), cmat, base, tuple(tag_names), tmat, tag_base)
 
-    def title_map(self) -> dict[str, str]:
-        """Item id -> title for the items that have one (what ``explain_item`` takes)."""
-        return {i: t for i, t in zip(self.item_ids, self.titles, strict=True) if t}
+    def title_map(self) -> Mapping[str, str]:
+        """Item id -> title for the items that have one (what ``explain_item`` takes); built
+        once per catalogue text and shared, read-only."""
+        return self._title_map
+
+    @cached_property
+    def _title_map(self) -> Mapping[str, str]:
+        return MappingProxyType({i: t for i, t in zip(self.item_ids, self.titles, strict=True)
+                                 if t})
 
     def title(self, index: int) -> str:
         """The item's title, or its id where the catalogue has none."""

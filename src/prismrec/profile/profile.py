@@ -172,14 +172,16 @@ def build_profile(model: SequenceEncoder, items: np.ndarray, times: np.ndarray |
     w_keep = np.divide(w_hist[:, keep], norm, out=np.zeros_like(w_hist[:, keep]),
                        where=norm > 0)  # (T, K')
     out = []
+    uniq, where = np.unique(idx, return_inverse=True)  # history items: O(T), not O(catalogue)
     for j, k in enumerate(keep):
         # its items: the events assigned to it (argmax), each by its share of the event
-        mass = np.bincount(idx, weights=np.where(hard == k, assign[:, k], 0.0),
-                           minlength=model.n_items)
-        top = np.lexsort((np.arange(len(mass)), -mass))[:n_items]
-        top = top[mass[top] > 0]
+        mass = np.bincount(where, weights=np.where(hard == k, assign[:, k], 0.0),
+                           minlength=len(uniq))  # (U,) per distinct history item
+        order = np.lexsort((uniq, -mass))[:n_items]  # heaviest first, ties: lower index
+        order = order[mass[order] > 0]
+        top, mass_top = uniq[order], mass[order]
         if labeler is not None:
-            named = labeler(top, mass[top])
+            named = labeler(top, mass_top)
             label, named_by = str(named), str(getattr(named, "source", "labeler"))
         else:
             label, named_by = " · ".join(title(int(i)) for i in top[:2]), "items"

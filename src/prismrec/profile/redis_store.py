@@ -6,7 +6,8 @@ data), two processes posting the same event_id store it once, and `put_state` is
 compare-and-set on the state's version. Keys, under a prefix (default ``prismrec:``):
 ``ev:<user>`` list of JSON events, ``meta:<user>`` hash (n, last_ts, rebuild_upto),
 ``state:<user>`` hash, ``eids:<user>`` hash of the user's event ids (event ids are unique
-per user), ``users`` set, ``schema``, and two counters. A store written before event ids
+per user), ``prefs:<user>`` hash (interest id -> "mute|boost <updated_at>", schema 3),
+``users`` set, ``schema``, and two counters. A store written before event ids
 were per user (one ``eids`` hash, event_id -> user) is migrated in chunks when opened.
 
 `forget` never blocks Redis for long: one short script detaches the user's log and event
@@ -30,6 +31,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from prismrec.errors import require
+from prismrec.profile.preferences import Preference, check_preference
 from prismrec.profile.store import (
     URL_FORMS,
     ConcurrentUpdateError,
@@ -54,7 +56,7 @@ from prismrec.profile.store import (
     validate_state,
 )
 
-SCHEMA = b"2"  # 2: event ids per user (eids:<user>); 1: one eids hash for every user
+SCHEMA = b"3"  # 3: prefs:<user>; 2: event ids per user (eids:<user>); 1: one eids hash for all
 CHUNK = 1000  # elements one delete or migration command touches at most
 
 # KEYS: unused, users, n_events, then (ev, meta, eids) per distinct user.
@@ -187,12 +189,12 @@ if new_states > 0 then redis.call('INCRBY', KEYS[1], new_states) end
 return out
 """
 
-# KEYS: ev, meta, state, eids, users, n_events, n_states, trash set, ev trash, eids trash.
-# ARGV: user. Detaches the log and event ids (RENAME is O(1)); the caller deletes them in
+# KEYS: ev, meta, state, eids, users, n_events, n_states, trash set, ev trash, eids trash,
+# prefs. ARGV: user. Detaches the log and event ids (RENAME is O(1)); the caller deletes them in
 # chunks. Returns 1 when the user had anything.
 _DETACH = """
 local n = redis.call('LLEN', KEYS[1])
-local had = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+local had = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[11])
 if n > 0 then
   redis.call('DECRBY', KEYS[6], n)
   redis.call('RENAME', KEYS[1], KEYS[9])
@@ -203,7 +205,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('SADD', KEYS[8], KEYS[10])
 end
 if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('DECR', KEYS[7]) end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[11])
 redis.call('SREM', KEYS[5], ARGV[1])
 if had > 0 then return 1 end
 return 0
@@ -322,7 +324,7 @@ class RedisStore(StoreBase):
         found = self._r.get(self._p + b"schema")
         if found == SCHEMA:
             return
-        if found is not None and found != b"1":
+        if found is not None and found not in (b"1", b"2"):  # 2 -> 3 adds prefs: keys
             raise StoreError(f"Redis store {self._where} prefix {self._p.decode()!r}: schema "
                              f"{found.decode()!r}, this prismrec reads {SCHEMA.decode()}")
         old, cursor, left = self._p + b"eids", b"0", 1
@@ -500,17 +502,41 @@ class RedisStore(StoreBase):
                     out.append(user)
         return sorted(out)
 
+    # -- preferences --------------------------------------------------------------------------
+
+    @_translate
+    def preferences(self, user: str) -> list[Preference]:
+        """The user's stored interest preferences, by interest id."""
+        raw = self._r.hgetall(self._key(b"prefs:", lookup_id(user, "user")))
+        out = []
+        for field, value in raw.items():
+            steer, at = value.decode().split(" ", 1)
+            out.append(Preference(int(field), steer, float(at)))
+        return sorted(out, key=lambda p: p.interest)
+
+    @_translate
+    def set_preference(self, user: str, interest: int, steer: str | None) -> None:
+        """Store "mute" or "boost" for the user's interest, or clear it (``steer=None``)."""
+        key = self._key(b"prefs:", lookup_id(user, "user"))
+        interest, steer = check_preference(interest, steer)
+        if steer is None:
+            self._r.hdel(key, str(interest))
+        else:
+            self._r.hset(key, str(interest), f"{steer} {time.time()!r}")
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     @_translate
     def forget(self, user: str) -> bool:
-        """Erase the user's events, event ids and state; True if there was anything."""
+        """Erase the user's events, event ids, state and preferences; True if there was
+        anything."""
         user = lookup_id(user, "user")
         tag = os.urandom(8).hex().encode()
         keys = [self._key(b"ev:", user), self._key(b"meta:", user), self._key(b"state:", user),
                 self._key(b"eids:", user), self._p + b"users", self._p + b"n_events",
                 self._p + b"n_states", self._p + b"trash",
-                self._p + b"trash:ev:" + tag, self._p + b"trash:eids:" + tag]
+                self._p + b"trash:ev:" + tag, self._p + b"trash:eids:" + tag,
+                self._key(b"prefs:", user)]
         had = int(self._detach(keys=keys, args=[user.encode()])) > 0
         if had:
             self.last_scrub = self.scrub()

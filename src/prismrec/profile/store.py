@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from prismrec.errors import DataError, PrismrecError, UnknownIdError
 from prismrec.profile.ids import MAX_ID_LENGTH, lookup_id, parse_id
+from prismrec.profile.preferences import Preference
 
 URL_FORMS = (
     "sqlite:///relative/path.db, sqlite:////absolute/path.db "
@@ -154,7 +155,11 @@ class ProfileStore(Protocol):
       raises `ConcurrentUpdateError` on mismatch; it returns the new version. A state may only
       be stored for a user with logged events and cannot claim more events than were logged.
       A state that folds in a late event without a rebuild must be put with needs_rebuild=True.
-    - `forget` erases every trace of the user (events, event ids, state) and then scrubs:
+    - `set_preference(user, interest, "mute" | "boost" | None)` stores (None: clears) one
+      interest preference; `preferences(user)` reads them (`prismrec.profile.preferences`).
+      They need no logged events (a user known from training may steer too).
+    - `forget` erases every trace of the user (events, event ids, state, preferences) and
+      then scrubs:
       what it did is in the store's `last_scrub` (a `Scrub`).
     - Batches, one round trip (SQLite: one transaction; Redis: one pipeline or script) however
       many users: `get_states(users)` reads the states that exist (a snapshot),
@@ -185,6 +190,10 @@ class ProfileStore(Protocol):
     def users(self) -> Iterator[str]: ...
 
     def stale_users(self, checkpoint: str) -> list[str]: ...
+
+    def preferences(self, user: str) -> list[Preference]: ...
+
+    def set_preference(self, user: str, interest: int, steer: str | None) -> None: ...
 
     def forget(self, user: str) -> bool: ...
 

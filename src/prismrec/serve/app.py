@@ -32,6 +32,7 @@ from fastapi.responses import JSONResponse  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
 import prismrec  # noqa: E402
+from prismrec.explain.live_interests import LiveInterests  # noqa: E402
 from prismrec.profile.live import LiveProfiles  # noqa: E402
 from prismrec.profile.store import StoreError, StoreUnavailableError  # noqa: E402
 from prismrec.serve.docs import offline_docs  # noqa: E402
@@ -103,10 +104,13 @@ def create_app(live: LiveProfiles, settings: ServeSettings | None = None, *,
                   "Send the key in the X-API-Key header.")
     app.state.live, app.state.settings, app.state.metrics = live, settings, metrics
     app.state.workers = workers
-    app.include_router(build_router(live, settings, metrics, workers, feed=feed))
+    interests = LiveInterests(  # the catalogue text built once per served recommender
+        live.bundle.source, live.store, current=lambda: live.bundle.source)
+    app.include_router(build_router(live, settings, metrics, workers, feed=feed,
+                                    interests=interests))
     offline_docs(app)
     dashboard = Dashboard(live.bundle.source, live=live, metrics=metrics, feed=feed,
-                          checkpoint_dir=checkpoint_dir)
+                          checkpoint_dir=checkpoint_dir, interests=interests)
     login_limit = (RateLimiter(settings.login_rate, settings.login_burst)
                    if settings.login_rate > 0 else None)
     app.include_router(build_ui_router(dashboard, UiKeys(settings.admin_key,

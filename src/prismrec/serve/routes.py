@@ -13,21 +13,25 @@ from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from prismrec.errors import DataError
+from prismrec.explain.live_interests import LiveInterests
 from prismrec.profile.ids import lookup_id, parse_id
 from prismrec.profile.live import LiveProfiles, Recommendations, UpdateResult
 from prismrec.profile.store import MAX_ID_LENGTH, Event
+from prismrec.recommender.core import DEFAULT_DIVERSITY
 from prismrec.serve.auth import (
     OPENAPI_SECURITY,
     admin_guard,
     client_guard,
 )
 from prismrec.serve.batching import Batcher, LoopBatcher, each
+from prismrec.serve.interests import InterestRoutes, fast_items
 from prismrec.serve.limits import LogQuota, drop_too_old
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
 from prismrec.serve.schemas import (
@@ -35,6 +39,9 @@ from prismrec.serve.schemas import (
     EventBatch,
     ForgetOut,
     IngestOut,
+    PreferenceIn,
+    PreferencesOut,
+    ProfileOut,
     RecommendationsOut,
     SimilarOut,
     event_batch,
@@ -82,10 +89,6 @@ def _scrub_report(live: LiveProfiles, erased: bool) -> dict | None:
     return None if scrub is None else scrub.to_dict()
 
 
-MODEL_REASON = "continues your recent sequence"
-POPULAR_REASON = "popular with everyone (no history for you yet)"
-
-
 def _new_id(value: str, what: str) -> str:
     """A user id or event id to store: the id rule (``prismrec.profile.ids``), NFC form."""
     try:
@@ -128,6 +131,21 @@ class RecommendQuery(BaseModel):
     exclude: list[str] = Field(default_factory=list, description=(
         "item ids to leave out (repeat the parameter); ids the model does not know are ignored"))
     filter_seen: bool = Field(True, description="leave out items the user already had")
+    explain: bool = Field(False, description=(
+        "tag each item with the interest it serves (id and label) and give a reason citing, "
+        "by title, the history items that contribute most to its score (the library's "
+        "recommend(explain=True)). Off by default because it reads the user's whole history "
+        "through the model (O(history), and one scoring pass per distinct history item), "
+        "where the plain list scores a stored state; the plain reason names the recent item "
+        "nearest by item-embedding cosine, a similarity rather than an attribution"))
+    mute: list[int] = Field(default_factory=list, description=(
+        "interest ids (the profile's interests[].id) whose items are all left out; repeat "
+        "the parameter or separate ids by commas. Mute, boost or a stored preference "
+        "compose the list from the user's interests (explained), with diversity as the "
+        f"composition λ (default {DEFAULT_DIVERSITY} then)"))
+    boost: list[int] = Field(default_factory=list, description=(
+        "interest ids whose share of the list is raised (weight doubled, at least 0.2); "
+        "repeat the parameter or separate ids by commas"))
 
     @classmethod
     def from_request(cls, request: Request) -> RecommendQuery:
@@ -137,6 +155,8 @@ class RecommendQuery(BaseModel):
         for key, value in request.query_params.multi_items():
             if key == "exclude":
                 raw.setdefault(key, []).append(value)
+            elif key in ("mute", "boost"):
+                raw.setdefault(key, []).extend(v.strip() for v in value.split(",") if v.strip())
             else:
                 raw[key] = value
         try:
@@ -187,9 +207,10 @@ class Workers:
 
     Recommendations: batched on the event loop, one batch at a time. A batch's store reads
     (``start_recommendations``), its (B, D) x (D, N) product and top-k run on one scoring
-    thread -- no synchronous store round trip ever runs on the event loop -- and its
-    reasons on the loop. States that a batch rebuilt in memory (another checkpoint, an
-    unreadable blob) are stored afterwards by one writer thread (``store_pending``): reads
+    thread -- no synchronous store round trip ever runs on the event loop: the user's
+    stored interest preferences are read there too -- and its reasons on the loop. States
+    that a batch rebuilt in memory (another checkpoint, an unreadable blob) are stored
+    afterwards by one writer thread (``store_pending``): reads
     never write. Ingest: one worker thread, so that a 100-event batch's store transaction
     never holds up the loop; SQLite takes one writer at a time anyway.
     """
@@ -201,18 +222,26 @@ class Workers:
         def read_and_score(requests: list[dict]):
             job = live.start_recommendations(requests)  # store reads, off the loop
             job.score()
-            return job
+            prefs: list = []
+            for r in requests:  # is the user steered? (stored preferences, off the loop too)
+                try:
+                    prefs.append(live.store.preferences(r["user"]))
+                except Exception as exc:  # handed back to its own request
+                    prefs.append(exc)
+            return job, prefs
 
         async def recommend(batch: Sequence[RecommendRequest]) -> list:
             requests = [dict(user=r.user, k=r.k, filter_seen=r.filter_seen,
                              exclude=list(r.exclude), diversity=r.diversity) for r in batch]
-            job = await asyncio.get_running_loop().run_in_executor(
+            job, prefs = await asyncio.get_running_loop().run_in_executor(
                 self._scoring, read_and_score, requests)
             if live.pending_writes():
                 self._writer.submit(_log_errors(live.store_pending))
-            return job.results()
+            return [r if isinstance(r, BaseException) else p if isinstance(p, BaseException)
+                    else (r, p) for r, p in zip(job.results(), prefs, strict=True)]
 
-        self.recommend: LoopBatcher[RecommendRequest, Recommendations] = LoopBatcher(
+        # each request's list and the user's stored preferences
+        self.recommend: LoopBatcher[RecommendRequest, tuple[Recommendations, list]] = LoopBatcher(
             recommend, window=settings.batch_window_ms / 1e3,
             max_batch=settings.max_request_batch, name="prismrec-recommend")
         quota = (LogQuota(live.store, settings.max_user_events)
@@ -252,13 +281,17 @@ def _log_errors(fn):
 
 
 def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
-                 workers: Workers | None = None, feed: EventFeed | None = None) -> APIRouter:
+                 workers: Workers | None = None, feed: EventFeed | None = None,
+                 interests: LiveInterests | None = None) -> APIRouter:
     """Routes bound to one ``LiveProfiles`` (no globals: two apps never share state).
 
     The two hot routes (events, recommendations) are async and batch their model work
-    through ``workers`` (see ``prismrec.serve.batching``); the others use the thread pool.
+    through ``workers`` (see ``prismrec.serve.batching``); the others use the thread pool,
+    as do recommendations that are explained or steered (``prismrec.serve.interests``).
     """
     workers = workers or Workers(live, settings)
+    answers = InterestRoutes(live, interests or LiveInterests(
+        live.bundle.source, live.store, current=lambda: live.bundle.source))
     client = [Depends(client_guard(settings))]
     admin = [Depends(admin_guard(settings))]
     router = APIRouter()
@@ -309,24 +342,24 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
         if len(q.exclude) > settings.max_exclude:
             raise HTTPException(422, f"{len(q.exclude)} exclude ids are over the limit of "
                                      f"{settings.max_exclude}")
-        recs = await workers.recommend.submit(
-            RecommendRequest(user, q.k, q.filter_seen, tuple(q.exclude), q.diversity))
+        stored = None
+        if not (q.explain or q.mute or q.boost):
+            recs, stored = await workers.recommend.submit(
+                RecommendRequest(user, q.k, q.filter_seen, tuple(q.exclude), q.diversity))
+        if q.explain or q.mute or q.boost or stored:  # reads the history: thread pool
+            reply = await run_in_threadpool(
+                answers.recommend, user, k=q.k, exclude=q.exclude, filter_seen=q.filter_seen,
+                diversity=q.diversity, diversity_given="diversity" in q.model_fields_set,
+                explain=q.explain, mute=q.mute, boost=q.boost, stored=stored)
+            metrics.inc("prismrec_recommendations_popular_total" if reply["fallback"]
+                        else "prismrec_recommendations_model_total")
+            return JSONResponse({"user": user, **reply, "checkpoint": live.checkpoint})
         metrics.inc("prismrec_recommendations_popular_total" if recs.fallback
                     else "prismrec_recommendations_model_total")
-        items = []
-        for rank, (item, score, because, sim) in enumerate(zip(
-                recs.items, recs.scores, recs.because, recs.similarity, strict=True), 1):
-            if recs.fallback:
-                reason, why = POPULAR_REASON, None
-            elif because is not None:
-                reason = f"{MODEL_REASON}; similar to {because}, which you had recently"
-                why = {"item": because, "similarity": round(sim, 6)}
-            else:
-                reason, why = MODEL_REASON, None
-            items.append({"rank": rank, "item": item, "score": score, "reason": reason,
-                          "because": why})
-        return JSONResponse({"user": user, "items": items, "fallback": recs.fallback,
-                             "diversity": q.diversity, "checkpoint": recs.checkpoint})
+        return JSONResponse({"user": user, "items": fast_items(recs, answers.title),
+                             "fallback": recs.fallback, "diversity": q.diversity,
+                             "explained": False, "composed": False, "components": None,
+                             "steering": None, "checkpoint": recs.checkpoint})
 
     user_parameter = {"name": "user", "in": "path", "required": True, "description": "user id",
                       "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_ID}}
@@ -338,15 +371,34 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
             "parameters": [user_parameter, *RecommendQuery.openapi_parameters()]})
 
     @router.get("/v1/users/{user}/profile", dependencies=client, responses=ERRORS,
-                tags=["users"])
-    def profile(user: UserId) -> dict:
-        """What is stored for the user: counts, last event time, recent items, state."""
-        user = _lookup(user, "user id")
-        p = live.profile(user)
-        if p.event_count == 0 and not p.known_from_training:
-            raise HTTPException(404, f"no profile for user {user!r}: no logged events and "
-                                     "not in the training data")
-        return p.to_dict()
+                tags=["users"], response_model=ProfileOut, response_model_exclude_unset=True)
+    def profile(user: UserId, timeline: Annotated[bool, Query(description=(
+            "add each interest's weight after every history event, and the events"))] = False
+                ) -> dict:
+        """The user's interests (``Profile.to_dict()`` over the training history and the
+        events logged since), their stored preferences, and what the store holds: counts,
+        last event time, recent events (with titles), state. Reads the whole history
+        through the model (O(history))."""
+        return answers.profile(_lookup(user, "user id"), timeline=timeline)
+
+    @router.get("/v1/users/{user}/interests", dependencies=client, responses=ERRORS,
+                tags=["users"], response_model=PreferencesOut)
+    def preferences(user: UserId) -> dict:
+        """The user's stored interest preferences (mute/boost), by interest id."""
+        return answers.preferences(_lookup(user, "user id"))
+
+    @router.put("/v1/users/{user}/interests/{interest}", dependencies=client,
+                responses={409: {"model": ErrorOut}} | ERRORS, tags=["users"],
+                response_model=PreferencesOut)
+    def set_preference(user: UserId, interest: Annotated[int, Path(
+            ge=0, description="interest id (the profile's interests[].id)")],
+                       body: Annotated[PreferenceIn, Body()]) -> dict:
+        """Store the user's preference for one interest (client key): ``mute`` leaves its
+        items out of every list, ``boost`` raises its share; both false clears it. Applied
+        to every recommendation request for the user until changed; erased by
+        ``DELETE /v1/users/{id}``. Needs a model with an interest head (409 otherwise)."""
+        return answers.set_preference(_new_id(user, "user id"), interest, body.mute,
+                                      body.boost)
 
     @router.delete("/v1/users/{user}", response_model=ForgetOut, dependencies=admin,
                    responses=ERRORS, tags=["admin"])

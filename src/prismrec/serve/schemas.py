@@ -73,23 +73,112 @@ class IngestOut(BaseModel):
 
 class Because(BaseModel):
     item: str
+    title: str | None = None
     similarity: float
 
 
 class RecommendedItem(BaseModel):
     rank: int
     item: str
+    title: str | None = Field(None, description="the catalogue title (None without one)")
     score: float
-    reason: str
-    because: Because | None = None
+    interest: int | None = Field(None, description="the interest id it serves (explained "
+                                 "lists: explain=true, mute, boost or a stored preference)")
+    interest_label: str | None = None
+    reason: str = Field(description="explained: the interest and the history items (by "
+                        "title) contributing most to the score; plain: the recent item "
+                        "nearest by item-embedding cosine")
+    because: Because | None = Field(None, description="plain lists: that nearest recent item")
+
+
+class Steering(BaseModel):
+    mute: list[int]
+    boost: list[int]
+    from_store: list[int] = Field(description="interests steered by a stored preference")
+    ignored_stored: list[int] = Field(description="stored preferences for interests the "
+                                      "user's profile does not have now (not applied)")
 
 
 class RecommendationsOut(BaseModel):
     user: str
     items: list[RecommendedItem]
     fallback: str | None = Field(description='"popular" when the user has no usable history')
-    diversity: float
+    diversity: float = Field(description="composed lists: the composition λ; model-order "
+                             "lists: the maximal-marginal-relevance re-ranking weight")
+    explained: bool = Field(description="items carry interest, label and attribution reason")
+    composed: bool = Field(description="composed from the interests (mute/boost in effect)")
+    components: str | None = Field(description="where interests come from when explained: "
+                                   "the model's head, or kmeans (the fallback)")
+    steering: Steering | None
     checkpoint: str
+
+
+class TopItem(BaseModel):
+    id: str
+    title: str
+
+
+class InterestOut(BaseModel):
+    id: int = Field(description="interest id: use it with mute=, boost= and "
+                    "PUT /v1/users/{id}/interests/{interest}")
+    label: str
+    label_source: str
+    weight: float = Field(description="its share now (the profile's weights sum to 1)")
+    horizon: str = Field(description='"short" (rising) or "long"')
+    first_seen: float | None
+    last_seen: float | None
+    n_events: int
+    top_items: list[TopItem]
+    timeline: list[float] | None = Field(None, description="weight after each history "
+                                         "event (with ?timeline=true)")
+
+
+class PreferenceOut(BaseModel):
+    interest: int
+    mute: bool
+    boost: bool
+    updated_at: float
+
+
+class PreferencesOut(BaseModel):
+    user: str
+    preferences: list[PreferenceOut]
+
+
+class PreferenceIn(BaseModel):
+    """A stored preference for one interest; both false clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mute: bool = Field(False, strict=True)
+    boost: bool = Field(False, strict=True)
+
+
+class ProfileOut(BaseModel):
+    """``Profile.to_dict()`` of the live history, plus what the store holds."""
+
+    user: str
+    components: str | None = Field(description="the model's interest head, or kmeans")
+    fallback: str | None = Field(description="what the fallback did when the model has no "
+                                 "interest head")
+    n_events: int = Field(description="history events the interests were read from")
+    interests: list[InterestOut]
+    events: list[dict] | None = Field(None, description="with ?timeline=true: the history "
+                                      "events (item, time), oldest first")
+    note: str | None = None
+    preferences: list[PreferenceOut]
+    known_from_training: bool
+    training_events: int
+    event_count: int = Field(description="events in the user's log (the store)")
+    last_event_time: float | None
+    recent_events: list[dict]
+    recent_items: list[str]
+    checkpoint: str
+    state_checkpoint: str | None
+    state_version: int
+    state_events: int
+    needs_rebuild: bool
+    updated_at: float | None
 
 
 class SimilarItem(BaseModel):

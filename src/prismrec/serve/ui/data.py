@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from prismrec.errors import UnknownIdError
-from prismrec.explain.interests import catalog_text
 from prismrec.explain.labels import CatalogText
-from prismrec.explain.live_interests import live_composed, live_profile, user_history
+from prismrec.explain.live_interests import LiveInterests, steering, user_history
+from prismrec.recommender.core import DEFAULT_DIVERSITY
 from prismrec.serve.ui.feed import EventFeed
 from prismrec.serve.ui.rates import RateMeter
 
@@ -54,15 +53,16 @@ class Dashboard:
     """The dashboard's reads over one recommender (and, in the service, its live state)."""
 
     def __init__(self, recommender, *, live=None, metrics=None, feed: EventFeed | None = None,
-                 checkpoint_dir: str | Path | None = None) -> None:
+                 checkpoint_dir: str | Path | None = None,
+                 interests: LiveInterests | None = None) -> None:
         self._recommender = recommender
         self.live = live
         self.store = None if live is None else live.store
         self.feed = feed
         self.meter = None if metrics is None else RateMeter(metrics.render)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        self._lock = threading.Lock()
-        self._texts: CatalogText | None = None
+        self.interests = interests or LiveInterests(recommender, self.store,
+                                                    current=lambda: self.recommender)
 
     @property
     def recommender(self):
@@ -78,11 +78,7 @@ class Dashboard:
     # -- catalogue words --------------------------------------------------------------------
     def texts(self) -> CatalogText:
         """The catalogue's words, rebuilt when items were added since."""
-        n = len(self.recommender.items_)
-        with self._lock:
-            if self._texts is None or len(self._texts) != n:
-                self._texts = catalog_text(self.recommender)
-            return self._texts
+        return self.interests.texts()
 
     def title(self, item: str) -> str:
         items = self.recommender.items_
@@ -169,33 +165,47 @@ class Dashboard:
                     break
         return found
 
-    def user(self, user: str, *, k: int = 10, diversity: float = 0.0) -> dict[str, Any]:
-        """Everything the user page shows; ``UnknownIdError`` for a user nobody knows."""
+    def user(self, user: str, *, k: int = 10, diversity: float = DEFAULT_DIVERSITY,
+             mute: tuple[int, ...] = (), boost: tuple[int, ...] = ()) -> dict[str, Any]:
+        """Everything the user page shows; ``UnknownIdError`` for a user nobody knows.
+
+        ``mute`` / ``boost``: interest ids steering this view only (ids the profile does not
+        have are left out); the user's stored preferences apply to the others, as in the
+        API's lists. The interests are the rows of ``Profile.to_dict()``."""
         log = self.store.events(user) if self.store is not None else []
         items, times = user_history(self.recommender, user, events=log)
-        texts = self.texts()
         ids = self.recommender.items_
         recent = self._recent(user, log)
         out: dict[str, Any] = {
             "user": user, "training_events": int(len(items) - sum(e.item in ids for e in log)),
             "logged_events": len(log), "history_events": int(len(items)), "recent": recent,
             "interests": [], "chart": None, "recommendations": [], "source": None,
-            "diversity": diversity, "k": k, "message": None}
+            "diversity": diversity, "k": k, "message": None, "mute": [], "boost": [],
+            "steerable": self.recommender.model_.head is not None}
         if len(items) == 0:
             out["message"] = ("none of this user's events is of an item the model knows, so "
                               "there are no interests to show yet")
             return out
-        prof = live_profile(self.recommender, user, texts=texts, events=log)
-        out["source"] = prof.source
+        prof = self.interests.profile(user, items, times)
+        doc = prof.to_dict()
+        have = {i["id"] for i in doc["interests"]}
+        stored = self.store.preferences(user) if self.store is not None else []
+        st = steering(stored, [m for m in mute if m in have], [b for b in boost if b in have],
+                      prof)
+        saved = {p.interest: p.steer for p in stored}
+        out["source"] = doc["components"]
+        out["mute"], out["boost"] = list(st.mute), list(st.boost)
         out["interests"] = [{
-            "component": i.component, "label": i.label, "weight": i.weight,
-            "horizon": i.horizon, "first_seen": when(i.first_seen),
-            "last_seen": when(i.last_seen), "n_events": i.n_events,
-            "top": [{"item": it, "title": t} for it, t in
-                    zip(i.top_items, i.top_titles, strict=True)]} for i in prof.interests]
+            **i, "first_seen_text": when(i["first_seen"]), "last_seen_text": when(i["last_seen"]),
+            "steer": "mute" if i["id"] in st.mute else "boost" if i["id"] in st.boost else None,
+            "stored": saved.get(i["id"])} for i in doc["interests"]]
         out["chart"] = timeline(prof, self.title)
-        recs = live_composed(self.recommender, user, k=k, diversity=diversity, texts=texts,
-                             events=log, profile=prof)
+        try:
+            recs = self.interests.composed(user, items, times, k=k, diversity=diversity,
+                                           profile=prof, steer=st)
+        except ValueError as exc:  # every interest muted
+            out["message"] = str(exc)
+            return out
         out["recommendations"] = [{
             "rank": int(r.rank), "item": r.item, "title": self.title(r.item),
             "score": float(r.score), "interest": int(r.interest),
@@ -218,6 +228,17 @@ class Dashboard:
         rows.sort(key=lambda x: (x[0], x[1]))  # stable: training before the log at a tie
         return [{"item": i, "title": self.title(i), "time": when(t), "timestamp": t,
                  "event": ev, "known": i in ids} for t, _, i, ev in rows[-RECENT_EVENTS:]][::-1]
+
+    def set_preference(self, user: str, interest: int, steer: str | None) -> None:
+        """Store the user's preference for one interest (the service's store)."""
+        if self.store is None:
+            raise ValueError("this dashboard reads a checkpoint alone: there is no store to "
+                             "keep preferences in")
+        if self.recommender.model_.head is None:
+            raise ValueError("this model has no interest head: its interests are k-means "
+                             "clusters renumbered as the history grows, so they cannot be "
+                             "stored; mute and boost steer the view only")
+        self.store.set_preference(user, interest, steer)
 
     def user_log_size(self, user: str) -> int:
         return 0 if self.store is None else self.store.event_count(user)

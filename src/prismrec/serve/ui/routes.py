@@ -3,7 +3,10 @@ the pages poll, and the static files (our CSS and JS, plotly.js from the plotly 
 
 Every page and fragment needs a session cookie (``prismrec.serve.ui.session``); without one
 a page redirects to the login form and a fragment answers 401. Nothing here changes the
-model or the store: the only state-changing requests are login and logout.
+model. The state-changing requests (login, logout, storing an interest preference) carry a
+CSRF token. Mute and boost on the user page steer that view only (any session: the
+read-only dashboard key too); storing them as the user's preference -- what the API's
+``PUT /v1/users/{id}/interests/{interest}`` does -- takes an admin session.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from prismrec.errors import DataError, UnknownIdError
+from prismrec.recommender.core import DEFAULT_DIVERSITY
 from prismrec.serve.limits import RateLimiter
 from prismrec.serve.ui.data import Dashboard
 from prismrec.serve.ui.session import (
@@ -34,6 +38,7 @@ from prismrec.serve.ui.session import (
 HERE = Path(__file__).parent
 STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 MAX_K = 50
+DIVERSITY = str(DEFAULT_DIVERSITY)  # the slider starts where the library's composition does
 MAX_QUERY = 500  # characters in a search box
 FAILED_LOGIN_DELAY = 0.5  # seconds before a wrong key is answered
 # No inline script and nothing from elsewhere; plotly.js adds <style> elements at run time.
@@ -192,15 +197,38 @@ def build_ui_router(dash: Dashboard, keys: UiKeys, *, secure_default: bool = Fal
                     sample=dash.recommender.users_.to_list()[:10])
 
     @router.get(f"{PATH}/users/{{user:path}}/fragment")
-    def user_fragment(request: Request, user: str, diversity: str = "0", k: str = "10"
-                      ) -> Response:
-        need_fragment(request)
+    def user_fragment(request: Request, user: str, diversity: str = DIVERSITY, k: str = "10",
+                      mute: str = "", boost: str = "") -> Response:
+        s = need_fragment(request)
         d, n = _diversity(diversity), _k(k)
         try:
-            view = dash.user(user, k=n, diversity=d)
+            view = dash.user(user, k=n, diversity=d, mute=_ids(mute, "mute"),
+                             boost=_ids(boost, "boost"))
         except UnknownIdError as exc:
             raise HTTPException(404, str(exc)) from None
-        return page(request, "_user.html", u=view)
+        return page(request, "_user.html", u=view, session=s)
+
+    @router.post(f"{PATH}/users/{{user:path}}/preferences")
+    async def store_preference(request: Request, user: str) -> JSONResponse:
+        """Store one interest preference of the user (admin session, CSRF token)."""
+        s = need_fragment(request)
+        form = await _form(request)
+        if not csrf_ok(s.csrf, form.get("csrf")):
+            raise HTTPException(403, "missing or wrong CSRF token")
+        if s.role != "admin":
+            raise HTTPException(403, "the read-only dashboard key steers the view only; "
+                                     "storing a user's preference takes the admin key")
+        given = _ids(form.get("interest", ""), "interest")
+        steer = form.get("steer", "")
+        if len(given) != 1 or steer not in ("mute", "boost", "clear"):
+            raise HTTPException(422, "send interest (one id) and steer (mute, boost or clear)")
+        interest = given[0]
+        try:
+            dash.set_preference(user, interest, None if steer == "clear" else steer)
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return JSONResponse({"user": user, "interest": interest, "steer": steer},
+                            headers=_headers())
 
     @router.get(f"{PATH}/users/{{user:path}}/version")
     def user_version(request: Request, user: str) -> JSONResponse:
@@ -209,19 +237,21 @@ def build_ui_router(dash: Dashboard, keys: UiKeys, *, secure_default: bool = Fal
                             headers=_headers())
 
     @router.get(f"{PATH}/users/{{user:path}}")
-    def user_page(request: Request, user: str, diversity: str = "0", k: str = "10"
-                  ) -> Response:
+    def user_page(request: Request, user: str, diversity: str = DIVERSITY, k: str = "10",
+                  mute: str = "", boost: str = "") -> Response:
         s = need_page(request)
         if isinstance(s, Response):
             return s
         try:
             d, n = _diversity(diversity), _k(k)
-            view = dash.user(user, k=n, diversity=d)
+            view = dash.user(user, k=n, diversity=d, mute=_ids(mute, "mute"),
+                             boost=_ids(boost, "boost"))
         except HTTPException as exc:
             return page(request, "error.html", exc.status_code, session=s, message=exc.detail)
         except UnknownIdError as exc:
             return page(request, "error.html", 404, session=s, message=str(exc))
-        return page(request, "user.html", session=s, u=view)
+        return page(request, "user.html", session=s, u=view,
+                    default_diversity=DEFAULT_DIVERSITY)
 
     @router.get(f"{PATH}/items")
     def items(request: Request, q: str = "", id: str = "") -> Response:
@@ -323,6 +353,15 @@ def _diversity(text: str) -> float:
     if not 0.0 <= d <= 1.0:
         raise HTTPException(422, f"diversity must be a number in [0, 1], got {text[:40]!r}")
     return d
+
+
+def _ids(text: str, what: str) -> tuple[int, ...]:
+    """Interest ids separated by commas ("" for none)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > 100 or not all(p.isdigit() and len(p) < 7 for p in parts):
+        raise HTTPException(422, f"{what} takes interest ids separated by commas, got "
+                                 f"{text[:40]!r}")
+    return tuple(int(p) for p in parts)
 
 
 def _k(text: str) -> int:

@@ -1,6 +1,7 @@
 // prismrec dashboard: the little JavaScript it needs. Pages are rendered on the server;
 // this redraws the timeline (plotly.js from the plotly wheel), re-queries the user view
-// when the diversity slider moves or the user's events arrive, and polls the live feed.
+// when the diversity slider moves, an interest is muted or boosted or the user's events
+// arrive, stores a preference (admin sessions, with the CSRF token), and polls the feed.
 "use strict";
 (function () {
   var POLL_MS = 2000;
@@ -49,11 +50,43 @@
     var shown = document.getElementById("diversity-value");
     var logged = view.dataset.logged;
     var pending = null;
+    // mute/boost of this view (interest ids), as the server rendered them
+    function steered(kind) {
+      var box = document.getElementById("steer-state");
+      var text = box ? box.dataset[kind] : "";
+      return text ? text.split(",") : [];
+    }
+    var mute = steered("mute"), boost = steered("boost");
     function refresh() {
       var d = slider ? slider.value : "0";
-      return getText("/ui/users/" + user + "/fragment?diversity=" + encodeURIComponent(d))
-        .then(function (html) { view.innerHTML = html; drawTimeline(); });
+      var q = "?diversity=" + encodeURIComponent(d) + "&mute=" + encodeURIComponent(mute.join(",")) +
+        "&boost=" + encodeURIComponent(boost.join(","));
+      return getText("/ui/users/" + user + "/fragment" + q)
+        .then(function (html) {
+          view.innerHTML = html; drawTimeline();
+          mute = steered("mute"); boost = steered("boost");
+        });
     }
+    function without(list, id) { return list.filter(function (x) { return x !== id; }); }
+    view.addEventListener("click", function (ev) {
+      var b = ev.target.closest("button.steer, button.remember");
+      if (!b) { return; }
+      var id = b.dataset.interest;
+      if (b.classList.contains("steer")) {
+        var on = b.getAttribute("aria-pressed") !== "true";
+        mute = without(mute, id); boost = without(boost, id);
+        if (on) { (b.dataset.steer === "mute" ? mute : boost).push(id); }
+        refresh().catch(function (e) { console.warn(e.message); });
+        return;
+      }
+      var steer = mute.indexOf(id) >= 0 ? "mute" : boost.indexOf(id) >= 0 ? "boost" : "clear";
+      var body = "csrf=" + encodeURIComponent(view.dataset.csrf) + "&interest=" +
+        encodeURIComponent(id) + "&steer=" + steer;
+      fetch("/ui/users/" + user + "/preferences", {method: "POST", credentials: "same-origin",
+        headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: body})
+        .then(function (r) { if (!r.ok) { throw new Error("store preference: " + r.status); } return refresh(); })
+        .catch(function (e) { console.warn(e.message); });
+    });
     if (slider) {
       slider.addEventListener("input", function () {
         shown.textContent = Number(slider.value).toFixed(2);
