@@ -526,8 +526,9 @@ def _device_arg(s: argparse.ArgumentParser) -> None:
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where the model, batches and score tables live while training and "
                    "scoring (default cpu; auto: CUDA when torch sees a GPU; cuda without one "
-                   "stops with an error). On CUDA GPUs with bf16 the encoder runs under bf16 "
-                   "autocast. Streaming, explanations and profiles run on the CPU")
+                   "stops with an error). Training on CUDA GPUs with bf16 runs the encoder "
+                   "under bf16 autocast. Streaming, explanations and profiles run on the CPU; "
+                   "the GPU path has not been run on a GPU yet")
 
 
 def _data_args(s: argparse.ArgumentParser, *, required: bool = True) -> None:

@@ -4,7 +4,8 @@ The canonical copy of a model stays where it was built (the CPU); training, vali
 batch scoring move the model there for the call (``placed``) and move it back, so every
 other path (streaming, explanations, profiles, saving) keeps reading CPU tensors. Batches
 and scoring tables are built on the device inside those calls; what they return is on the
-CPU. On CUDA GPUs with native bf16 the encoder runs under bf16 autocast (``autocast``).
+CPU. Each such call copies the weights to the device and back. In training, CUDA GPUs with
+native bf16 run the encoder under bf16 autocast (``Trainer``, ``StepRunner``).
 """
 
 from __future__ import annotations
@@ -62,9 +63,3 @@ def placed(model: torch.nn.Module, device: torch.device | None) -> Iterator[torc
     finally:
         model.to(home)
 
-
-def autocast(device: torch.device):
-    """bf16 autocast on a CUDA GPU with native bf16; elsewhere a no-op context."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
