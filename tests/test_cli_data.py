@@ -234,3 +234,25 @@ def test_layout_options_pass_through_and_the_tag_file_read_is_named(tmp_path, ca
     assert json.loads((tmp_path / "r.json").read_text())["data"]["has_time"] is False
     assert main([*args, "--option", "colour=red"]) == 2
     assert "takes no option(s) colour" in capsys.readouterr().err
+
+
+def test_sasrec_layout_protocol_loo_through_the_cli(tmp_path):
+    d = tmp_path / "ml-1m-sas"
+    (d / "train").mkdir(parents=True)
+    (d / "val").mkdir()
+    (d / "test").mkdir()
+    rows = [" ".join(str(1 + (u + j) % 7) for j in range(6 + u % 3)) for u in range(12)]
+    (d / "train/input.txt").write_text("\n".join(rows) + "\n")
+    (d / "val/input.txt").write_text(rows[0] + " 1\n")
+    (d / "val/output.txt").write_text("2\n")
+    (d / "test/output.txt").write_text("3\n" * 12)
+    base = ["evaluate", "--dataset", "ml-1m-sas", "--data-dir", str(d), "--model", "pop"]
+    out = tmp_path / "loo.json"
+    assert main([*base, "--option", "protocol=loo", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["data"]["split"] == "loo"
+    assert doc["data"]["valid_cases"] == doc["data"]["test_cases"] == 12  # every user
+    out = tmp_path / "skip.json"
+    assert main([*base, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["data"]["split"] == "given" and doc["data"]["valid_cases"] == 1
