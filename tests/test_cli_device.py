@@ -1,4 +1,4 @@
-"""--device on train, evaluate, recommend and serve: explicit cpu works end to end; cuda
+"""--device on train, evaluate and recommend (serve has none): explicit cpu works end to end; cuda
 where torch sees no GPU stops with exit code 2 and a message, before any work is done."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_evaluate_and_recommend_on_explicit_cpu(cpu_checkpoint, tmp_path, capsys
 
 
 @no_gpu
-@pytest.mark.parametrize("command", ["train", "evaluate", "recommend", "serve"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "recommend"])
 def test_cuda_without_a_gpu_is_exit_2_with_a_message(command, events_dir, cpu_checkpoint,
                                                      tmp_path, capsys):
     out, _ = cpu_checkpoint
@@ -62,14 +62,12 @@ def test_cuda_without_a_gpu_is_exit_2_with_a_message(command, events_dir, cpu_ch
                   "gru", "--out", str(tmp_path / "never"), "--epochs", "1", "--quiet"],
         "evaluate": ["evaluate", "--checkpoint", str(out)],
         "recommend": ["recommend", "--checkpoint", str(out), "--user", "u0003"],
-        "serve": ["serve", "--checkpoint", str(out), "--store",
-                  f"sqlite:///{tmp_path / 'p.db'}", "--port", "1"],
     }[command]
     assert main([*args, "--device", "cuda"]) == 2
     err = capsys.readouterr().err
     assert "'cuda' was asked for" in err and "sees no CUDA GPU" in err
     assert "Traceback" not in err
-    assert not (tmp_path / "never").exists() and not (tmp_path / "p.db").exists()
+    assert not (tmp_path / "never").exists()
 
 
 def test_evaluate_refuses_device_for_a_baseline(events_dir, capsys):

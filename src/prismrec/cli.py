@@ -422,7 +422,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "login_rate": args.login_rate, "login_burst": args.login_burst,
     }
     config = WorkerConfig(checkpoint=str(args.checkpoint), store=args.store,
-                          threads=args.threads, settings=settings, device=args.device)
+                          threads=args.threads, settings=settings)
     try:
         app = build(config)  # refuses a corrupt or other-version checkpoint before listening
     except ValueError as exc:
@@ -781,7 +781,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "flagged by late events")
     s.add_argument("--threads", type=int, default=1,
                    help="torch threads per worker (default 1: requests run in parallel)")
-    _device_arg(s)
     s.add_argument("--log-level", default="warning",
                    choices=["critical", "error", "warning", "info", "debug"])
     s.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,

@@ -24,12 +24,10 @@ class WorkerConfig:
     store: str
     threads: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"  # where the model scores (Recommender(device=...))
 
     def to_json(self) -> str:
         return json.dumps({"checkpoint": self.checkpoint, "store": self.store,
-                           "threads": self.threads, "settings": self.settings,
-                           "device": self.device})
+                           "threads": self.threads, "settings": self.settings})
 
     @classmethod
     def from_json(cls, text: str) -> WorkerConfig:
@@ -49,7 +47,7 @@ def build(config: WorkerConfig):
     torch.set_num_threads(max(1, int(config.threads)))
     settings = ServeSettings.from_dict(config.settings)
     settings.validate()
-    rec = Recommender.load(config.checkpoint, device=config.device)
+    rec = Recommender.load(config.checkpoint)
     store = open_store(config.store)
     return create_app(LiveProfiles(rec, store), settings, checkpoint_dir=config.checkpoint)
 
