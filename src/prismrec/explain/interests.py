@@ -219,6 +219,19 @@ def compose_for(recommender, user, k: int = 10, *, diversity: float = 0.0,
                                candidates_per_interest=candidates_per_interest)
 
 
+def _history_inputs(recommender, items, times, user, catalog: Catalog | None,
+                    texts: CatalogText | None, profile: Profile | None) -> tuple:
+    """(items, times, catalogue text, profile) of a given history; times default to the
+    event positions, and the text and profile are built only when not given."""
+    items = np.asarray(items, dtype=np.int64)
+    times = (np.arange(len(items), dtype=np.float64) if times is None
+             else np.asarray(times, dtype=np.float64))
+    ct = texts if texts is not None else catalog_text(recommender, catalog)
+    prof = profile if profile is not None else profile_of_history(
+        recommender, items, times, user=user, catalog=catalog, texts=ct)
+    return items, times, ct, prof
+
+
 def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None, *,
                         user=None, k: int = 10, diversity: float = 0.0,
                         mute: Iterable | None = None, boost: Iterable | None = None,
@@ -233,12 +246,8 @@ def compose_for_history(recommender, items: np.ndarray, times: np.ndarray | None
     ``profile``: the history's profile when the caller already has it (from
     ``profile_of_history`` with the same history and texts), so it is not read twice.
     """
-    items = np.asarray(items, dtype=np.int64)
-    times = (np.arange(len(items), dtype=np.float64) if times is None
-             else np.asarray(times, dtype=np.float64))
-    ct = texts if texts is not None else catalog_text(recommender, catalog)
-    prof = profile if profile is not None else profile_of_history(
-        recommender, items, times, user=user, catalog=catalog, texts=ct)
+    items, times, ct, prof = _history_inputs(recommender, items, times, user, catalog,
+                                             texts, profile)
     weights, muted = steer(prof, mute, boost)
     model = recommender.model_
     with torch.no_grad():
@@ -292,12 +301,8 @@ def explain_ranked_history(recommender, items: np.ndarray, times: np.ndarray | N
 
     ``texts`` / ``profile``: the catalogue text and the history's profile when the caller
     already has them (as in ``compose_for_history``)."""
-    items = np.asarray(items, dtype=np.int64)
-    times = (np.arange(len(items), dtype=np.float64) if times is None
-             else np.asarray(times, dtype=np.float64))
-    ct = texts if texts is not None else catalog_text(recommender, catalog)
-    prof = profile if profile is not None else profile_of_history(
-        recommender, items, times, user=user, catalog=catalog, texts=ct)
+    items, times, ct, prof = _history_inputs(recommender, items, times, user, catalog,
+                                             texts, profile)
     picks = np.asarray(picks, dtype=np.int64)
     contrib = _contributions(recommender, items, times, picks, False)
     window = len(prof.event_interest)  # the profile reads the model's window
