@@ -216,3 +216,14 @@ def test_cuts_are_safe_for_skip_one_histories_and_tied_times():
     odd = EvalCases(np.array([0]), Sequences.from_lists([[9]], [[0.0]]),
                     Sequences.from_lists([[4]], [[3.0]]))
     assert len(unseen_cases(tied, tied_full, odd).cases) == 0
+
+
+def test_the_dashboard_model_card_shows_the_test_metrics_train_printed(trained):
+    from prismrec.serve.ui.data import Dashboard
+
+    out, train_doc, _ = trained
+    card = Dashboard(Recommender.load(out), checkpoint_dir=out).model_card()
+    filtered = train_doc["all_metrics"]["filtered"]
+    assert card["test"] == {k: round(filtered[k], 4)
+                            for k in ("ndcg@10", "hr@10", "mrr@10", "recall@10")}
+    assert card["dataset"] == "events" and card["split"] == "loo"

@@ -45,8 +45,13 @@ def read_source(checkpoint: str | Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def write_source(checkpoint: str | Path, spec: DataSpec, split_name: str) -> None:
+def write_source(checkpoint: str | Path, spec: DataSpec, split_name: str,
+                 test_metrics: dict | None = None) -> None:
+    """Record beside a checkpoint the data it was trained on and, from ``train``, the test
+    metrics it printed (the dashboard's model card shows them)."""
     doc = {**spec.to_dict(), "split": split_name}
+    if test_metrics is not None:
+        doc["test_metrics"] = test_metrics
     (Path(checkpoint) / SOURCE_FILE).write_text(json.dumps(doc, indent=2))
 
 

@@ -65,7 +65,8 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
     saved = None
     if out is not None:
         saved = rec.save(out)
-        write_source(saved, spec, split.name)
+        write_source(saved, spec, split.name,
+                     test_metrics=metrics["filtered" if filter_seen else "unfiltered"])
     r = rec.result_
     missing = getattr(rec, "text_missing_", {})
     lines = [f"{model} on {dataset.name} ({split.name} split): best epoch {r.best_epoch} "

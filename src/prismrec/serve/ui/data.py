@@ -27,6 +27,7 @@ from prismrec.serve.ui.rates import RateMeter
 
 RECENT_EVENTS = 15
 MAX_FOUND = 20  # users listed by a search
+CARD_METRICS = ("ndcg@10", "hr@10", "mrr@10", "recall@10")  # test metrics on the model card
 TEXT_FIELDS = ("title", "description", "brand", "categories", "tags")
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f", "#bcbd22", "#17becf")  # plotly's default sequence
@@ -113,7 +114,8 @@ class Dashboard:
                 try:
                     doc = json.loads(source.read_text(encoding="utf-8"))
                     card["dataset"], card["split"] = doc.get("dataset"), doc.get("split")
-                    card["test"] = doc.get("test_metrics") or {}
+                    card["test"] = {k: round(float(v), 4) for k, v in
+                                    (doc.get("test_metrics") or {}).items() if k in CARD_METRICS}
                 except (OSError, ValueError):
                     card["dataset"] = "(source.json unreadable)"
             weights = folder / "checkpoint.json"
