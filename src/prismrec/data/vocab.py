@@ -88,7 +88,8 @@ class Vocab:
         return j
 
     def ids(self, indices: Sequence[int] | np.ndarray) -> list[str]:
-        return [self._ids[int(i)] for i in np.asarray(indices).ravel()]
+        ids = self._ids  # tolist: Python ints at once (iterating numpy scalars is ~4x slower)
+        return [ids[i] for i in np.asarray(indices).ravel().astype(np.int64, copy=False).tolist()]
 
     def to_list(self) -> list[str]:
         return list(self._ids)

@@ -176,6 +176,11 @@ class LiveInterests:
         """The item's catalogue title, None where it has none (or is unknown)."""
         return self.texts().title_map().get(item)
 
+    def title_map(self):
+        """Item id -> title of the current catalogue (items without a title left out): one
+        look-up of the catalogue text for many titles, where ``title`` does one per item."""
+        return self.texts().title_map()
+
     def history(self, user: str, events: list[Event] | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
         return user_history(self.recommender, user, self.store, events)

@@ -73,6 +73,10 @@ class InterestRoutes:
     def title(self, item: str) -> str | None:
         return self.interests.title(item)
 
+    def title_of(self):
+        """A title look-up over the current catalogue text, for one reply's many titles."""
+        return self.interests.title_map().get
+
     # -- the profile document ----------------------------------------------------------------
     def profile(self, user: str, *, timeline: bool = False) -> dict[str, Any]:
         """What is stored (counts, recent events) and the profile document of the user's

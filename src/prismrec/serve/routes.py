@@ -356,7 +356,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
             return JSONResponse({"user": user, **reply, "checkpoint": live.checkpoint})
         metrics.inc("prismrec_recommendations_popular_total" if recs.fallback
                     else "prismrec_recommendations_model_total")
-        return JSONResponse({"user": user, "items": fast_items(recs, answers.title),
+        return JSONResponse({"user": user, "items": fast_items(recs, answers.title_of()),
                              "fallback": recs.fallback, "diversity": q.diversity,
                              "explained": False, "composed": False, "components": None,
                              "steering": None, "checkpoint": recs.checkpoint})
