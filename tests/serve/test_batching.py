@@ -258,3 +258,31 @@ def test_requests_arriving_during_a_batch_form_the_next_one_batch_at_a_time():
 
     assert run(main()) == [0, 1, 2]
     assert sizes == [1, 2]
+
+
+def test_under_load_the_next_batch_waits_for_company_too():
+    """Requests that arrived while a batch ran wait ``window`` before the next batch, so a
+    request sent just after that batch's replies joins them instead of running alone."""
+    sizes: list[int] = []
+    release = asyncio.Event()
+
+    async def record(xs):
+        sizes.append(len(xs))
+        if len(sizes) == 1:
+            await release.wait()
+        return list(xs)
+
+    batcher = LoopBatcher(record, window=0.5)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.sleep(0.01)  # the first batch is running
+        during = asyncio.ensure_future(batcher.submit(1))
+        await asyncio.sleep(0.01)
+        release.set()
+        assert await first == 0
+        after = asyncio.ensure_future(batcher.submit(2))  # as a client whose reply just went
+        return await asyncio.gather(during, after)
+
+    assert run(main()) == [1, 2]
+    assert sizes == [1, 2]

@@ -42,7 +42,7 @@ class ServeSettings:
     max_exclude: int = 1000  # item ids in one request's exclude list
     max_future_seconds: float = 86_400.0  # event timestamps later than now + this are refused
     min_timestamp: float = 0.0  # and so are timestamps before this (unix seconds)
-    batch_window_ms: float = 0.0  # recommendations, while busy: wait this long for more per batch
+    batch_window_ms: float = 1.0  # recommendations, while busy: wait this long for more per batch
     max_request_batch: int = 32  # recommendation requests computed together at most
     workers: int = 1  # processes serving this model; above 1, item writes are refused
     rate_limit: float = 0.0  # requests per second per key (token bucket); 0 turns it off
