@@ -419,6 +419,8 @@ def main() -> None:
     import torch
     from _report import command, machine, markdown_table, write_section
 
+    from prismrec.serve.settings import ServeSettings
+
     torch.set_num_threads(SERVE_THREADS)
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="prismrec-bench-serve-"))
@@ -556,7 +558,9 @@ def main() -> None:
 loop: the `serve` extra installs both), torch with {SERVE_THREADS} thread; for the row that
 says so, `prismrec serve --workers 2`: two such processes on the same SQLite file. The two hot
 routes are async. Recommendation requests that reach the event loop together are computed as one
-batch, one batch at a time (`prismrec.serve.batching.LoopBatcher`,
+batch, one batch at a time; while the service is busy a batch first waits
+{ServeSettings().batch_window_ms:g} ms (`batch_window_ms`) for company, so that the clients just
+answered can join it (`prismrec.serve.batching.LoopBatcher`,
 `LiveProfiles.start_recommendations`: checks and reasons on the loop; the store reads, one
 (B, D) x (D, N) product with a transposed item table and one block top-k over the batch on a scoring
 thread, which frees the loop meanwhile), and their route reads its own query instead of
