@@ -345,8 +345,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from prismrec.quickstart import format_result, run
 
     _threads(args.threads)
-    print(f"Generating a synthetic shop and training the {args.model.upper()} (about a minute "
-          "on 2 idle cores; no time limit, early stopping ends it)...", flush=True)
+    print(f"Generating a synthetic shop and training the {args.model.upper()} (a minute or two "
+          "on 2 cores; no time limit, early stopping ends it)...", flush=True)
     result = run(args.out, model=args.model, progress=not args.quiet)
     print(format_result(result))
     return 0
