@@ -146,8 +146,9 @@ def report(runs: list[dict], threads: int) -> str:
         "those rows lack the validation input's last item too). So every sequence here is "
         "two items shorter than in the papers (three for 512 users), the test target is the "
         "user's third-to-last item of the original data instead of the last, the validation "
-        "target the fourth-to-last instead of the second-to-last, and 12,592 interactions "
-        "(the last two per user) are unseen by every model here. The item set and "
+        "target the fourth-to-last instead of the second-to-last (fourth- and fifth-to-last "
+        "for the 512), and 12,592 interactions (the last two per user, three for the 512) "
+        "are unseen by every model here. The item set and "
         "preprocessing are the same. Papers also differ among themselves (gSASRec and "
         "Klenitskiy & Vasilev choose epochs on a validation sample, HSTU reports its own "
         "runs), so the anchors locate our numbers; they are not a ranking on identical data.",
