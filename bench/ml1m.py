@@ -30,11 +30,11 @@ from _report import SHARED_DATA, command, machine, markdown_table, peak_rss_mb, 
 
 # name -> (model, model settings, training settings). "sas50" is SASRec with the library's
 # defaults; the others change only what their name says. Screening (seed 0, validation only,
-# compared at equal wall time on the same shared machine): "sas200-allwin" matched "sas200"
-# (0.0848 after 2 epochs / 6.0 min vs 0.0861 after 3 epochs / 6.3 min) at 1.6x the epoch cost
-# and was stopped there; "sas200-b16" matched it too (0.1471 after 8 epochs / 27.6 min vs
-# 0.1440 and 0.1498 at 26.2 and 29.5 min) and was stopped; "sas200" (the trainer's batch and
-# windows) went on to the seeds.
+# compared at equal wall time from launch, on the same shared machine): "sas200-allwin"
+# matched "sas200" (0.0848 after 2 epochs / 7.2 min vs 0.0861 after 3 epochs / 7.7 min) at
+# 1.7-1.9x the epoch cost and was stopped there; "sas200-b16" matched it too (0.1471 after 8
+# epochs / 27.7 min vs 0.1440 and 0.1498 at 26.3 and 29.7 min) and was stopped; "sas200" (the
+# trainer's batch and windows) went on to the seeds.
 _SAS200 = {"max_len": 200, "dropout": 0.2, "attn_dropout": 0.2}
 CONFIGS: dict[str, tuple[str, dict, dict]] = {
     "sas50": ("sasrec", {}, {}),
