@@ -175,9 +175,9 @@ def report(runs: list[dict], threads: int, load_note: str) -> str:
         "target the fourth-to-last instead of the second-to-last (fourth- and fifth-to-last "
         "for the 512), and 12,592 interactions (the last two per user, three for the 512) "
         "are unseen by every model here. The item set and "
-        "preprocessing are the same. Papers also differ among themselves (gSASRec and "
-        "Klenitskiy & Vasilev choose epochs on a validation sample, HSTU reports its own "
-        "runs), so the anchors locate our numbers; they are not a ranking on identical data.",
+        "preprocessing are the same. The papers' training budgets and model selection differ "
+        "from ours and among themselves, so the anchors locate our numbers; they are not a "
+        "ranking on identical data.",
     ])
 
 
