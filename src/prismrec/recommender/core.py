@@ -30,7 +30,7 @@ from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
-from prismrec.recommender import _blend, _persist, _provenance, _stream, _text
+from prismrec.recommender import _blend, _cold, _persist, _provenance, _stream, _text
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
@@ -65,12 +65,20 @@ log = logging.getLogger(__name__)
 DEFAULT_DIVERSITY = 0.25
 
 
-def _reset_untrained(model: SequenceEncoder, train: Sequences) -> None:
-    """Items with no training event are scored from their text alone, like added items."""
+def _place_untrained(model: SequenceEncoder, train: Sequences) -> _cold.ColdMap | None:
+    """Items with no training event get their ID row and bias from their text, as added
+    items do (``_cold``): the map from text to what training learned, fitted on the trained
+    items, is returned for ``add_items``."""
     trained = torch.from_numpy(np.bincount(train.items, minlength=model.n_items) > 0)
-    n = model.reset_untrained(trained)
+    n = model.reset_untrained(trained)  # zero ID row, mean bias: where the map cannot reach
+    cold_map = _cold.fit_cold_map(model, trained)
+    if cold_map is not None:
+        _cold.impute(model, torch.nonzero(~trained).flatten(), cold_map)
     if n:
-        log.info("%d item(s) had no training events: scored from their text alone", n)
+        log.info("%d item(s) had no training events: %s", n,
+                 "ID row and bias imputed from their text" if cold_map is not None
+                 else "scored from their text alone (zero ID row, mean bias)")
+    return cold_map
 
 
 class Recommender:
@@ -312,7 +320,7 @@ class Recommender:
         self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir, device=device).fit(
             self.model_, train, valid)
-        _reset_untrained(self.model_, train)
+        self.cold_map_ = _place_untrained(self.model_, train)
         self.users_, self.items_, self.histories_ = users, items, histories
         self.train_config_ = tc
         threads = torch.get_num_threads()
@@ -336,7 +344,7 @@ class Recommender:
         self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding)
         self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir,
                                      device=self.device_).fit(self.model_, full, None)
-        _reset_untrained(self.model_, full)
+        self.cold_map_ = _place_untrained(self.model_, full)
         if self.item_item_ is not None:
             _blend.refit_item_item(self, full)
 
