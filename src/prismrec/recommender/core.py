@@ -240,6 +240,11 @@ class Recommender:
           a text-mode ``model_config``; pass ``encoder``/``template`` too if you want
           ``add_items`` and ``search`` to know how they were made.
 
+        In a text mode, items of the vocabulary with no training event (cold items) get the
+        ID row and output bias their text predicts, from a ridge map fitted on the trained
+        items after training (``cold_map_``; ``prismrec.recommender._cold``), as items
+        added later with ``add_items`` do.
+
         With ``blend``, the item-item part is fitted on the same training rows as the
         sequence model and the blend is chosen on the held-out last events.
         """
@@ -564,7 +569,11 @@ class Recommender:
         saved name (the packaged MiniLM, or a ``HashingEncoder``); otherwise pass it.
 
         New ids get the next item indices: their vector is the model's text projection of
-        their text (their ID row is zero), so users can be recommended them at once. Ids
+        their text plus the ID row, and their bias is the output bias, that their text
+        predicts (``cold_map_``, a ridge map fitted after training on the trained items; see
+        ``prismrec.recommender._cold``), so users can be recommended them at once; a model
+        without a map (too few trained items with text, or a checkpoint saved before maps
+        were kept) gives them a zero ID row and the trained items' mean bias. Ids
         the model already has are upserts: their text is replaced and re-encoded (the
         learned ID part is kept; unchanged text gives the same vector). Returns the new ids,
         in order. With a blend, new items get zero item-item rows and columns: they are
@@ -662,7 +671,8 @@ class Recommender:
         ``checkpoint.json``); the item text
         vectors are part of the model's weights there; the catalogue, if any, goes to
         ``catalog.json`` (JSON rows, checksummed in ``checkpoint.json``); the encoder name
-        and text template go in ``checkpoint.json``. A blended model adds its item-item
+        and text template go in ``checkpoint.json``; the cold-item map (``cold_map_``) goes
+        in both (tensors and settings). A blended model adds its item-item
         weights to the safetensors file and its ``blend_`` record to ``checkpoint.json``.
         """
         return _persist.save(self, path)
@@ -678,7 +688,9 @@ class Recommender:
         ``catalog_``, ``text_encoder_`` and ``text_template_`` set to None; those written
         without a blend load with ``item_item_`` and ``blend_`` set to None; those written
         before the training record was kept load with ``training_`` None (``evaluate
-        --checkpoint`` then refuses them: it cannot tell which cases the model saw).
+        --checkpoint`` then refuses them: it cannot tell which cases the model saw); those
+        written before the cold-item map was kept load with ``cold_map_`` None (``add_items``
+        then gives new items a zero ID row and the mean bias, as it did then).
         """
         resolve_device(device)  # refuse a missing GPU before reading anything
         rec = _persist.load(cls, path)
