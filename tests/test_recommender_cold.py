@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from prismrec.data import Catalog, Dataset, Interactions
 from prismrec.errors import CheckpointError
-from prismrec.recommender import Recommender
+from prismrec.recommender import Recommender, _cold
 from prismrec.recommender._cold import LAMBDAS, _loo_lambda, fit_cold_map
 from prismrec.testing import cycle_sequences
 from prismrec.text import HashingEncoder
@@ -154,13 +154,16 @@ def test_a_damaged_map_is_refused(rec, tmp_path):
         Recommender.load(path)
 
 
-def test_too_few_trained_items_give_no_map(rec):
+def test_too_few_trained_items_give_no_map_and_many_are_sampled(rec, monkeypatch):
     m = copy.deepcopy(rec.model_)
     trained = torch.zeros(m.n_items, dtype=torch.bool)
     trained[:9] = True
     assert fit_cold_map(m, trained) is None
     trained[:10] = True
     assert fit_cold_map(m, trained).n_items == 10
+    monkeypatch.setattr(_cold, "MAX_ITEMS", 11)
+    trained[:] = True
+    assert fit_cold_map(m, trained).n_items == 11
 
 
 @settings(max_examples=25, deadline=None)

@@ -15,7 +15,9 @@ items that have text, and cold items get its prediction:
 Each target group (the ID row; the bias) gets its own ``lam``, the one with the smallest
 leave-one-out squared error over ``LAMBDAS`` (closed form from one SVD of X, so choosing
 costs no scoring pass). Items without text are left out of the fit; a cold item without
-text gets ``y_mean`` (the mean trained ID row and bias). The fitted map is kept
+text gets ``y_mean`` (the mean trained ID row and bias). Above ``MAX_ITEMS`` trained items
+with text, the map is fitted on a fixed-seed sample of that many (``ColdMap.n_items`` says
+how many it saw). The fitted map is kept
 (``Recommender.cold_map_``) and saved with the model, so ``add_items`` after ``load``
 places new items the same way.
 """
@@ -32,6 +34,8 @@ from prismrec.models.base import SequenceEncoder
 # X'X has eigenvalues between ~0 and ~n/Dt·something: the grid spans both regimes
 LAMBDAS = (0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
 MIN_ITEMS = 10  # fewer trained items with text than this: no map (zero ID row, mean bias)
+MAX_ITEMS = 50_000  # more: the map is fitted on this many of them, drawn with a fixed seed
+# (one SVD of an (n, Dt) float64 matrix: 150 MB and about a second at this size)
 
 
 @dataclass
@@ -86,7 +90,8 @@ def _opt(v) -> float | None:
 
 def _loo_lambda(u: torch.Tensor, s: torch.Tensor, y: torch.Tensor,
                 lams: tuple[float, ...]) -> float:
-    """The lam of ``lams`` with the smallest leave-one-out error of ridge on centred y.
+    """The lam of ``lams`` with the smallest leave-one-out error of ridge on centred y
+    (centred once, on all rows: the usual closed form, exact for the fit without intercept).
 
     With X = U S V', ridge's fit is H y, H = U diag(s² / (s² + lam)) U', and the
     leave-one-out residual of row i is (y_i - (H y)_i) / (1 - H_ii).
@@ -123,14 +128,18 @@ def fit_cold_map(model: SequenceEncoder, trained: torch.Tensor,
     has_id, has_bias = emb.id is not None, model.out_bias is not None
     if not (has_id or has_bias):
         return None
-    text = emb.text_vectors[1:].double()  # (N, Dt)
+    text = emb.text_vectors[1:]  # (N, Dt)
     fit_on = trained.bool() & text.ne(0).any(dim=1)  # (N,)
     if int(fit_on.sum()) < MIN_ITEMS:
         return None
+    fit_on = torch.nonzero(fit_on).flatten()  # item indices
+    if fit_on.numel() > MAX_ITEMS:
+        g = torch.Generator().manual_seed(0)
+        fit_on = fit_on[torch.randperm(fit_on.numel(), generator=g)[:MAX_ITEMS]].sort().values
     parts = ([emb.id.weight[1:]] if has_id else []) + (
         [model.out_bias[:, None]] if has_bias else [])
-    y_all = torch.cat([p.detach().double() for p in parts], dim=1)  # (N, D_out)
-    x, y = text[fit_on], y_all[fit_on]  # (n, Dt), (n, D_out)
+    x = text[fit_on].double()  # (n, Dt)
+    y = torch.cat([p.detach()[fit_on].double() for p in parts], dim=1)  # (n, D_out)
     x_mean, y_mean = x.mean(0), y.mean(0)
     x, y = x - x_mean, y - y_mean
     u, s, vt = torch.linalg.svd(x, full_matrices=False)  # (n, r), (r,), (r, Dt)
@@ -143,7 +152,7 @@ def fit_cold_map(model: SequenceEncoder, trained: torch.Tensor,
     if has_bias:
         cols.append(_ridge(u, s, vt, y[:, d:], lam_bias))
     return ColdMap(torch.cat(cols, dim=1).float(), x_mean.float(), y_mean.float(), d,
-                   has_bias, lam_id, lam_bias, int(fit_on.sum()))
+                   has_bias, lam_id, lam_bias, int(fit_on.numel()))
 
 
 @torch.no_grad()
