@@ -108,10 +108,11 @@ def test_a_new_item_gets_its_vector_from_text_alone(rec):
     assert added == ["new-1"] and len(r.items_) == n + 1 and r.model_.n_items == n + 1
     emb = r.model_.items
     text = torch.from_numpy(ENCODER.encode(["violet lantern. shelf 1"]))
-    id_row, bias = r.cold_map_.predict(text)  # the ID row and bias its text predicts
+    p = r.cold_placement_  # scale and bias shift chosen on validation at fit
     with torch.no_grad():
-        torch.testing.assert_close(r.model_.output_table()[n], id_row[0] + emb.proj(text)[0])
-        assert r.model_.out_bias[n] == pytest.approx(float(bias[0]))
+        torch.testing.assert_close(r.model_.output_table()[n], p.scale * emb.proj(text)[0])
+        assert r.model_.out_bias[n] == pytest.approx(p.mean_bias + p.shift)
+        assert p.mean_bias == pytest.approx(float(r.model_.out_bias[:n].mean()), abs=1e-6)
     # same text as i4 ("violet lantern. shelf 1"): the nearest item by text is i4, exactly
     near = r.similar_items("new-1", k=3, by="text")
     assert near.loc[0, "item"] == "i4" and near.loc[0, "score"] == pytest.approx(1.0, abs=1e-5)
@@ -140,10 +141,11 @@ def test_items_without_training_events_are_placed_from_their_text():
     rec = Recommender("gru", model_config={"dim": 16, "embedding": "id+text"},
                       train_config={**TRAIN, "epochs": 3})
     rec.fit_split(split, ds.users, ds.items, ds.catalog, text=True, encoder=ENCODER)
-    m = rec.model_
-    id_row, bias = rec.cold_map_.predict(m.items.text_vectors[cold + 1][None])  # like added
-    torch.testing.assert_close(m.items.id.weight[cold + 1].detach(), id_row[0])
-    assert float(m.out_bias[cold].detach()) == pytest.approx(float(bias[0]))
+    m, p = rec.model_, rec.cold_placement_  # placed like an added item
+    with torch.no_grad():
+        text = m.items.proj(m.items.text_vectors[cold + 1])
+        torch.testing.assert_close(m.output_table()[cold], p.scale * text)
+        assert float(m.out_bias[cold]) == pytest.approx(p.mean_bias + p.shift)
     id_only = Recommender("gru", model_config={"dim": 16}, train_config={**TRAIN, "epochs": 1})
     id_only.fit_split(split, ds.users, ds.items)
     assert id_only.model_.items.id.weight[cold + 1].abs().sum() > 0  # nothing to fall back on

@@ -1,168 +1,158 @@
-"""Cold items: an ID row and an output bias imputed from the item's text.
+"""Cold items: where an item with text but no training events is placed, chosen on validation.
 
 An item with no training events (one the data has but training never saw, or one added
-later with ``add_items``) used to get a zero ID row and the trained items' mean bias, so it
-was scored by the text projection alone: a vector training only shows the model for the
-``id_dropout`` share of positions, at the bias of an average item. On Amazon Scientific
-that put cold targets at 0.13x the NDCG@10 of warm ones (docs/benchmarks.md, "Item text").
+later with ``add_items``) has only its text: its vector is the text projection ``p(t)`` and,
+before this module, its output bias was the trained items' mean. Trained items compete
+with their ID row on top of ``p(t)`` and a bias learned from their events, so cold items
+sat systematically low: on Amazon Scientific cold targets reached 0.13x the NDCG@10 of warm
+ones (docs/benchmarks.md, "Item text").
 
-Here, after training, a ridge regression from an item's frozen text vector to what
-training learned for it — its ID row (D) and its output bias (1) — is fitted on the trained
-items that have text, and cold items get its prediction:
+A cold item is now placed as ``scale * p(t)`` with bias ``mean_bias + shift`` — written
+into the model as its ID row ``(scale - 1) * p(t)`` and its output bias, so every scoring
+path (batch, streaming, live service, saved checkpoints) sees it unchanged. ``scale`` and
+``shift`` are chosen after training on the validation cases: a fixed-seed sample of
+``PSEUDO_COLD`` of the trained items is placed as cold items would be (their ID row
+dropped), and the pair from ``SCALES`` x ``SHIFTS`` with the best NDCG@10 over *all*
+validation cases wins — a gain for the pseudo-cold targets has to pay for what it costs the
+others. (1, 0) is the old placement and is on the grid, so the choice is never worse than it
+on validation. The user vectors are computed once with the trained model (the pseudo-cold
+items keep their trained input rows in the histories: an approximation that makes the
+search cost one encoding pass plus a score matrix per grid point). Without validation cases
+the placement is the old one. ``Recommender.cold_placement_`` keeps the choice and its
+validation table; ``save`` keeps it, so ``add_items`` after ``load`` places items the same
+way.
 
-    [id_row, bias] = (t - t_mean) @ W + y_mean,   W = (X'X + lam I)^-1 X'Y   (X, Y centred)
-
-Each target group (the ID row; the bias) gets its own ``lam``, the one with the smallest
-leave-one-out squared error over ``LAMBDAS`` (closed form from one SVD of X, so choosing
-costs no scoring pass). Items without text are left out of the fit; a cold item without
-text gets ``y_mean`` (the mean trained ID row and bias). Above ``MAX_ITEMS`` trained items
-with text, the map is fitted on a fixed-seed sample of that many (``ColdMap.n_items`` says
-how many it saw). The fitted map is kept
-(``Recommender.cold_map_``) and saved with the model, so ``add_items`` after ``load``
-places new items the same way.
+Why not predict the ID row from the text (a ridge regression fitted on the trained items)?
+Measured, it placed cold items lower still: the text part already carries what text
+predicts linearly, the penalty chosen by leave-one-out went to the top of its grid, and what
+remained was the mean trained ID row, which the softmax pushes away from users
+(Scientific cold NDCG@10 0.0032 -> 0.0000, synthetic 0.0264 -> 0.0000; docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
+from prismrec.data.split import EvalCases
 from prismrec.models.base import SequenceEncoder
 
-# candidate ridge penalties; the text vectors are unit-length MiniLM rows (or similar), so
-# X'X has eigenvalues between ~0 and ~n/Dt·something: the grid spans both regimes
-LAMBDAS = (0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
-MIN_ITEMS = 10  # fewer trained items with text than this: no map (zero ID row, mean bias)
-MAX_ITEMS = 50_000  # more: the map is fitted on this many of them, drawn with a fixed seed
-# (one SVD of an (n, Dt) float64 matrix: 150 MB and about a second at this size)
+SCALES = (1.0, 1.25, 1.5)
+SHIFTS = (0.0, 0.25, 0.5, 1.0, 1.5)
+PSEUDO_COLD = 0.1  # share of the trained items placed as cold items for the choice
+MIN_ITEMS = 10  # fewer trained items than this: no choice, the old placement
+SEED = 0
 
 
 @dataclass
-class ColdMap:
-    """A fitted text → (ID row, bias) regression; ``weight`` is (Dt, D_out)."""
+class ColdPlacement:
+    """How items without training events are placed: ``scale * p(t)``, ``mean_bias + shift``."""
 
-    weight: torch.Tensor  # (Dt, D_out): D columns for the ID row (if any), then 1 for the bias
-    text_mean: torch.Tensor  # (Dt,)
-    target_mean: torch.Tensor  # (D_out,)
-    id_dim: int  # 0 when the model has no ID table (embedding="text")
-    has_bias: bool
-    lam_id: float | None  # None: nothing of that kind to predict
-    lam_bias: float | None
-    n_items: int  # trained items with text the map was fitted on
+    scale: float = 1.0
+    shift: float = 0.0
+    mean_bias: float | None = None  # the trained items' mean output bias (None: no bias)
+    chosen_on: str = "default"  # "validation" | "default" (no validation cases)
+    table: list[dict] = field(default_factory=list)  # scale, shift, ndcg@10 (all / pseudo-cold)
 
-    def predict(self, text: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """(M, Dt) text vectors → (ID rows (M, D) or None, biases (M,) or None)."""
-        t = text.to(self.weight.dtype)
-        out = (t - self.text_mean) @ self.weight + self.target_mean  # (M, D_out)
-        none = ~t.ne(0).any(dim=1)  # no text: the mean trained item
-        out[none] = self.target_mean
-        rows = out[:, : self.id_dim] if self.id_dim else None  # (M, D)
-        bias = out[:, self.id_dim] if self.has_bias else None  # (M,)
-        return rows, bias
-
-    def to_tensors(self) -> dict[str, torch.Tensor]:
-        return {"weight": self.weight, "text_mean": self.text_mean,
-                "target_mean": self.target_mean}
-
-    def to_meta(self) -> dict:
-        return {"id_dim": self.id_dim, "has_bias": self.has_bias, "lam_id": self.lam_id,
-                "lam_bias": self.lam_bias, "n_items": self.n_items}
+    def to_dict(self) -> dict:
+        return {"scale": self.scale, "shift": self.shift, "mean_bias": self.mean_bias,
+                "chosen_on": self.chosen_on, "table": self.table}
 
     @classmethod
-    def from_saved(cls, meta: dict, tensors: dict[str, torch.Tensor]) -> ColdMap:
-        cm = cls(tensors["weight"].float(), tensors["text_mean"].float(),
-                 tensors["target_mean"].float(), int(meta["id_dim"]), bool(meta["has_bias"]),
-                 _opt(meta["lam_id"]), _opt(meta["lam_bias"]), int(meta["n_items"]))
-        d_out = cm.id_dim + int(cm.has_bias)
-        if (cm.weight.ndim != 2 or cm.weight.shape[1] != d_out
-                or cm.text_mean.shape != (cm.weight.shape[0],)
-                or cm.target_mean.shape != (d_out,)):
-            raise ValueError(f"cold-item map tensors have shapes {tuple(cm.weight.shape)}, "
-                             f"{tuple(cm.text_mean.shape)}, {tuple(cm.target_mean.shape)} "
-                             f"for {d_out} outputs")
-        return cm
+    def from_dict(cls, d: dict) -> ColdPlacement:
+        p = cls(float(d["scale"]), float(d["shift"]),
+                None if d["mean_bias"] is None else float(d["mean_bias"]), str(d["chosen_on"]),
+                list(d.get("table") or []))
+        if not (np.isfinite(p.scale) and np.isfinite(p.shift)) or p.scale <= 0:
+            raise ValueError(f"scale {p.scale} and shift {p.shift} must be finite, scale > 0")
+        return p
 
 
-def _opt(v) -> float | None:
-    return None if v is None else float(v)
-
-
-def _loo_lambda(u: torch.Tensor, s: torch.Tensor, y: torch.Tensor,
-                lams: tuple[float, ...]) -> float:
-    """The lam of ``lams`` with the smallest leave-one-out error of ridge on centred y
-    (centred once, on all rows: the usual closed form, exact for the fit without intercept).
-
-    With X = U S V', ridge's fit is H y, H = U diag(s² / (s² + lam)) U', and the
-    leave-one-out residual of row i is (y_i - (H y)_i) / (1 - H_ii).
-    """
-    uty = u.T @ y  # (r, k)
-    best, best_err = lams[0], float("inf")
-    for lam in lams:
-        shrink = s**2 / (s**2 + lam)  # (r,)
-        fit = u @ (shrink[:, None] * uty)  # (n, k)
-        h = (u**2 @ shrink).clamp(max=1.0 - 1e-6)  # (n,)
-        err = float((((y - fit) / (1.0 - h)[:, None]) ** 2).mean())
-        if err < best_err:
-            best, best_err = lam, err
-    return best
-
-
-def _ridge(u: torch.Tensor, s: torch.Tensor, vt: torch.Tensor, y: torch.Tensor,
-           lam: float) -> torch.Tensor:
-    """W (Dt, k) of ridge on centred X = U S V' and centred y (n, k)."""
-    return vt.T @ ((s / (s**2 + lam))[:, None] * (u.T @ y))
-
-
-@torch.no_grad()
-def fit_cold_map(model: SequenceEncoder, trained: torch.Tensor,
-                 lams: tuple[float, ...] = LAMBDAS) -> ColdMap | None:
-    """The text → (ID row, bias) map fitted on the ``trained`` items (bool (N,)) with text.
-
-    None when the model has no text part, no tied item table, nothing to predict, or fewer
-    than ``MIN_ITEMS`` trained items with text.
-    """
+def _text_part(model: SequenceEncoder) -> torch.Tensor:
     emb = model.items
-    if emb.proj is None or model.out_table is not None:
-        return None
-    has_id, has_bias = emb.id is not None, model.out_bias is not None
-    if not (has_id or has_bias):
-        return None
-    text = emb.text_vectors[1:]  # (N, Dt)
-    fit_on = trained.bool() & text.ne(0).any(dim=1)  # (N,)
-    if int(fit_on.sum()) < MIN_ITEMS:
-        return None
-    fit_on = torch.nonzero(fit_on).flatten()  # item indices
-    if fit_on.numel() > MAX_ITEMS:
-        g = torch.Generator().manual_seed(0)
-        fit_on = fit_on[torch.randperm(fit_on.numel(), generator=g)[:MAX_ITEMS]].sort().values
-    parts = ([emb.id.weight[1:]] if has_id else []) + (
-        [model.out_bias[:, None]] if has_bias else [])
-    x = text[fit_on].double()  # (n, Dt)
-    y = torch.cat([p.detach()[fit_on].double() for p in parts], dim=1)  # (n, D_out)
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    x, y = x - x_mean, y - y_mean
-    u, s, vt = torch.linalg.svd(x, full_matrices=False)  # (n, r), (r,), (r, Dt)
-    d = emb.dim if has_id else 0
-    lam_id = _loo_lambda(u, s, y[:, :d], lams) if has_id else None
-    lam_bias = _loo_lambda(u, s, y[:, d:], lams) if has_bias else None
-    cols = []
-    if has_id:
-        cols.append(_ridge(u, s, vt, y[:, :d], lam_id))
-    if has_bias:
-        cols.append(_ridge(u, s, vt, y[:, d:], lam_bias))
-    return ColdMap(torch.cat(cols, dim=1).float(), x_mean.float(), y_mean.float(), d,
-                   has_bias, lam_id, lam_bias, int(fit_on.numel()))
+    return emb.proj(emb.text_vectors[1:])  # (N, D)
 
 
 @torch.no_grad()
-def impute(model: SequenceEncoder, items: torch.Tensor, cold_map: ColdMap) -> None:
-    """Write ``cold_map``'s ID rows and biases for ``items`` (dataset indices, (M,))."""
-    if items.numel() == 0:
+def place(model: SequenceEncoder, items: torch.Tensor, placement: ColdPlacement) -> None:
+    """Write ``placement`` into the ID rows and biases of ``items`` (dataset indices, (M,))."""
+    emb = model.items
+    if items.numel() == 0 or emb.proj is None or model.out_table is not None:
         return
+    if emb.id is not None:
+        text = emb.proj(emb.text_vectors[items + 1])  # (M, D); model row = index + 1
+        emb.id.weight[items + 1] = ((placement.scale - 1.0) * text).to(emb.id.weight.dtype)
+    if model.out_bias is not None and placement.mean_bias is not None:
+        model.out_bias[items] = placement.mean_bias + placement.shift
+
+
+@torch.no_grad()
+def choose(model: SequenceEncoder, trained: torch.Tensor, valid: EvalCases | None,
+           filter_seen: bool = True) -> ColdPlacement:
+    """The placement with the best validation NDCG@10 (see the module docstring)."""
+    from prismrec.eval.evaluate import evaluate
+    from prismrec.train.inference import encode_sequences
+
+    trained = trained.bool()
+    bias = model.out_bias
+    mean_bias = None if bias is None else float(bias[trained].mean()) if trained.any() else 0.0
+    default = ColdPlacement(mean_bias=mean_bias)
     emb = model.items
-    rows, bias = cold_map.predict(emb.text_vectors[items + 1])  # model row = index + 1
-    if rows is not None and emb.id is not None:
-        emb.id.weight[items + 1] = rows.to(emb.id.weight.dtype)
-    if bias is not None and model.out_bias is not None:
-        model.out_bias[items] = bias.to(model.out_bias.dtype)
+    n_trained = int(trained.sum())
+    if (valid is None or len(valid) == 0 or emb.proj is None or model.out_table is not None
+            or n_trained < MIN_ITEMS):
+        return default
+    was_training = model.training
+    model.eval()
+    try:
+        rng = np.random.default_rng(SEED)
+        pool = np.flatnonzero(trained.numpy())
+        pseudo = torch.from_numpy(np.sort(rng.choice(pool, max(1, int(PSEUDO_COLD * len(pool))),
+                                                     replace=False)))
+        users = encode_sequences(model, valid.history)  # (V, D), trained model as it is
+        full = model.output_table().detach()  # (N, D)
+        text = _text_part(model).detach()[pseudo]  # (P, D)
+        out_bias = (torch.zeros(model.n_items) if bias is None else bias.detach()).clone()
+        is_pseudo = np.zeros(model.n_items, dtype=bool)
+        is_pseudo[pseudo.numpy()] = True
+        hits = is_pseudo[valid.targets.items]
+        rows = np.flatnonzero(np.add.reduceat(hits, valid.targets.offsets[:-1])
+                              * (valid.targets.lengths > 0))
+        table, best = [], None
+        for scale in SCALES:
+            for shift in SHIFTS:
+                items = full.clone()
+                items[pseudo] = scale * text
+                b = out_bias.clone()
+                if bias is not None:
+                    b[pseudo] = mean_bias + shift
+                elif shift != 0.0:
+                    continue
+                all_ = evaluate(_Fixed(users, items, b), valid, ks=(10,),
+                                filter_seen=filter_seen, n_bootstrap=0).metrics["ndcg@10"]
+                cold = (evaluate(_Fixed(users[rows], items, b), valid.take(rows), ks=(10,),
+                                 filter_seen=filter_seen, n_bootstrap=0).metrics["ndcg@10"]
+                        if len(rows) else None)
+                table.append({"scale": scale, "shift": shift, "ndcg@10": float(all_),
+                              "ndcg@10 pseudo-cold": None if cold is None else float(cold)})
+                if best is None or all_ > best[0] + 1e-12:
+                    best = (all_, scale, shift)
+    finally:
+        model.train(was_training)
+    return ColdPlacement(best[1], best[2], mean_bias, "validation", table)
+
+
+class _Fixed:
+    """A Scorer from fixed user vectors (one per case, in case order: ``evaluate`` scores
+    the cases in order), item vectors and biases."""
+
+    def __init__(self, users: torch.Tensor, items: torch.Tensor, bias: torch.Tensor) -> None:
+        self.users, self.items, self.bias = users, items, bias
+        self._at = 0
+
+    def score(self, users: np.ndarray, histories) -> np.ndarray:
+        h = self.users[self._at: self._at + len(users)]  # (B, D)
+        self._at += len(users)
+        return torch.addmm(self.bias, h, self.items.T).numpy()  # (B, N)

@@ -28,7 +28,7 @@ from prismrec.data.vocab import Vocab
 from prismrec.errors import CheckpointError
 from prismrec.models.item_item import ItemItem, check_size
 from prismrec.recommender._blend import BlendResult, resolve
-from prismrec.recommender._cold import ColdMap
+from prismrec.recommender._cold import ColdPlacement
 from prismrec.recommender._provenance import TrainingRecord
 from prismrec.train.checkpoint import load_checkpoint, save_checkpoint
 from prismrec.train.config import TrainConfig
@@ -41,7 +41,6 @@ RECOMMENDER_FORMAT = 1
 CATALOG_FILE = "catalog.json"
 ITEM_ITEM_KEY = "item_item_weights"
 TRAIN_CUT_KEY, SELECT_CUT_KEY = "training_train_cut", "training_select_cut"
-COLD_MAP_PREFIX = "cold_map_"
 
 
 def save(rec: Recommender, path: str | Path) -> Path:
@@ -71,10 +70,9 @@ def save(rec: Recommender, path: str | Path) -> Path:
         meta["training"] = tr.to_meta()
         extra[TRAIN_CUT_KEY] = torch.from_numpy(tr.train_cut)
         extra[SELECT_CUT_KEY] = torch.from_numpy(tr.select_cut)
-    cold_map = getattr(rec, "cold_map_", None)
-    if cold_map is not None:
-        meta["cold_map"] = cold_map.to_meta()
-        extra |= {COLD_MAP_PREFIX + k: v for k, v in cold_map.to_tensors().items()}
+    placement = getattr(rec, "cold_placement_", None)
+    if placement is not None:
+        meta["cold_placement"] = placement.to_dict()
     ii = getattr(rec, "item_item_", None)
     if ii is not None:
         meta["blend"] = rec.blend_.to_dict()
@@ -113,7 +111,7 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
         raise CheckpointError(f"{path}: vocabularies, histories and model sizes disagree")
     item_item, blend = _read_blend(path, meta, extra, len(items))
     training = _read_training(path, meta, extra, len(users))
-    cold_map = _read_cold_map(path, meta, extra, ck.model)
+    placement = _read_cold_placement(path, meta)
     rec = cls(ck.model.name, model_config=ck.model.config.to_dict(),
               train_config=ck.train_config,
               blend=None if blend is None else (meta.get("blend_config") or True))
@@ -125,28 +123,21 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
     rec.text_encoder_, rec.text_template_, rec._encoder = encoder, template, None
     rec.item_item_, rec.blend_ = item_item, blend
     rec.training_ = training
-    rec.cold_map_ = cold_map
+    rec.cold_placement_ = placement
     return rec
 
 
-def _read_cold_map(path: Path, meta: dict, extra: dict[str, torch.Tensor],
-                   model) -> ColdMap | None:
-    """The saved text → (ID row, bias) map, or None for a checkpoint written before it was
-    kept (its ``add_items`` then gives new items a zero ID row and the mean bias)."""
-    info = meta.get("cold_map")
+def _read_cold_placement(path: Path, meta: dict) -> ColdPlacement | None:
+    """The saved cold-item placement, or None for a checkpoint written before it was kept
+    (its ``add_items`` then gives new items a zero ID row and the mean bias, as then)."""
+    info = meta.get("cold_placement")
     if info is None:
         return None
     try:
-        cm = ColdMap.from_saved(info, {k[len(COLD_MAP_PREFIX):]: v for k, v in extra.items()
-                                       if k.startswith(COLD_MAP_PREFIX)})
-        if cm.weight.shape[0] != model.items.text_dim or (
-                cm.id_dim and cm.id_dim != model.dim):
-            raise ValueError(f"its weight is {tuple(cm.weight.shape)} for a model with "
-                             f"{model.items.text_dim}-d text and {model.dim}-d items")
+        return ColdPlacement.from_dict(info)
     except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"{path}: the saved cold-item map is invalid ({exc}); save "
-                              "the model again") from exc
-    return cm
+        raise CheckpointError(f"{path}: the saved cold-item placement is invalid ({exc}); "
+                              "save the model again") from exc
 
 
 def _read_training(path: Path, meta: dict, extra: dict[str, torch.Tensor],

@@ -231,9 +231,9 @@ def add_items(rec: Recommender, rows: pd.DataFrame | Catalog,
     if new:
         first = rec.model_.n_items
         rec.model_.add_items(torch.from_numpy(vectors[new]))  # zero ID row, mean bias
-        cold_map = getattr(rec, "cold_map_", None)
-        if cold_map is not None:  # then the ID row and bias the text predicts (``_cold``)
-            _cold.impute(rec.model_, torch.arange(first, rec.model_.n_items), cold_map)
+        placement = getattr(rec, "cold_placement_", None)
+        if placement is not None:  # then placed as chosen on validation (``_cold``)
+            _cold.place(rec.model_, torch.arange(first, rec.model_.n_items), placement)
         rec.items_.add([ids[j] for j in new])
         if getattr(rec, "item_item_", None) is not None:  # new items: zero rows and columns
             rec.item_item_.resize(len(rec.items_))

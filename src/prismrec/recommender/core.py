@@ -65,20 +65,23 @@ log = logging.getLogger(__name__)
 DEFAULT_DIVERSITY = 0.25
 
 
-def _place_untrained(model: SequenceEncoder, train: Sequences) -> _cold.ColdMap | None:
-    """Items with no training event get their ID row and bias from their text, as added
-    items do (``_cold``): the map from text to what training learned, fitted on the trained
-    items, is returned for ``add_items``."""
+def _place_untrained(model: SequenceEncoder, train: Sequences, valid: EvalCases | None,
+                     filter_seen: bool, chosen: _cold.ColdPlacement | None = None
+                     ) -> _cold.ColdPlacement:
+    """Items with no training event are placed from their text as added items are
+    (``_cold``): by the placement chosen on ``valid`` (or ``chosen``'s scale and shift, with
+    this model's mean bias), which is returned for ``add_items``."""
     trained = torch.from_numpy(np.bincount(train.items, minlength=model.n_items) > 0)
-    n = model.reset_untrained(trained)  # zero ID row, mean bias: where the map cannot reach
-    cold_map = _cold.fit_cold_map(model, trained)
-    if cold_map is not None:
-        _cold.impute(model, torch.nonzero(~trained).flatten(), cold_map)
+    n = model.reset_untrained(trained)  # zero ID row, mean bias (id-only models: nothing)
+    if chosen is None:
+        placement = _cold.choose(model, trained, valid, filter_seen)
+    else:
+        placement = replace(chosen, mean_bias=_cold.choose(model, trained, None).mean_bias)
+    _cold.place(model, torch.nonzero(~trained).flatten(), placement)
     if n:
-        log.info("%d item(s) had no training events: %s", n,
-                 "ID row and bias imputed from their text" if cold_map is not None
-                 else "scored from their text alone (zero ID row, mean bias)")
-    return cold_map
+        log.info("%d item(s) had no training events: placed from their text (scale %g, "
+                 "bias shift %g)", n, placement.scale, placement.shift)
+    return placement
 
 
 class Recommender:
@@ -240,10 +243,12 @@ class Recommender:
           a text-mode ``model_config``; pass ``encoder``/``template`` too if you want
           ``add_items`` and ``search`` to know how they were made.
 
-        In a text mode, items of the vocabulary with no training event (cold items) get the
-        ID row and output bias their text predicts, from a ridge map fitted on the trained
-        items after training (``cold_map_``; ``prismrec.recommender._cold``), as items
-        added later with ``add_items`` do.
+        In a text mode, items of the vocabulary with no training event (cold items) are
+        placed from their text as items added later with ``add_items`` are: vector
+        ``scale`` x their text projection, bias the trained items' mean + ``shift``, the
+        pair chosen after training on the validation cases (``cold_placement_``, with its
+        validation table; ``prismrec.recommender._cold``). Without validation cases it is
+        scale 1, shift 0 (the text projection at the mean bias).
 
         With ``blend``, the item-item part is fitted on the same training rows as the
         sequence model and the blend is chosen on the held-out last events.
@@ -325,7 +330,8 @@ class Recommender:
         self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir, device=device).fit(
             self.model_, train, valid)
-        self.cold_map_ = _place_untrained(self.model_, train)
+        self.cold_placement_ = _place_untrained(self.model_, train, valid,
+                                                tc.valid_filter_seen)
         self.users_, self.items_, self.histories_ = users, items, histories
         self.train_config_ = tc
         threads = torch.get_num_threads()
@@ -349,7 +355,8 @@ class Recommender:
         self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding)
         self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir,
                                      device=self.device_).fit(self.model_, full, None)
-        self.cold_map_ = _place_untrained(self.model_, full)
+        self.cold_placement_ = _place_untrained(self.model_, full, None, tc.valid_filter_seen,
+                                                chosen=self.cold_placement_)
         if self.item_item_ is not None:
             _blend.refit_item_item(self, full)
 
@@ -569,11 +576,11 @@ class Recommender:
         saved name (the packaged MiniLM, or a ``HashingEncoder``); otherwise pass it.
 
         New ids get the next item indices: their vector is the model's text projection of
-        their text plus the ID row, and their bias is the output bias, that their text
-        predicts (``cold_map_``, a ridge map fitted after training on the trained items; see
-        ``prismrec.recommender._cold``), so users can be recommended them at once; a model
-        without a map (too few trained items with text, or a checkpoint saved before maps
-        were kept) gives them a zero ID row and the trained items' mean bias. Ids
+        their text times ``cold_placement_.scale`` and their bias the trained items' mean
+        plus ``cold_placement_.shift`` (chosen on validation at fit; see ``fit`` and
+        ``prismrec.recommender._cold``), so users can be recommended them at once; a
+        checkpoint saved before the placement was kept gives them the text projection and
+        the mean bias of all items. Ids
         the model already has are upserts: their text is replaced and re-encoded (the
         learned ID part is kept; unchanged text gives the same vector). Returns the new ids,
         in order. With a blend, new items get zero item-item rows and columns: they are
@@ -671,8 +678,8 @@ class Recommender:
         ``checkpoint.json``); the item text
         vectors are part of the model's weights there; the catalogue, if any, goes to
         ``catalog.json`` (JSON rows, checksummed in ``checkpoint.json``); the encoder name
-        and text template go in ``checkpoint.json``; the cold-item map (``cold_map_``) goes
-        in both (tensors and settings). A blended model adds its item-item
+        and text template go in ``checkpoint.json``, and so does the cold-item placement
+        (``cold_placement_``). A blended model adds its item-item
         weights to the safetensors file and its ``blend_`` record to ``checkpoint.json``.
         """
         return _persist.save(self, path)
@@ -689,8 +696,8 @@ class Recommender:
         without a blend load with ``item_item_`` and ``blend_`` set to None; those written
         before the training record was kept load with ``training_`` None (``evaluate
         --checkpoint`` then refuses them: it cannot tell which cases the model saw); those
-        written before the cold-item map was kept load with ``cold_map_`` None (``add_items``
-        then gives new items a zero ID row and the mean bias, as it did then).
+        written before the cold-item placement was kept load with ``cold_placement_`` None
+        (``add_items`` then gives new items a zero ID row and the mean bias, as it did then).
         """
         resolve_device(device)  # refuse a missing GPU before reading anything
         rec = _persist.load(cls, path)
