@@ -18,9 +18,10 @@ cases, NDCG@10 and HR@10 with seen items filtered and unfiltered:
   items are in the vocabulary and have text but no events), and ``sasrec+text/new`` (the
   same model trained on the warm items only; the cold items enter after training through
   ``Recommender.add_items``, from their text alone: the product's cold-start path). Either
-  way the library gives a cold item the ID row and bias its text predicts
-  (``prismrec.recommender._cold``); each text run is scored a second time with the old
-  placement (zero ID row, the trained items' mean bias) put back on the same trained model.
+  way the library places a cold item as scale x its text projection at the trained items'
+  mean bias + shift, the pair chosen on validation (``prismrec.recommender._cold``); each
+  text run is scored a second time with the old placement (zero ID row, the trained items'
+  mean bias) put back on the same trained model.
 - ``movies``: ml-100k and ml-latest-small, leave-one-out: ``gru`` and ``sasrec`` with and
   without text, and EASE for reference (lam chosen on validation, filtered).
 
@@ -59,7 +60,7 @@ STORE = TEXT_CACHE / "text_fusion_runs.jsonl"
 WALL_LIMIT_S = 1200.0  # training stops after the epoch that crosses this (wall time)
 COLD_FRACTION = 0.1
 COLD_SEED = 0
-COLD_PLACEMENT = "text-map"  # how the library places cold items (part of a run's fingerprint)
+COLD_PLACEMENT = "validation-scale-shift"  # how the library places cold items (fingerprint)
 EASE_LAMBDAS = (20.0, 50.0, 100.0, 250.0)
 N_BOOTSTRAP = 1000  # for the 95% interval of the filtered NDCG@10 on cold and warm targets
 
@@ -299,11 +300,12 @@ def run_one(dataset: str, model: str, seed: int, threads: int, data_dir: str,
 def old_placement(rec, train, out: dict) -> None:
     """Put back the placement cold items had before ``_cold``: a zero ID row and the
     trained items' mean bias (what ``SequenceEncoder.reset_untrained`` does), on the same
-    trained model; records the map that was fitted."""
+    trained model; records the placement that was chosen."""
     import torch
 
-    cm = getattr(rec, "cold_map_", None)
-    out["cold_map"] = None if cm is None else cm.to_meta()
+    p = getattr(rec, "cold_placement_", None)
+    out["cold_placement"] = None if p is None else {k: v for k, v in p.to_dict().items()
+                                                    if k != "table"}
     trained = np.bincount(train.items, minlength=rec.model_.n_items) > 0
     out["untrained_items"] = int((~trained).sum())
     rec.model_.reset_untrained(torch.from_numpy(trained))
@@ -437,9 +439,9 @@ def report(results: list[dict], seeds: list[int], args) -> dict[str, str]:
                 cold, warm = row["NDCG@10 cold"], row["NDCG@10 warm"]
                 row["cold/warm"] = (f"{cold / warm:.2f}" if isinstance(cold, float)
                                     and isinstance(warm, float) and warm > 0 else "-")
-                maps = [r.get("cold_map") for r in runs if r.get("cold_map")]
-                row["map lam id,bias"] = ";".join(f"{m['lam_id']:g},{m['lam_bias']:g}"
-                                                  for m in maps) or "-"
+                chosen = [r.get("cold_placement") for r in runs if r.get("cold_placement")]
+                row["placement scale,shift"] = ";".join(f"{p['scale']:g},{p['shift']:g}"
+                                                        for p in chosen) or "-"
                 cold_rows.append(row)
             else:
                 row = _row(runs, {"NDCG@10 filtered": "ndcg_all_f", "HR@10 filtered": "hr_all_f",
@@ -465,13 +467,14 @@ def report(results: list[dict], seeds: list[int], args) -> dict[str, str]:
             "the training period (items the generator released late); each test case's "
             "targets are split into its cold and its warm targets. sasrec: ID embedding only. "
             "sasrec+text: ID + projected MiniLM text vector, ID dropout 0.1, cold items in the "
-            "vocabulary with text but no events; after training the library gives each cold "
-            "item the ID row and output bias its text predicts (a ridge regression from text "
-            "vector to trained ID row and bias, fitted on the trained items; its two "
-            "penalties, shown as map lam, chosen by leave-one-out error over the trained "
-            "items: no test data, no validation case). sasrec+text/new: the same, trained on "
-            "the warm items only; the cold items are added after training with "
-            "`Recommender.add_items`, which applies the same map. sasrec+text/drop0.5: as "
+            "vocabulary with text but no events; after training the library places each cold "
+            "item as scale x its text projection at the trained items' mean bias + shift, "
+            "the pair (shown as placement) chosen on the validation cases, which hold no cold "
+            "item: 10% of the trained items are placed as cold items would be and the pair "
+            "with the best NDCG@10 over all validation cases wins (scale 1, shift 0, the old "
+            "placement, is on the grid). sasrec+text/new: the same, trained on the warm items "
+            "only; the cold items are added after training with `Recommender.add_items`, "
+            "which applies the same placement. sasrec+text/drop0.5: as "
             "sasrec+text with ID dropout 0.5. The zero ID columns score the same trained "
             "model a second time with the placement cold items had before the map (zero ID "
             "row, the trained items' mean bias). cold/warm: NDCG@10 cold over warm.", "",
@@ -480,7 +483,8 @@ def report(results: list[dict], seeds: list[int], args) -> dict[str, str]:
                                        "NDCG@10 warm", "HR@10 warm", "95% CI warm",
                                        "cold/warm", "NDCG@10 cold, zero ID",
                                        "NDCG@10 warm, zero ID", "NDCG@10 all",
-                                       "NDCG@10 cold u", "NDCG@10 warm u", "map lam id,bias",
+                                       "NDCG@10 cold u", "NDCG@10 warm u",
+                                       "placement scale,shift",
                                        "best epoch", "stopped", "CPU s", "CPU s to best",
                                        "wall s", "peak RSS MB"]), ""]
         if any(str(r["peak RSS MB"]).endswith("*") for r in cold_rows):
