@@ -476,8 +476,10 @@ def report(results: list[dict], seeds: list[int], args) -> dict[str, str]:
             "only; the cold items are added after training with `Recommender.add_items`, "
             "which applies the same placement. sasrec+text/drop0.5: as "
             "sasrec+text with ID dropout 0.5. The zero ID columns score the same trained "
-            "model a second time with the placement cold items had before the map (zero ID "
-            "row, the trained items' mean bias). cold/warm: NDCG@10 cold over warm.", "",
+            "model a second time with the placement cold items had before (zero ID row, the "
+            "trained items' mean bias). cold/warm: NDCG@10 cold over warm. A run stopped by "
+            "the wall limit (stopped = time) had not converged: compare its columns with "
+            "each other, not with converged runs.", "",
             markdown_table(cold_rows, ["dataset", "model", "seeds", "cold items", "cold cases",
                                        "warm cases", "NDCG@10 cold", "HR@10 cold", "95% CI cold",
                                        "NDCG@10 warm", "HR@10 warm", "95% CI warm",
