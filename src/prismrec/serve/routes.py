@@ -222,9 +222,10 @@ class Workers:
     """Where the hot routes' model work runs (``prismrec.serve.batching``).
 
     Recommendations: batched on the event loop, one batch at a time. A batch's store reads
-    (``start_recommendations``), its (B, D) x (D, N) product and top-k run on one scoring
-    thread -- no synchronous store round trip ever runs on the event loop: the user's
-    stored interest preferences are read there too -- and its reasons on the loop. States
+    (``start_recommendations``: one ``get_states``), its (B, D) x (D, N) product, top-k and
+    reasons run on one scoring thread -- no synchronous store round trip ever runs on the
+    event loop: the users' stored interest preferences are read there too, one
+    ``preferences_of`` per batch. States
     that a batch rebuilt in memory (another checkpoint, an unreadable blob) are stored
     afterwards by one writer thread (``store_pending``): reads
     never write. Ingest: one worker thread, so that a 100-event batch's store transaction
@@ -235,26 +236,26 @@ class Workers:
         self._scoring = ThreadPoolExecutor(1, thread_name_prefix="prismrec-score")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="prismrec-store-pending")
 
-        def read_and_score(requests: list[dict]):
+        def read_and_score(requests: list[dict]) -> list:
             job = live.start_recommendations(requests)  # store reads, off the loop
             job.score()
-            prefs: list = []
-            for r in requests:  # is the user steered? (stored preferences, off the loop too)
-                try:
-                    prefs.append(live.store.preferences(r["user"]))
-                except Exception as exc:  # handed back to its own request
-                    prefs.append(exc)
-            return job, prefs
+            results = job.results()  # the lists and their reasons
+            try:  # is the user steered? (stored preferences: one read for the batch)
+                stored = live.store.preferences_of([r["user"] for r in requests])
+                prefs = [stored[r["user"]] for r in requests]  # ids in stored form already
+            except Exception as exc:  # the store failed: every request of the batch hears it
+                prefs = [exc] * len(requests)
+            return [r if isinstance(r, BaseException) else p if isinstance(p, BaseException)
+                    else (r, p) for r, p in zip(results, prefs, strict=True)]
 
         async def recommend(batch: Sequence[RecommendRequest]) -> list:
             requests = [dict(user=r.user, k=r.k, filter_seen=r.filter_seen,
                              exclude=list(r.exclude), diversity=r.diversity) for r in batch]
-            job, prefs = await asyncio.get_running_loop().run_in_executor(
+            results = await asyncio.get_running_loop().run_in_executor(
                 self._scoring, read_and_score, requests)
             if live.pending_writes():
                 self._writer.submit(_log_errors(live.store_pending))
-            return [r if isinstance(r, BaseException) else p if isinstance(p, BaseException)
-                    else (r, p) for r, p in zip(job.results(), prefs, strict=True)]
+            return results
 
         # each request's list and the user's stored preferences
         self.recommend: LoopBatcher[RecommendRequest, tuple[Recommendations, list]] = LoopBatcher(
