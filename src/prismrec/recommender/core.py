@@ -30,7 +30,7 @@ from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
-from prismrec.recommender import _blend, _persist, _provenance, _stream, _text
+from prismrec.recommender import _blend, _persist, _provenance, _routing, _stream, _text
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
@@ -180,7 +180,8 @@ class Recommender:
         return dict(cfg or {})
 
     def _build(self, n_items: int, seed: int, text_vectors: np.ndarray | None,
-               embedding: str | None = None) -> SequenceEncoder:
+               embedding: str | None = None,
+               route_vectors: np.ndarray | None = None) -> SequenceEncoder:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
         cfg = self._config_dict()
@@ -200,8 +201,16 @@ class Recommender:
             if tv.ndim != 2 or tv.shape[0] != n_items:
                 raise DataError(f"text_vectors must have shape ({n_items}, D), one row per "
                                 f"item; got {tuple(tv.shape)}")
+        rv = None if route_vectors is None else torch.from_numpy(route_vectors)
         torch.manual_seed(seed)
-        return MODELS[self.model](n_items, cfg or None, text_vectors=tv)
+        return MODELS[self.model](n_items, cfg or None, text_vectors=tv, route_vectors=rv)
+
+    def _route_vectors(self, items: Vocab, catalog: Catalog | None) -> np.ndarray | None:
+        """The catalogue routing vectors a model with ``interest_route="categories"``
+        needs (``_routing``), else None; refuses before training when there are none."""
+        if self._config_dict().get("interest_route", "item") != "categories":
+            return None
+        return _routing.category_vectors(catalog, items.to_list())
 
 
     def fit(self, data: Dataset | Interactions | pd.DataFrame, catalog: Catalog | None = None,
@@ -256,7 +265,8 @@ class Recommender:
         else:
             train, cases, split_name = seqs, None, "all"
         self._fit(train, cases, data.users, data.items, seqs, vectors, mode,
-                  refit_on=seqs if refit else None, split_name=split_name)
+                  refit_on=seqs if refit else None, split_name=split_name,
+                  route_vectors=self._route_vectors(data.items, catalog))
         self.catalog_ = catalog
         return self
 
@@ -289,7 +299,7 @@ class Recommender:
         full = split.train_and_valid() if refit else None
         known = _provenance.known_histories(split) if histories is None else histories
         self._fit(split.train, valid, users, items, known, vectors, mode, refit_on=full,
-                  split_name=split.name)
+                  split_name=split.name, route_vectors=self._route_vectors(items, catalog))
         self.catalog_ = catalog
         return self
 
@@ -297,7 +307,7 @@ class Recommender:
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
              histories: Sequences, text_vectors: np.ndarray | None = None,
              embedding: str | None = None, refit_on: Sequences | None = None,
-             split_name: str = "custom") -> None:
+             split_name: str = "custom", route_vectors: np.ndarray | None = None) -> None:
         if len(items) == 0 or train.n_events == 0:
             raise DataError("no events to train on")
         if len(histories) != len(users):
@@ -309,7 +319,7 @@ class Recommender:
                          + (" with item text" if text_vectors is not None else ""))
         tc = self._train_config()
         device = self.device_  # refuse a missing GPU before building anything
-        self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
+        self.model_ = self._build(len(items), tc.seed, text_vectors, embedding, route_vectors)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir, device=device).fit(
             self.model_, train, valid)
         _reset_untrained(self.model_, train)
@@ -324,16 +334,17 @@ class Recommender:
             torch.set_num_threads(threads)
         self.refit_result_: TrainResult | None = None
         if refit_on is not None and valid is not None:
-            self._refit(refit_on, tc, text_vectors, embedding)
+            self._refit(refit_on, tc, text_vectors, embedding, route_vectors)
         self.training_ = _provenance.record(split_name, histories, train, valid,
                                             refit=self.refit_result_ is not None)
 
     def _refit(self, full: Sequences, tc: TrainConfig, text_vectors: np.ndarray | None,
-               embedding: str | None) -> None:
+               embedding: str | None, route_vectors: np.ndarray | None = None) -> None:
         """A fresh model on ``full`` for the selected number of epochs; the blend keeps the
         weights validation chose, its item-item part is refitted on ``full`` too."""
         epochs = max(1, self.result_.best_epoch)
-        self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding)
+        self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding,
+                                  route_vectors)
         self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir,
                                      device=self.device_).fit(self.model_, full, None)
         _reset_untrained(self.model_, full)
