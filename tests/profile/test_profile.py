@@ -187,3 +187,22 @@ def test_composed_list_filters_seen_items_and_excluded_categories(fitted):
     assert not frame["item"].map(lambda i: 8 <= int(i[1:]) < 16).any()
     frame = compose_for(fitted, user, k=3, exclude_ids=["i08", "i09"], filter_seen=False)
     assert not {"i08", "i09"} & set(frame["item"])
+
+
+def test_an_interest_of_one_or_two_events_is_marked_stray_everywhere_it_is_shown():
+    torch.manual_seed(0)
+    m = build_model("gru", 24, {"dim": 8, "interests": 3}).eval()
+    with torch.no_grad():  # items 0-7, 8-15, 16-23 point three clear ways
+        for g in range(3):
+            m.items.id.weight[1 + 8 * g:9 + 8 * g] = torch.eye(8)[g] + 0.05 * torch.randn(8, 8)
+    history = np.array([0, 3, 5, 1, 2, 17, 4, 6, 7, 0, 9, 12, 2])  # one event of group 2,
+    prof = build_profile(m, history, None, [f"i{j}" for j in range(24)])  # two of group 1
+    by_events = {i.n_events: i for i in prof.interests}
+    assert sorted(by_events) == [1, 2, 10]
+    assert by_events[1].stray and by_events[2].stray and not by_events[10].stray
+    docs = {d["n_events"]: d for d in prof.to_dict()["interests"]}
+    assert docs[1]["stray"] is True and docs[10]["stray"] is False
+    lines = str(prof).splitlines()[1:]
+    assert [("stray," in line) for line in lines] == [i.stray for i in prof.interests]
+    assert not any(i.stray for i in build_profile(m, history, None, [f"i{j}" for j in range(24)],
+                                                 stray_events=1).interests)
