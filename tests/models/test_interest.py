@@ -284,3 +284,17 @@ def test_routing_vectors_of_the_wrong_shape_are_refused():
     with pytest.raises(ValueError, match=r"route_vectors must have shape \(20, 2\)"):
         build_model("lstm", 20, {"dim": 8, "interests": 3, "interest_route": "categories",
                                  "route_dim": 2}, route_vectors=torch.zeros(19, 2))
+
+
+def test_items_added_from_text_get_zero_routing_vectors_unless_given():
+    g = torch.Generator().manual_seed(0)
+    m = build_model("lstm", 20, {"dim": 8, "interests": 3, "embedding": "text",
+                                 "interest_route": "categories"},
+                    text_vectors=torch.randn(20, 6, generator=g),
+                    route_vectors=_two_category_routes())
+    m.add_items(torch.randn(2, 6, generator=g))
+    assert m.route_vectors.shape == (23, 2) and (m.route_vectors[21:] == 0).all()
+    m.add_items(torch.randn(1, 6, generator=g), route_vectors=torch.tensor([[0.0, 1.0]]))
+    assert m.n_items == 23 and m.route_vectors[23].tolist() == [0.0, 1.0]
+    it = m.interests(torch.tensor([[0, 21, 22, 12]]), torch.tensor([4]))  # new items route
+    assert it.assignment.shape == (1, 4, 3)
