@@ -12,6 +12,10 @@ output becomes the composed vector ``sum_k w_k v_k``, so an item's score is
   points at it; ``v_k = h + A c_k``, so the composed vector keeps the encoder's own user
   vector ``h`` (ranking as good as the single-vector model). O(K D) per event, no pass over
   the history; the batch form runs the same step, so streaming equals batch.
+  With ``route_dim`` > 0 each event also brings a fixed routing vector (the item's
+  catalogue categories, ``recommender._routing``) and the cosine that joins it to a slot
+  blends in its cosine to the slot's routing sum (``route_weight``): interests then follow
+  the catalogue's structure. The state grows to (K, B, D + C + 2).
 - ``SelfAttentiveHead`` (ComiRec-SA, Cen et al. 2020): K attention distributions over the
   last ``window`` hidden states, ``A = softmax(W2 tanh(W1 H) + age bias)``, ``v_k = A_k H``.
   Not streamable in O(1): it carries the window and recomputes attention over it. Its
@@ -113,6 +117,12 @@ class DecayHead(InterestHead):
     Interests are therefore this user's, not K directions shared by everyone (slot 0 is
     the user's first interest), and K only caps how many one user holds at once. An event
     costs O(K D); the batch form runs the same step over time, so streaming equals batch.
+
+    With ``route_dim`` C > 0 (``interest_route="categories"``) each event also carries a
+    fixed routing vector r (its catalogue categories), each slot keeps the decayed sum
+    ``R_k`` of those routed to it, and the similarity that routes is
+    ``(1 - route_weight) cos(x, S_k) + route_weight cos(r, R_k)`` (the item cosine alone
+    for an event whose r is zero). The state is (K, B, D + C + 2): S, R, Z, z.
 
     Routing reads the item vectors without gradient (they are trained by the next-item loss
     anyway); what is learned is how the interests are weighed and used:
