@@ -632,6 +632,8 @@ class Recommender:
         ``print(profile)`` is a short summary; ``profile.to_dict()`` the profile document.
         Keywords go to ``profile_for``: ``labeler=ChatLabeler(client)`` names the interests
         with a chat model (the catalogue label is the default), ``n_items``, ``min_share``.
+        An interest of fewer than ``profile.profile.STRAY_EVENTS`` (3) events is marked
+        ``stray`` (``Interest.stray``): one or two events joined to no interest.
         """
         from prismrec.explain.interests import profile_for
 
