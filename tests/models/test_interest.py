@@ -200,11 +200,11 @@ def _two_category_routes(n_items: int = 20) -> torch.Tensor:
     return r
 
 
-def _category_model(route: str, n_items: int = 20) -> torch.nn.Module:
-    """An untrained LSTM whose random item vectors say nothing about the two categories."""
+def _category_model(route: str, n_items: int = 20, model: str = "lstm") -> torch.nn.Module:
+    """An untrained model whose random item vectors say nothing about the two categories."""
     torch.manual_seed(3)
     kw = {"route_vectors": _two_category_routes(n_items)} if route == "categories" else {}
-    return build_model("lstm", n_items, {"dim": 16, "interests": 4, "interest_route": route},
+    return build_model(model, n_items, {"dim": 16, "interests": 4, "interest_route": route},
                        **kw).eval()
 
 
@@ -223,16 +223,18 @@ def _purity(items: torch.Tensor, comp: torch.Tensor) -> float:
     return ok / len(items)
 
 
-def test_category_routing_groups_events_by_catalogue_category_where_item_vectors_do_not():
+@pytest.mark.parametrize("model", ["lstm", "gru", "sasrec"])
+def test_category_routing_groups_events_by_catalogue_category_where_item_vectors_do_not(
+        model):
     x = _mixed_history(40, seed=1)
     lengths = torch.tensor([40])
-    routed = _category_model("categories")
+    routed = _category_model("categories", model=model)
     comp = routed.interests(x, lengths).assignment[0].argmax(-1)
     assert _purity(x[0], comp) == 1.0
     assert len(comp.unique()) == 2  # one interest per category, no stray slots
     # the same untrained weights routed by item vector alone mix the categories: the
     # catalogue vectors, not luck, make the grouping above
-    plain = _category_model("item")
+    plain = _category_model("item", model=model)
     plain.load_state_dict({k: v for k, v in routed.state_dict().items()
                            if k != "route_vectors"})
     comp_plain = plain.interests(x, lengths).assignment[0].argmax(-1)
