@@ -257,7 +257,10 @@ synthetic >= 0.90, ml-100k precision >= 0.80.
 
 `route_weight` {ROUTE_WEIGHT} (the catalogue vector decides where an item has categories) is
 the code's default, fixed before these runs: no routing weight or threshold was chosen on
-these figures. The default routing stays `"item"`: the ml-100k bar is met with
+these figures. With that weight an event with categories is routed by them alone, and every
+ml-100k item has a genre: there the components are fixed by the catalogue, not by the learned
+item vectors (the same figures for any training run), and the model sets how much each
+interest weighs now and its vector. The default routing stays `"item"`: the ml-100k bar is met with
 `interest_route="categories"`. A stray interest's true category is, by the generator's
 definition, the interest that was active when its item was drawn, and a stray event is
 mostly one whose item the generator drew from another category (its noise), so its label,
