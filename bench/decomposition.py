@@ -4,13 +4,15 @@ One short-trained LSTM with the decay interest head (K=4) per dataset, fitted wi
 ``Recommender.fit_split`` (early stopping on validation NDCG@10, a training time budget) and
 kept under ``--save-dir`` so the parts can be re-run without retraining. Parts:
 
-- ``labels``: for the head routed by item vectors (the default) and by item vectors and the
-  catalogue's categories (``interest_route="categories"``): on the synthetic shop (ground
+- ``labels``: for the head routed by item vectors (``interest_route="item"``) and by item
+  vectors and the catalogue's categories (``interest_route="categories"``, what the default
+  "auto" picks on both datasets): on the synthetic shop (ground
   truth: the interest behind every event), the share of profile interests whose label names
   their true category (the category most of the interest's events were drawn for); on
   ml-100k, label precision: the share of an interest's top items whose genres include the
   genre leading its label; and ml-100k test NDCG@10 of each model. Interests the profile
   marks stray (fewer than ``STRAY_EVENTS`` events) are counted apart.
+- ``reasons`` and ``diversity`` use the head routed by item vectors (pinned: as measured).
 - ``reasons``: the deletion test on ml-100k and Amazon Scientific. For each sampled user and
   each of their top-10 recommendations, remove the history item the reason cites (every
   occurrence) and, separately, a random other history item; the citation is faithful when
@@ -41,7 +43,14 @@ from prismrec.data import load_dataset  # noqa: E402
 from prismrec.models.interest import ROUTE_WEIGHT  # noqa: E402
 from prismrec.profile.profile import STRAY_EVENTS  # noqa: E402
 
-MODEL = {"dim": 64, "dropout": 0.3, "hidden_dropout": 0.3, "interests": 4}
+# interest_route pinned to "item": the reasons and diversity sections were measured with it,
+# before "auto" (categories where the catalogue has them) became the default
+MODEL = {"dim": 64, "dropout": 0.3, "hidden_dropout": 0.3, "interests": 4,
+         "interest_route": "item"}
+ITEM_ROUTED = ("Routed by item vectors (`interest_route=\"item\"`, pinned here: the routing "
+               "before `\"auto\"` became the default, which routes ml-100k by its genres; "
+               "the Scientific catalogue as loaded has no categories, so it routes by item "
+               "vectors either way).")
 DATA = {"ml-100k": ("ml-100k", "loo"),
         "amazon-scientific": ("amazon-scientific-unisrec", "given")}
 
@@ -95,9 +104,7 @@ ROUTES = ("item", "categories")  # the decay head's routing: item vectors, or + 
 
 def _routed(route: str) -> tuple[str, dict]:
     """(model name suffix, model config) of the head routed by ``route``."""
-    if route == "item":
-        return "", MODEL
-    return f"-{route}", {**MODEL, "interest_route": route}
+    return ("" if route == "item" else f"-{route}"), {**MODEL, "interest_route": route}
 
 
 def labels_synthetic(args, route: str = "item") -> tuple[dict, str]:
@@ -225,9 +232,9 @@ def part_labels(args) -> str:
 `{command()}` on {machine()}.
 
 Model: LSTM + decay interest head (K=4, dim 64), trained once per routing: by item vector
-alone (the default, `interest_route="item"`) and by item vector and the catalogue's
-categories (`interest_route="categories"`: a fixed idf-weighted category vector per item
-built from the catalogue at fit, `route_weight` {ROUTE_WEIGHT}, see
+alone (`interest_route="item"`) and by item vector and the catalogue's categories
+(`interest_route="categories"`: a fixed idf-weighted category vector per item built from
+the catalogue at fit, `route_weight` {ROUTE_WEIGHT}, see
 `prismrec/recommender/_routing.py`). {'; '.join(hows)}. {args.users} sampled users per
 dataset, the profile's top 5 items per interest (`Recommender.profile`).
 
@@ -260,9 +267,12 @@ the code's default, fixed before these runs: no routing weight or threshold was 
 these figures. With that weight an event with categories is routed by them alone, and every
 ml-100k item has a genre: there the components are fixed by the catalogue, not by the learned
 item vectors (the same figures for any training run), and the model sets how much each
-interest weighs now and its vector. The default routing stays `"item"`: the ml-100k bar is met with
-`interest_route="categories"`. A stray interest's true category is, by the generator's
-definition, the interest that was active when its item was drawn, and a stray event is
+interest weighs now and its vector. The default, `interest_route="auto"`, routes by
+categories whenever the head is on and the catalogue given to fit has categories (both
+datasets here), by item vectors otherwise; the fitted model records which
+(`model_.config.interest_route`, saved in the checkpoint). A stray interest's true
+category is, by the generator's definition, the interest that was active when its item was
+drawn, and a stray event is
 mostly one whose item the generator drew from another category (its noise), so its label,
 the item's own category, rarely matches; category routing keeps such events out of the
 interests (more stray, purer interests). ml-100k trains under the time budget here (epochs
@@ -335,7 +345,8 @@ def part_reasons(args) -> str:
 
 `{command()}` on {machine()}.
 
-Model: LSTM + decay interest head (K=4, dim 64); {'; '.join(hows)}. {args.users} sampled users
+Model: LSTM + decay interest head (K=4, dim 64); {'; '.join(hows)}. {ITEM_ROUTED}
+{args.users} sampled users
 per dataset (at least two distinct history items), their top 10 unseen items by the score
 each list ranks by: `recommend` ranks by the served score (sequence model; plus the blend's
 item-item part when the model has one, not here), composed lists by the head's relevance
@@ -411,7 +422,8 @@ def part_diversity(args) -> str:
 
 `{command()}` on {machine()}.
 
-Model: LSTM + decay interest head (K=4, dim 64); {'; '.join(hows)}. Lists composed by
+Model: LSTM + decay interest head (K=4, dim 64); {'; '.join(hows)}. {ITEM_ROUTED}
+Lists composed by
 `retrieve.compose_many` exactly as `Recommender.recommend_composed` composes them (the
 interests-real section checks that item for item), from each **validation** case's history
 ({args.cases} sampled validation cases per dataset: ml-100k leave-one-out, Scientific's given

@@ -39,8 +39,10 @@ class EncoderConfig:
     interest_head: str = "decay"  # "decay": per-user interests, O(K D) per streamed event |
     # "comirec": self-attentive, K global directions over a window
     interest_window: int = 50  # "comirec": the last events its attention reads
-    interest_route: str = "item"  # decay head: "item" routes events by item vector alone |
-    # "categories": also by a fixed vector of the item's catalogue categories (route_vectors)
+    interest_route: str = "auto"  # decay head: "item" routes events by item vector alone |
+    # "categories": also by a fixed vector of the item's catalogue categories (route_vectors) |
+    # "auto": categories when the decay head is on and route_vectors are given, else item;
+    # a built model's config holds the resolved value (what its checkpoint saves)
     route_dim: int = 0  # width of those vectors (set from route_vectors, or a checkpoint)
     route_weight: float = ROUTE_WEIGHT  # share of the category cosine in routing
 
@@ -95,7 +97,7 @@ class EncoderConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
-ROUTES = ("item", "categories")
+ROUTES = ("auto", "item", "categories")
 
 
 def padding_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
@@ -108,7 +110,9 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
 
     Subclasses set ``name``, ``config_class`` and implement ``forward``; recurrent ones set
     ``recurrent = True`` and add ``step``. ``max_len`` is the window a model reads (None:
-    the whole history).
+    the whole history). ``route_vectors`` (N, C): the items' catalogue routing vectors for
+    a decay head (``interest_route`` "categories", or "auto", which routes by them when
+    they are given and the decay head is on, else by the item vectors alone).
     """
 
     name: ClassVar[str] = ""
@@ -129,6 +133,11 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
             config = config.replace(**overrides)
         if text_vectors is not None and config.embedding != "id":
             config = config.replace(text_dim=int(text_vectors.shape[-1]))
+        if config.interest_route == "auto":  # resolved once: the model records what it used
+            on = (route_vectors is not None and config.interests >= 2
+                  and config.interest_head == "decay")
+            config = config.replace(interest_route="categories" if on else "item")
+            route_vectors = route_vectors if on else None
         if route_vectors is not None:
             if config.interest_route != "categories":
                 raise ValueError("route_vectors need interest_route='categories'")

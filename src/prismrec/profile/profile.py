@@ -100,6 +100,7 @@ class Profile:
     source: str  # "decay" | "comirec" | "kmeans": where the components come from
     vectors: np.ndarray = field(repr=False)  # (K', D) interest vectors, aligned with interests
     event_interest: list[int] = field(default_factory=list)  # component of each event (argmax)
+    routing: str | None = None  # decay head: "categories" | "item" (what joined events); else None
 
     def __len__(self) -> int:
         return len(self.interests)
@@ -116,11 +117,14 @@ class Profile:
         """The profile document (JSON-safe; the vectors are left out).
 
         ``user``, ``components`` (where the interests come from: the model's head, or
-        ``kmeans``), ``fallback`` (None, or what the fallback did), ``n_events``, and each
+        ``kmeans``), ``routing`` (the decay head's: ``categories`` when events were joined to
+        interests by their catalogue categories too, ``item`` by item vectors alone; None for
+        other components), ``fallback`` (None, or what the fallback did), ``n_events``, and each
         interest's ``Interest.to_dict``. With ``timeline`` every interest carries its weight
         after each event, and ``events`` lists those events (item id, time), oldest first.
         """
-        out = {"user": self.user, "components": self.source, "fallback": self.fallback,
+        out = {"user": self.user, "components": self.source, "routing": self.routing,
+               "fallback": self.fallback,
                "n_events": len(self.event_items),
                "interests": [i.to_dict(timeline=timeline) for i in self.interests]}
         if timeline:
@@ -131,6 +135,9 @@ class Profile:
     def __str__(self) -> str:
         how = (f"{self.source} components" if self.fallback is None
                else "k-means clusters of the history: the model has no interest head")
+        if self.routing is not None:
+            how += (", routed by catalogue categories" if self.routing == "categories"
+                    else ", routed by item vectors")
         lines = [f"user {self.user}: {len(self)} interest(s) from {len(self.event_items)} "
                  f"events ({how})"]
         for i in self.interests:
@@ -210,7 +217,8 @@ def build_profile(model: SequenceEncoder, items: np.ndarray, times: np.ndarray |
     return Profile(user=user, interests=[out[j] for j in order],
                    event_items=[str(item_ids[i]) for i in idx], event_times=t.tolist(),
                    source=source, vectors=vectors[[keep[j] for j in order]],
-                   event_interest=[int(x) for x in hard])
+                   event_interest=[int(x) for x in hard],
+                   routing=model.config.interest_route if source == "decay" else None)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Routing vectors from the catalogue's own structure, for ``interest_route="categories"``.
+"""Routing vectors from the catalogue's own structure, for category routing of the decay head.
 
 The decay head joins each event to one of the user's interests by cosine similarity. Item
 vectors learned from co-occurrence need not group a catalogue the way people read it (two
@@ -7,6 +7,11 @@ dramas and a comedy a user watched the same week sit close together), so a model
 catalogue categories (``route_weight`` is the category cosine's share): interests follow the
 catalogue's own structure when it has one. The vectors are computed once, when the model is
 fitted, and are saved with its weights.
+
+``interest_route="auto"`` (the default) routes by categories whenever the decay head is on
+(``interests=K``, ``interest_head="decay"``) and the catalogue given to fit has a category
+for at least one training item (``has_categories``); otherwise by item vectors. The fitted
+model's ``config.interest_route`` says which ("categories" or "item").
 
 Vector: multi-hot over the catalogue's ``MAX_CATEGORIES`` most frequent categories (ties:
 alphabetical), each weighted by its inverse document frequency ``log(N / df)`` so a category
@@ -21,6 +26,13 @@ import numpy as np
 from prismrec.data.catalog import Catalog
 
 MAX_CATEGORIES = 64  # routing state grows by this per interest slot: K (D + C + 2) floats
+
+
+def has_categories(catalog: Catalog | None, item_ids: list[str]) -> bool:
+    """Whether ``catalog`` gives at least one of ``item_ids`` a category."""
+    if catalog is None or "categories" not in catalog.frame.columns:
+        return False
+    return any(len(cs) for cs in catalog.lists(item_ids, "categories"))
 
 
 def category_vectors(catalog: Catalog | None, item_ids: list[str],

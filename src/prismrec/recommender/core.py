@@ -206,9 +206,18 @@ class Recommender:
         return MODELS[self.model](n_items, cfg or None, text_vectors=tv, route_vectors=rv)
 
     def _route_vectors(self, items: Vocab, catalog: Catalog | None) -> np.ndarray | None:
-        """The catalogue routing vectors a model with ``interest_route="categories"``
-        needs (``_routing``), else None; refuses before training when there are none."""
-        if self._config_dict().get("interest_route", "item") != "categories":
+        """The catalogue routing vectors (``_routing``) for ``interest_route="categories"``
+        (refused before training when there are none), and for ``"auto"`` (the default)
+        when the decay head is on and the catalogue gives some item a category; else None
+        (item routing; the model records it in ``model_.config.interest_route``)."""
+        cfg = self._config_dict()
+        route = cfg.get("interest_route", EncoderConfig.interest_route)
+        if route == "auto":
+            head_on = (cfg.get("interests", EncoderConfig.interests) >= 2
+                       and cfg.get("interest_head", EncoderConfig.interest_head) == "decay")
+            if not head_on or not _routing.has_categories(catalog, items.to_list()):
+                return None
+        elif route != "categories":
             return None
         return _routing.category_vectors(catalog, items.to_list())
 

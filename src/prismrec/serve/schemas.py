@@ -162,6 +162,8 @@ class ProfileOut(BaseModel):
 
     user: str
     components: str | None = Field(description="the model's interest head, or kmeans")
+    routing: str | None = Field(None, description="the decay head's routing: categories "
+                                "(catalogue categories and item vectors) or item; else null")
     fallback: str | None = Field(description="what the fallback did when the model has no "
                                  "interest head")
     n_events: int = Field(description="history events the interests were read from")

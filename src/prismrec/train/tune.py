@@ -67,7 +67,9 @@ def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
     ``attrs["best"]`` holds the winning settings. ``text_vectors`` (N, D), one row per
     item, give every trial the ``id+text`` embedding (unless ``model_config`` names another);
     ``route_vectors`` (N, C) are the catalogue routing vectors of trials with
-    ``interest_route="categories"`` (``prismrec.recommender._routing.category_vectors``).
+    ``interest_route="categories"``, or ``"auto"`` (the default) with the decay head on
+    (``prismrec.recommender._routing.category_vectors``); without them "auto" trials route
+    by item vectors.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
@@ -100,7 +102,7 @@ def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
         tv = None if text_vectors is None else torch.as_tensor(
             np.asarray(text_vectors, dtype=np.float32))
         rv = None
-        if route_vectors is not None and m_cfg.get("interest_route") == "categories":
+        if route_vectors is not None and m_cfg.get("interest_route", "auto") != "item":
             rv = torch.as_tensor(np.asarray(route_vectors, dtype=np.float32))
         net = MODELS[model](n_items, m_cfg, text_vectors=tv, route_vectors=rv)
         t0 = time.perf_counter()
