@@ -1,6 +1,7 @@
-"""Interests that follow the catalogue's categories (``interest_route="categories"``): the
-routing vectors are built from the catalogue at fit, saved with the checkpoint, and give
-profiles whose interests each hold one category."""
+"""Interests that follow the catalogue's categories (``interest_route="categories"``, or the
+default "auto" when the catalogue has categories): the routing vectors are built from the
+catalogue at fit, saved with the checkpoint, and give profiles whose interests each hold one
+category; the fitted model and its profiles say which routing was used."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def test_the_routing_vectors_travel_with_the_checkpoint(routed, tmp_path):
 
 def test_a_checkpoint_from_before_routing_still_loads(tmp_path):
     torch.manual_seed(0)
-    rec = Recommender("lstm", model_config={"dim": 8, "interests": 2},
+    rec = Recommender("lstm", model_config={"dim": 8, "interests": 2, "interest_route": "item"},
                       train_config={**TRAIN, "epochs": 1}).fit(_events(30), _catalog(),
                                                               valid=False)
     rec.save(tmp_path / "old")
@@ -106,3 +107,57 @@ def test_category_routing_without_catalogue_categories_is_refused_before_trainin
     with pytest.raises(ValueError, match="catalogue that has a 'categories' column"):
         rec.fit(_events(20), _catalog(with_categories=False), valid=False)
     assert not hasattr(rec, "model_")
+
+
+AUTO = {k: v for k, v in CONFIG.items() if k != "interest_route"}  # the default: "auto"
+
+
+def _fit(config: dict, catalog: Catalog | None, n_users: int = 40) -> Recommender:
+    torch.manual_seed(0)
+    return Recommender("lstm", model_config=config, train_config={**TRAIN, "epochs": 1}).fit(
+        _events(n_users), catalog, valid=False)
+
+
+def test_by_default_the_head_routes_by_categories_when_the_catalogue_has_them(tmp_path):
+    rec = _fit(AUTO, _catalog(), n_users=120)
+    assert rec.model_.config.interest_route == "categories"  # resolved, not "auto"
+    ids = rec.items_.to_list()
+    np.testing.assert_allclose(rec.model_.route_vectors[1:].numpy(), category_vectors(
+        _catalog(), ids))
+    prof = profile_for(rec, "u001")
+    assert prof.routing == "categories" and prof.to_dict()["routing"] == "categories"
+    assert "routed by catalogue categories" in str(prof)
+    cats = {}
+    for item, k in zip(prof.event_items, prof.event_interest, strict=True):
+        cats.setdefault(k, set()).add(int(item[1:]) // 10)
+    assert all(len(c) == 1 for c in cats.values()), cats
+    rec.save(tmp_path / "ck")  # the checkpoint holds what was used
+    doc = json.loads((tmp_path / "ck" / "checkpoint.json").read_text())
+    assert doc["model_config"]["interest_route"] == "categories"
+    assert Recommender.load(tmp_path / "ck").model_.config.interest_route == "categories"
+
+
+@pytest.mark.parametrize("catalog", [None, _catalog(with_categories=False)],
+                         ids=["no catalogue", "catalogue without categories"])
+def test_by_default_without_categories_the_head_routes_by_item_and_says_so(catalog, tmp_path):
+    rec = _fit(AUTO, catalog)
+    assert rec.model_.config.interest_route == "item" and rec.model_.config.route_dim == 0
+    assert not hasattr(rec.model_, "route_vectors")
+    prof = profile_for(rec, "u001")
+    assert prof.to_dict()["routing"] == "item" and "routed by item vectors" in str(prof)
+    rec.save(tmp_path / "ck")
+    doc = json.loads((tmp_path / "ck" / "checkpoint.json").read_text())
+    assert doc["model_config"]["interest_route"] == "item"
+
+
+@pytest.mark.parametrize(("config", "profile_routing"), [
+    ({"dim": 8}, None),  # no interest head: k-means clusters, nothing routes
+    ({"dim": 8, "interests": 3, "interest_head": "comirec"}, None),  # a head that cannot route
+    ({"dim": 8, "interests": 3, "interest_route": "item"}, "item"),  # item routing asked for
+], ids=["no head", "comirec", "item"])
+def test_category_routing_needs_the_decay_head_and_is_not_forced(config, profile_routing):
+    rec = _fit(config, _catalog())
+    assert rec.model_.config.interest_route == "item"
+    assert not hasattr(rec.model_, "route_vectors")
+    prof = profile_for(rec, "u001")
+    assert prof.routing == profile_routing and prof.to_dict()["routing"] == profile_routing
