@@ -15,7 +15,9 @@ output becomes the composed vector ``sum_k w_k v_k``, so an item's score is
   With ``route_dim`` > 0 each event also brings a fixed routing vector (the item's
   catalogue categories, ``recommender._routing``) and the cosine that joins it to a slot
   blends in its cosine to the slot's routing sum (``route_weight``): interests then follow
-  the catalogue's structure. The state grows to (K, B, D + C + 2).
+  the catalogue's structure. The state grows to (K, B, D + C + 2). ``Recommender.fit``
+  builds those vectors by default (``interest_route="auto"``) when the catalogue has
+  categories; ``model.config.interest_route`` says which routing a model uses.
 - ``SelfAttentiveHead`` (ComiRec-SA, Cen et al. 2020): K attention distributions over the
   last ``window`` hidden states, ``A = softmax(W2 tanh(W1 H) + age bias)``, ``v_k = A_k H``.
   Not streamable in O(1): it carries the window and recomputes attention over it. Its

@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 
 # recommend_composed's λ (and recommend's when mute/boost are given without diversity): the
 # largest λ whose validation NDCG@10 stays within 2% of λ=0's on ml-100k and Scientific
-# (validation cases only; docs/benchmarks.md "Composition: the default diversity")
+# (validation cases only, heads routed by item vectors, the routing before "auto";
+# docs/benchmarks.md "Composition: the default diversity")
 DEFAULT_DIVERSITY = 0.25
 
 
@@ -643,6 +644,8 @@ class Recommender:
         with a chat model (the catalogue label is the default), ``n_items``, ``min_share``.
         An interest of fewer than ``profile.profile.STRAY_EVENTS`` (3) events is marked
         ``stray`` (``Interest.stray``): one or two events joined to no interest.
+        ``profile.routing`` says how the decay head joined events to interests: "categories"
+        (the default when the catalogue given to fit has categories) or "item".
         """
         from prismrec.explain.interests import profile_for
 
