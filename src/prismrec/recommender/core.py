@@ -30,7 +30,7 @@ from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
-from prismrec.recommender import _blend, _cold, _persist, _provenance, _stream, _text
+from prismrec.recommender import _blend, _cold, _persist, _provenance, _routing, _stream, _text
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 
 # recommend_composed's λ (and recommend's when mute/boost are given without diversity): the
 # largest λ whose validation NDCG@10 stays within 2% of λ=0's on ml-100k and Scientific
-# (validation cases only; docs/benchmarks.md "Composition: the default diversity")
+# (validation cases only, heads routed by item vectors, the routing before "auto";
+# docs/benchmarks.md "Composition: the default diversity")
 DEFAULT_DIVERSITY = 0.25
 
 
@@ -191,7 +192,8 @@ class Recommender:
         return dict(cfg or {})
 
     def _build(self, n_items: int, seed: int, text_vectors: np.ndarray | None,
-               embedding: str | None = None) -> SequenceEncoder:
+               embedding: str | None = None,
+               route_vectors: np.ndarray | None = None) -> SequenceEncoder:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
         cfg = self._config_dict()
@@ -211,8 +213,25 @@ class Recommender:
             if tv.ndim != 2 or tv.shape[0] != n_items:
                 raise DataError(f"text_vectors must have shape ({n_items}, D), one row per "
                                 f"item; got {tuple(tv.shape)}")
+        rv = None if route_vectors is None else torch.from_numpy(route_vectors)
         torch.manual_seed(seed)
-        return MODELS[self.model](n_items, cfg or None, text_vectors=tv)
+        return MODELS[self.model](n_items, cfg or None, text_vectors=tv, route_vectors=rv)
+
+    def _route_vectors(self, items: Vocab, catalog: Catalog | None) -> np.ndarray | None:
+        """The catalogue routing vectors (``_routing``) for ``interest_route="categories"``
+        (refused before training when there are none), and for ``"auto"`` (the default)
+        when the decay head is on and the catalogue gives some item a category; else None
+        (item routing; the model records it in ``model_.config.interest_route``)."""
+        cfg = self._config_dict()
+        route = cfg.get("interest_route", EncoderConfig.interest_route)
+        if route == "auto":
+            head_on = (cfg.get("interests", EncoderConfig.interests) >= 2
+                       and cfg.get("interest_head", EncoderConfig.interest_head) == "decay")
+            if not head_on or not _routing.has_categories(catalog, items.to_list()):
+                return None
+        elif route != "categories":
+            return None
+        return _routing.category_vectors(catalog, items.to_list())
 
 
     def fit(self, data: Dataset | Interactions | pd.DataFrame, catalog: Catalog | None = None,
@@ -274,7 +293,8 @@ class Recommender:
         else:
             train, cases, split_name = seqs, None, "all"
         self._fit(train, cases, data.users, data.items, seqs, vectors, mode,
-                  refit_on=seqs if refit else None, split_name=split_name)
+                  refit_on=seqs if refit else None, split_name=split_name,
+                  route_vectors=self._route_vectors(data.items, catalog))
         self.catalog_ = catalog
         return self
 
@@ -307,7 +327,7 @@ class Recommender:
         full = split.train_and_valid() if refit else None
         known = _provenance.known_histories(split) if histories is None else histories
         self._fit(split.train, valid, users, items, known, vectors, mode, refit_on=full,
-                  split_name=split.name)
+                  split_name=split.name, route_vectors=self._route_vectors(items, catalog))
         self.catalog_ = catalog
         return self
 
@@ -315,7 +335,7 @@ class Recommender:
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
              histories: Sequences, text_vectors: np.ndarray | None = None,
              embedding: str | None = None, refit_on: Sequences | None = None,
-             split_name: str = "custom") -> None:
+             split_name: str = "custom", route_vectors: np.ndarray | None = None) -> None:
         if len(items) == 0 or train.n_events == 0:
             raise DataError("no events to train on")
         if len(histories) != len(users):
@@ -327,7 +347,7 @@ class Recommender:
                          + (" with item text" if text_vectors is not None else ""))
         tc = self._train_config()
         device = self.device_  # refuse a missing GPU before building anything
-        self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
+        self.model_ = self._build(len(items), tc.seed, text_vectors, embedding, route_vectors)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir, device=device).fit(
             self.model_, train, valid)
         self.cold_placement_ = _place_untrained(self.model_, train, valid,
@@ -343,16 +363,17 @@ class Recommender:
             torch.set_num_threads(threads)
         self.refit_result_: TrainResult | None = None
         if refit_on is not None and valid is not None:
-            self._refit(refit_on, tc, text_vectors, embedding)
+            self._refit(refit_on, tc, text_vectors, embedding, route_vectors)
         self.training_ = _provenance.record(split_name, histories, train, valid,
                                             refit=self.refit_result_ is not None)
 
     def _refit(self, full: Sequences, tc: TrainConfig, text_vectors: np.ndarray | None,
-               embedding: str | None) -> None:
+               embedding: str | None, route_vectors: np.ndarray | None = None) -> None:
         """A fresh model on ``full`` for the selected number of epochs; the blend keeps the
         weights validation chose, its item-item part is refitted on ``full`` too."""
         epochs = max(1, self.result_.best_epoch)
-        self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding)
+        self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding,
+                                  route_vectors)
         self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir,
                                      device=self.device_).fit(self.model_, full, None)
         self.cold_placement_ = _place_untrained(self.model_, full, None, tc.valid_filter_seen,
@@ -645,6 +666,10 @@ class Recommender:
         ``print(profile)`` is a short summary; ``profile.to_dict()`` the profile document.
         Keywords go to ``profile_for``: ``labeler=ChatLabeler(client)`` names the interests
         with a chat model (the catalogue label is the default), ``n_items``, ``min_share``.
+        An interest of fewer than ``profile.profile.STRAY_EVENTS`` (3) events is marked
+        ``stray`` (``Interest.stray``): one or two events joined to no interest.
+        ``profile.routing`` says how the decay head joined events to interests: "categories"
+        (the default when the catalogue given to fit has categories) or "item".
         """
         from prismrec.explain.interests import profile_for
 
