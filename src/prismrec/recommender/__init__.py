@@ -45,10 +45,11 @@ recommender).
 """
 
 from prismrec.recommender._blend import BlendConfig, BlendResult
+from prismrec.recommender._defaults import Choices
 from prismrec.recommender._persist import CATALOG_FILE, RECOMMENDER_FORMAT
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.recommender._text import TEXT_MODES, NoTextPathError
 from prismrec.recommender.core import Recommender, holdout_last
 
 __all__ = ["CATALOG_FILE", "RECOMMENDER_FORMAT", "TEXT_MODES", "BlendConfig", "BlendResult",
-           "NoTextPathError", "Recommender", "StreamUpdate", "holdout_last"]
+           "Choices", "NoTextPathError", "Recommender", "StreamUpdate", "holdout_last"]

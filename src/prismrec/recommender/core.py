@@ -30,8 +30,9 @@ from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
-from prismrec.recommender import _blend, _persist, _provenance, _stream, _text
+from prismrec.recommender import _blend, _defaults, _persist, _provenance, _stream, _text
 from prismrec.recommender._blend import BlendConfig
+from prismrec.recommender._defaults import Choices
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
 from prismrec.train.config import TrainConfig
@@ -74,13 +75,24 @@ def _reset_untrained(model: SequenceEncoder, train: Sequences) -> None:
 
 
 class Recommender:
-    """Next-item recommendations from a sequence model (``"lstm"``, ``"gru"``, ``"sasrec"``).
+    """Next-item recommendations from a sequence model (``"auto"``, ``"lstm"``, ``"gru"``,
+    ``"sasrec"``).
+
+    ``model="auto"`` (the default) trains the strongest configuration measured, as far as
+    the data supports it (``prismrec.recommender._defaults``): SASRec with tuned settings,
+    item text when the catalogue has text, the EASE blend when the catalogue fits in memory
+    (at most 10,000 items), no refit. It costs more than a bare model: a text-encoder pass
+    over the catalogue and the blend's EASE solves. ``choices_`` records, after ``fit``,
+    what was chosen and why. A named model (``"lstm"``, ``"gru"``, ``"sasrec"``) trains as
+    configured: its config defaults, text and blend only when asked.
 
     ``blend`` adds EASE item-item scores to the sequence model's (see
-    ``prismrec.recommender._blend``): None/False (default) for none; True or ``"ease"`` to
-    choose the EASE ``lam``, the history recency ``decay`` and the blend weight on validation
-    over ``BlendConfig()``'s grid; a dict or ``BlendConfig`` for another grid. The choice
-    and its validation table are in ``blend_``; the fitted part is ``item_item_``.
+    ``prismrec.recommender._blend``): None (default) for the model's default (``"auto"``
+    under ``model="auto"``, none for a named model); False for none; ``"auto"`` for on when
+    the catalogue fits (as above); True or ``"ease"`` to choose the EASE ``lam``, the history
+    recency ``decay`` and the blend weight on validation over ``BlendConfig()``'s grid; a
+    dict or ``BlendConfig`` for another grid. The choice and its validation table are in
+    ``blend_``; the fitted part is ``item_item_``.
 
     ``device`` (``"cpu"``, the default; ``"cuda"``; ``"auto"``: CUDA when there is a GPU)
     is where training, validation and the batch scoring of ``score`` and ``recommend`` run
@@ -89,7 +101,7 @@ class Recommender:
     no CUDA GPU raises ``DeviceError`` (a ``ValueError``).
     """
 
-    def __init__(self, model: str = "lstm", *,
+    def __init__(self, model: str = "auto", *,
                  model_config: EncoderConfig | dict | None = None,
                  train_config: TrainConfig | dict | None = None,
                  log_dir: str | Path | None = None,
@@ -106,6 +118,13 @@ class Recommender:
         return {"model": self.model, "model_config": self.model_config,
                 "train_config": self.train_config, "log_dir": self.log_dir,
                 "blend": self.blend, "device": self.device}
+
+    @property
+    def blend_option_(self):
+        """The blend option in use: resolved from ``blend`` at fit (``choices_``), else
+        ``blend`` as given (a loaded model)."""
+        choices = getattr(self, "choices_", None)
+        return self.blend if choices is None else choices.blend_option
 
     @property
     def device_(self) -> torch.device:
@@ -168,12 +187,16 @@ class Recommender:
 
     # -- fitting --------------------------------------------------------------------------
     def _train_config(self) -> TrainConfig:
-        c = self.train_config
+        choices = getattr(self, "choices_", None)
+        c = self.train_config if choices is None else choices.train_config
         c = TrainConfig() if c is None else TrainConfig.from_dict(c) if isinstance(c, dict) else c
         c.validate()
         return c
 
     def _config_dict(self) -> dict:
+        choices = getattr(self, "choices_", None)
+        if choices is not None:
+            return dict(choices.model_config)
         cfg = self.model_config
         if isinstance(cfg, EncoderConfig):
             cfg = cfg.to_dict()
@@ -181,8 +204,7 @@ class Recommender:
 
     def _build(self, n_items: int, seed: int, text_vectors: np.ndarray | None,
                embedding: str | None = None) -> SequenceEncoder:
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
+        name = self.choices_.model
         cfg = self._config_dict()
         if embedding is not None:
             cfg["embedding"] = embedding
@@ -201,7 +223,7 @@ class Recommender:
                 raise DataError(f"text_vectors must have shape ({n_items}, D), one row per "
                                 f"item; got {tuple(tv.shape)}")
         torch.manual_seed(seed)
-        return MODELS[self.model](n_items, cfg or None, text_vectors=tv)
+        return MODELS[name](n_items, cfg or None, text_vectors=tv)
 
 
     def fit(self, data: Dataset | Interactions | pd.DataFrame, catalog: Catalog | None = None,
@@ -242,12 +264,12 @@ class Recommender:
         if not isinstance(data, Dataset):
             raise TypeError("fit takes a Dataset, an Interactions table or a DataFrame")
         catalog = data.catalog if catalog is None else catalog
-        vectors, mode = _text.text_inputs(self, data.items, catalog, text_vectors, text,
-                                          encoder, template, text_cache)
-        seqs = data.sequences
         if refit and not valid:
             raise ValueError("refit=True retrains for the epochs chosen on validation: it "
                              "needs valid=True")
+        vectors, mode = self._choose(data.items, catalog, text_vectors, text, encoder,
+                                     template, text_cache, refit)
+        seqs = data.sequences
         split_name = "holdout_last"
         if valid:
             train, cases = holdout_last(seqs)
@@ -280,8 +302,8 @@ class Recommender:
         retrains on ``split.train_and_valid()`` with the chosen epochs and blend (see
         ``fit``); the test cases are never seen.
         """
-        vectors, mode = _text.text_inputs(self, items, catalog, text_vectors, text, encoder,
-                                          template, text_cache)
+        vectors, mode = self._choose(items, catalog, text_vectors, text, encoder, template,
+                                     text_cache, refit)
         valid = split.valid if len(split.valid) else None
         if refit and valid is None:
             raise ValueError(f"refit=True needs validation cases to choose the epochs; split "
@@ -294,6 +316,22 @@ class Recommender:
         return self
 
 
+    def _choose(self, items: Vocab, catalog: Catalog | None,
+                text_vectors: np.ndarray | None, text: bool | str, encoder, template,
+                text_cache, refit: bool) -> tuple[np.ndarray | None, str | None]:
+        """Set ``choices_`` (model, settings, text, blend, refit and why), then the text."""
+        if self.model != _defaults.AUTO and self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose 'auto' or one of "
+                             f"{sorted(MODELS)}")
+        self.choices_: Choices | None = None
+        choices = _defaults.choose(self, items, catalog, text=text, text_vectors=text_vectors,
+                                   refit=refit)
+        if choices.auto and text_vectors is None:
+            text = choices.text
+        self.choices_ = choices
+        return _text.text_inputs(self, items, catalog, text_vectors, text, encoder, template,
+                                 text_cache)
+
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
              histories: Sequences, text_vectors: np.ndarray | None = None,
              embedding: str | None = None, refit_on: Sequences | None = None,
@@ -302,7 +340,7 @@ class Recommender:
             raise DataError("no events to train on")
         if len(histories) != len(users):
             raise DataError(f"{len(histories)} histories for {len(users)} users")
-        if _blend.resolve(self.blend) is not None:  # refuse before training, not after
+        if _blend.resolve(self.choices_.blend_option) is not None:  # refuse before training
             check_size(len(items))
             check_memory(blend_bytes(len(items), text=text_vectors is not None),
                          f"the EASE blend on {len(items):,} items"

@@ -1,0 +1,149 @@
+"""The default model (``Recommender()``, ``prismrec train`` without flags) against the baselines.
+
+For every real dataset the loaders read: the default model's validation NDCG@10 (filtered)
+next to MostPopular, ItemKNN and EASE (each with its settings chosen on the same validation
+cases), all scored by ``prismrec.eval.evaluate`` on the split's validation cases; the test
+NDCG@10 beside it. Each dataset's result is appended to ``--results`` as it finishes, so a
+long run can be resumed and a partial table written. Writes the `defaults` section of
+docs/benchmarks.md.
+
+    python bench/defaults.py [--datasets ml-100k,...] [--threads 1] [--results FILE]
+                             [--checkpoint amazon-scientific=DIR]
+
+``--checkpoint NAME=DIR`` scores a model that ``prismrec train`` (no model flags) saved on
+that dataset's default split instead of training it again here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from _report import SHARED_DATA, command, machine, markdown_table, peak_rss_mb, write_section
+from baselines import DATASETS
+
+from prismrec.data import load_dataset
+from prismrec.eval import evaluate
+from prismrec.eval.runner import run_baseline
+from prismrec.recommender import Recommender
+
+BASELINE_NAMES = ("pop", "itemknn", "ease")
+
+
+def run_dataset(name: str, folder: str, split_name: str, data_dir: str, threads: int,
+                checkpoint: str | None) -> dict:
+    ds = load_dataset(name, f"{data_dir}/{folder}")
+    sp = ds.split(split_name)
+    row: dict = {"dataset": name, "split": sp.name, "items": len(ds.items),
+                 "valid cases": len(sp.valid)}
+    for model in BASELINE_NAMES:
+        t0 = time.perf_counter()
+        r = run_baseline(ds, model, split=sp, filter_seen=True, ks=(10,))
+        row[f"{model} valid"] = max(v["ndcg@10"] for v in r.validation)
+        row[f"{model} test"] = r.metrics["ndcg@10"]
+        row[f"{model} chosen"] = r.config
+        row[f"{model} s"] = time.perf_counter() - t0
+        print(name, model, row[f"{model} valid"], flush=True)
+    t0 = time.perf_counter()
+    if checkpoint:
+        rec = Recommender.load(checkpoint)
+        row["trained by"] = f"prismrec train, checkpoint {checkpoint}"
+        if rec.training_ is not None and rec.training_.split != sp.name:
+            raise SystemExit(f"{checkpoint} was trained on split {rec.training_.split!r}, "
+                             f"not {sp.name!r}")
+    else:
+        rec = Recommender(train_config={"threads": threads, "progress": False})
+        rec.fit_split(sp, ds.users, ds.items, ds.catalog, histories=ds.sequences)
+        row["trained by"] = "this script"
+        row["choices"] = rec.choices_.to_dict()
+    row["fit s"] = time.perf_counter() - t0
+    row["default valid"] = evaluate(rec, sp.valid, ks=(10,), n_bootstrap=0).metrics["ndcg@10"]
+    row["default test"] = evaluate(rec, sp.test, ks=(10,), n_bootstrap=0).metrics["ndcg@10"]
+    row["model"] = rec.model_.name + ("+text" if rec.text_encoder_ else "")
+    b = rec.blend_
+    row["blend weight"] = None if b is None else b.weight
+    row["alone valid"] = (rec.result_.best_metrics.get("ndcg@10") if b is None
+                          else b.alone())
+    row["best epoch"] = rec.result_.best_epoch
+    row["rss MB"] = peak_rss_mb()
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(SHARED_DATA))
+    ap.add_argument("--datasets", default=",".join(d for d, _, _ in DATASETS))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--results", default="/tmp/prismrec-bench-defaults.jsonl",
+                    help="one JSON line per finished dataset; datasets already there are "
+                    "not run again")
+    ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=DIR")
+    ap.add_argument("--no-write", action="store_true", help="print only")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    checkpoints = dict(c.split("=", 1) for c in args.checkpoint)
+    results = Path(args.results)
+    done = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            r = json.loads(line)
+            done[r["dataset"]] = r
+    wanted = args.datasets.split(",")
+    for name, folder, split in DATASETS:
+        if name in wanted and name not in done:
+            done[name] = run_dataset(name, folder, split, args.data_dir, args.threads,
+                                     checkpoints.get(name))
+            with results.open("a") as f:
+                f.write(json.dumps(done[name]) + "\n")
+    rows = []
+    for name, _, _ in DATASETS:
+        r = done.get(name)
+        if r is None:
+            continue
+        best = max(BASELINE_NAMES, key=lambda m, r=r: r[f"{m} valid"])
+        rows.append({**r, "pop": r["pop valid"], "itemknn": r["itemknn valid"],
+                     "ease": r["ease valid"], "default": r["default valid"],
+                     "best baseline": f"{best} {r[f'{best} valid']:.4f}",
+                     "default >= best": "yes" if r["default valid"] >= r[f"{best} valid"]
+                     else "no",
+                     "sequence alone": r["alone valid"],
+                     "blend weight": "off" if r["blend weight"] is None else r["blend weight"],
+                     "default test": r["default test"],
+                     "best baseline test": r[f"{best} test"]})
+    cols = ["dataset", "split", "items", "valid cases", "model", "blend weight", "default",
+            "sequence alone", "pop", "itemknn", "ease", "best baseline", "default >= best",
+            "default test", "best baseline test", "best epoch", "fit s"]
+    table = markdown_table(rows, cols)
+    missing = [n for n in wanted if n not in done]
+    print(table)
+    if args.no_write:
+        return
+    trained = "; ".join(f"{r['dataset']}: {r['trained by']}" for r in rows)
+    write_section("defaults", f"""
+## The default model against the baselines (validation)
+
+Command: `{command()}` — machine: {machine()}; shared with other engineers' jobs, so the
+`fit s` column (wall seconds) overstates the cost. Peak RSS of the last process:
+{peak_rss_mb():.0f} MB.
+
+The default is `Recommender()` / `prismrec train` without model flags
+(`prismrec.recommender._defaults`): SASRec with the settings of the best `sequence` row,
+item text (all-MiniLM-L6-v2) when the catalogue has text, the EASE blend when the catalogue
+has at most 10,000 items and fits in memory, no refit. All columns `default` to `ease` are
+NDCG@10 with seen items filtered on the split's **validation** cases, computed by the same
+`evaluate` call; each baseline's settings (grid of `prismrec evaluate`) and the blend's
+weights were chosen on those cases, so every figure is optimistic in the same way.
+`sequence alone` is the blend's validation NDCG@10 at weight 0 (the sequence model without
+EASE, trainer's ranking). `default test` and `best baseline test` are the test NDCG@10
+(filtered) of the same models. Models: {trained}.
+{"Not run: " + ", ".join(missing) + "." if missing else ""}
+
+{table}
+""")
+
+
+if __name__ == "__main__":
+    main()
