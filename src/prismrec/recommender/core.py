@@ -248,8 +248,11 @@ class Recommender:
           ``embedding="id+text"`` (or the text mode ``model_config`` names). Items without
           a catalogue row or with empty text get a zero text vector (they learn from their
           id alone); ``text_missing_`` counts them (``no_catalogue_row``, ``empty_text``).
-        - ``text="auto"`` (default) encodes only when ``model_config`` asks for a text
-          embedding and no ``text_vectors`` are given; ``text=False`` never encodes.
+        - ``text="auto"`` (default): under ``model="auto"``, encodes when the catalogue has
+          text for at least one item (and trains the ``id+text`` embedding); for a named
+          model, only when ``model_config`` asks for a text embedding and no
+          ``text_vectors`` are given. ``text=False`` never encodes. ``choices_`` records
+          the decision and its reason.
         - ``text_vectors`` (one row per item of the item vocabulary) are used as given, for
           a text-mode ``model_config``; pass ``encoder``/``template`` too if you want
           ``add_items`` and ``search`` to know how they were made.
