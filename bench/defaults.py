@@ -86,13 +86,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     checkpoints = dict(c.split("=", 1) for c in args.checkpoint)
     results = Path(args.results)
-    done = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
-            r = json.loads(line)
-            done[r["dataset"]] = r
+
+    def recorded() -> dict:  # re-read before each dataset: other invocations may add rows
+        rows = [json.loads(line) for line in results.read_text().splitlines()
+                ] if results.exists() else []
+        return {r["dataset"]: r for r in rows}
+
+    done = recorded()
     wanted = args.datasets.split(",")
     for name, folder, split in DATASETS:
+        done = recorded()
         if name in wanted and name not in done:
             done[name] = run_dataset(name, folder, split, args.data_dir, args.threads,
                                      checkpoints.get(name))
@@ -138,7 +141,9 @@ NDCG@10 with seen items filtered on the split's **validation** cases, computed b
 weights were chosen on those cases, so every figure is optimistic in the same way.
 `sequence alone` is the blend's validation NDCG@10 at weight 0 (the sequence model without
 EASE, trainer's ranking). `default test` and `best baseline test` are the test NDCG@10
-(filtered) of the same models. Models: {trained}.
+(filtered) of the same models. Models: {trained}. Rows are read back from `--results`, where
+each dataset's row was appended when it finished (datasets may run in separate invocations
+of this script, in parallel).
 {"Not run: " + ", ".join(missing) + "." if missing else ""}
 
 {table}
