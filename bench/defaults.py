@@ -33,20 +33,26 @@ from prismrec.recommender import Recommender
 BASELINE_NAMES = ("pop", "itemknn", "ease")
 
 
-def run_dataset(name: str, folder: str, split_name: str, data_dir: str, threads: int,
-                checkpoint: str | None) -> dict:
+PARTS = ("baselines", "default")
+
+
+def run_part(part: str, name: str, folder: str, split_name: str, data_dir: str, threads: int,
+             checkpoint: str | None) -> dict:
+    """One dataset's baselines, or its default model: a row of --results."""
     ds = load_dataset(name, f"{data_dir}/{folder}")
     sp = ds.split(split_name)
-    row: dict = {"dataset": name, "split": sp.name, "items": len(ds.items),
+    row: dict = {"dataset": name, "part": part, "split": sp.name, "items": len(ds.items),
                  "valid cases": len(sp.valid)}
-    for model in BASELINE_NAMES:
-        t0 = time.perf_counter()
-        r = run_baseline(ds, model, split=sp, filter_seen=True, ks=(10,))
-        row[f"{model} valid"] = max(v["ndcg@10"] for v in r.validation)
-        row[f"{model} test"] = r.metrics["ndcg@10"]
-        row[f"{model} chosen"] = r.config
-        row[f"{model} s"] = time.perf_counter() - t0
-        print(name, model, row[f"{model} valid"], flush=True)
+    if part == "baselines":
+        for model in BASELINE_NAMES:
+            t0 = time.perf_counter()
+            r = run_baseline(ds, model, split=sp, filter_seen=True, ks=(10,))
+            row[f"{model} valid"] = max(v["ndcg@10"] for v in r.validation)
+            row[f"{model} test"] = r.metrics["ndcg@10"]
+            row[f"{model} chosen"] = r.config
+            row[f"{model} s"] = time.perf_counter() - t0
+            print(name, model, row[f"{model} valid"], flush=True)
+        return row
     t0 = time.perf_counter()
     if checkpoint:
         rec = Recommender.load(checkpoint)
@@ -81,30 +87,36 @@ def main() -> None:
                     help="one JSON line per finished dataset; datasets already there are "
                     "not run again")
     ap.add_argument("--checkpoint", action="append", default=[], metavar="NAME=DIR")
+    ap.add_argument("--parts", default=",".join(PARTS),
+                    help="baselines, default or both (a row needs both to be shown)")
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     checkpoints = dict(c.split("=", 1) for c in args.checkpoint)
     results = Path(args.results)
 
-    def recorded() -> dict:  # re-read before each dataset: other invocations may add rows
-        rows = [json.loads(line) for line in results.read_text().splitlines()
-                ] if results.exists() else []
-        return {r["dataset"]: r for r in rows}
+    def recorded() -> dict[str, dict]:  # re-read each time: other invocations add rows
+        merged: dict[str, dict] = {}
+        lines = results.read_text().splitlines() if results.exists() else []
+        for line in lines:
+            r = json.loads(line)
+            merged.setdefault(r["dataset"], {"parts": set()}).update(r)
+            merged[r["dataset"]]["parts"].update([r["part"]] if "part" in r else PARTS)
+        return merged
 
-    done = recorded()
     wanted = args.datasets.split(",")
     for name, folder, split in DATASETS:
-        done = recorded()
-        if name in wanted and name not in done:
-            done[name] = run_dataset(name, folder, split, args.data_dir, args.threads,
-                                     checkpoints.get(name))
-            with results.open("a") as f:
-                f.write(json.dumps(done[name]) + "\n")
+        for part in args.parts.split(","):
+            if name in wanted and part not in recorded().get(name, {}).get("parts", ()):
+                row = run_part(part, name, folder, split, args.data_dir, args.threads,
+                               checkpoints.get(name))
+                with results.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+    done = recorded()
     rows = []
     for name, _, _ in DATASETS:
         r = done.get(name)
-        if r is None:
+        if r is None or r["parts"] != set(PARTS):
             continue
         best = max(BASELINE_NAMES, key=lambda m, r=r: r[f"{m} valid"])
         rows.append({**r, "pop": r["pop valid"], "itemknn": r["itemknn valid"],
@@ -120,7 +132,7 @@ def main() -> None:
             "sequence alone", "pop", "itemknn", "ease", "best baseline", "default >= best",
             "default test", "best baseline test", "best epoch", "fit s"]
     table = markdown_table(rows, cols)
-    missing = [n for n in wanted if n not in done]
+    missing = [n for n in wanted if n not in {r["dataset"] for r in rows}]
     print(table)
     if args.no_write:
         return

@@ -72,6 +72,9 @@ def test_without_a_catalogue_the_default_is_sasrec_with_the_blend_and_no_text(tm
     for what in ("model", "text", "blend", "refit"):
         assert f"  {what}: {ch['reasons'][what]}" in out
     assert "blend with EASE: weight" in out and "validation ndcg@10: " in out
+    loaded = Recommender.load(tmp_path / "model")  # the checkpoint keeps what was chosen
+    assert loaded.model_.name == "sasrec" and loaded.blend_.to_dict() == doc["blend"]
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "model")]) == 0
 
 
 GRU_EXACT = ["--model", "gru", "--blend", "--model-config", '{"dropout": 0, "hidden_dropout": 0}',
