@@ -120,6 +120,10 @@ def test_blend_and_model_opt_outs_and_a_named_model_trains_as_configured(tmp_pat
     assert ch["reasons"]["text"] == "off: asked for (text=False)"
     assert ch["reasons"]["blend"] == "off: asked for (blend=False)"
     assert doc["blend"] is None and doc["text"] is None
+    doc = _train(shop, tmp_path, "--epochs", "1", "--no-blend", "--model-config",
+                 '{"embedding": "id"}')  # an embedding named in the config is a choice too
+    assert doc["choices"]["text"] is False and doc["text"] is None
+    assert doc["choices"]["reasons"]["text"] == "off: model_config asks for embedding='id'"
     capsys.readouterr()
     doc = _train(shop, tmp_path, "--model", "gru", "--epochs", "1")  # catalogue has text
     ch = doc["choices"]

@@ -127,9 +127,11 @@ def _choose_text(auto: bool, name: str, text: bool | str, text_vectors, model_co
         return True, "asked for (text=True)"
     if text is False:
         return False, "off: asked for (text=False)"
-    if not auto:
+    if not auto or "embedding" in model_config:  # the caller chose the embedding
         if model_config.get("embedding", "id") in TEXT_MODES:
             return True, f"model_config asks for embedding={model_config['embedding']!r}"
+        if auto:
+            return False, "off: model_config asks for embedding='id'"
         return False, (f"off: model={name!r} trains as configured; text=True asks for "
                        "item text")
     if catalog is None:
