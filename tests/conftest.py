@@ -89,3 +89,21 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     rec = Recommender("lstm", model_config={"dim": 16},
                       train_config={"epochs": 2, "progress": False, "threads": 1}).fit(data)
     return rec.save(tmp_path_factory.mktemp("ckpt") / "lstm")
+
+
+@pytest.fixture(scope="session")
+def shop_data():
+    """Synthetic shop (80 users, 150 items) for the tests of interests, reasons and diversity."""
+    from prismrec.data.synthetic import generate
+
+    return generate(n_users=80, n_items=150, seed=1).to_dataset()
+
+
+@pytest.fixture(scope="session")
+def head_gru(shop_data):
+    """A GRU with a 3-interest head, 3 epochs on ``shop_data``; shared, never changed."""
+    from prismrec.recommender import Recommender
+
+    train = {"epochs": 3, "progress": False, "threads": 1, "batch_size": 32, "lr": 3e-3}
+    return Recommender("gru", model_config={"dim": 32, "interests": 3},
+                       train_config=train).fit(shop_data)

@@ -1,48 +1,34 @@
 """recommend(diversity=λ): lists composed from the user's interests, with reasons."""
 
 import pytest
-import torch
 
 from prismrec import Recommender
-from prismrec.data.synthetic import generate
 
 TRAIN = {"epochs": 3, "progress": False, "threads": 1, "batch_size": 32, "lr": 3e-3}
 
 
-@pytest.fixture(scope="module")
-def data():
-    torch.set_num_threads(1)
-    return generate(n_users=80, n_items=150, seed=1).to_dataset()
-
-
-@pytest.fixture(scope="module")
-def head_rec(data):
-    return Recommender("gru", model_config={"dim": 32, "interests": 3},
-                       train_config=TRAIN).fit(data)
-
-
-def test_diversity_gives_interests_and_reasons(head_rec, data):
-    users = list(data.users.ids([0, 1]))
-    out = head_rec.recommend(users, k=5, diversity=0.5)
+def test_diversity_gives_interests_and_reasons(head_gru, shop_data):
+    users = list(shop_data.users.ids([0, 1]))
+    out = head_gru.recommend(users, k=5, diversity=0.5)
     assert list(out.columns[:5]) == ["user", "rank", "item", "title", "score"]
     assert {"interest", "interest_label", "reason"} <= set(out.columns)
     assert out.groupby("user").size().to_dict() == {u: 5 for u in users}
     assert out["reason"].str.len().min() > 0
 
 
-def test_excluded_items_are_never_recommended(head_rec, data):
-    user = data.users.ids([0])[0]
-    top = head_rec.recommend(user, k=3)["item"].tolist()
-    again = head_rec.recommend(user, k=3, exclude=top)
+def test_excluded_items_are_never_recommended(head_gru, shop_data):
+    user = shop_data.users.ids([0])[0]
+    top = head_gru.recommend(user, k=3)["item"].tolist()
+    again = head_gru.recommend(user, k=3, exclude=top)
     assert not set(top) & set(again["item"])
-    composed = head_rec.recommend(user, k=3, diversity=0.5, exclude=top)
+    composed = head_gru.recommend(user, k=3, diversity=0.5, exclude=top)
     assert not set(top) & set(composed["item"])
 
 
-def test_without_an_interest_head_composition_uses_the_kmeans_fallback_and_says_so(data):
+def test_without_an_interest_head_composition_uses_the_kmeans_fallback_and_says_so(shop_data):
     rec = Recommender("gru", model_config={"dim": 16}, train_config={**TRAIN, "epochs": 1})
-    rec.fit(data)
-    user = data.users.ids([0])[0]
+    rec.fit(shop_data)
+    user = shop_data.users.ids([0])[0]
     out = rec.recommend(user, k=3, diversity=0.5)
     assert len(out) == 3 and out.attrs["components"] == "kmeans"
     assert "no interest head" in out.attrs["fallback"]
@@ -50,6 +36,6 @@ def test_without_an_interest_head_composition_uses_the_kmeans_fallback_and_says_
     assert rec.recommend(user, k=3, explain=True).attrs == out.attrs
 
 
-def test_diversity_outside_unit_interval_is_refused(head_rec, data):
+def test_diversity_outside_unit_interval_is_refused(head_gru, shop_data):
     with pytest.raises(ValueError, match=r"diversity must be in \[0, 1\]"):
-        head_rec.recommend(data.users.ids([0])[0], k=3, diversity=1.5)
+        head_gru.recommend(shop_data.users.ids([0])[0], k=3, diversity=1.5)

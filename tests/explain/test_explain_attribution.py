@@ -9,24 +9,11 @@ import torch
 
 from prismrec import Recommender
 from prismrec.data.sequences import Sequences
-from prismrec.data.synthetic import generate
 from prismrec.errors import UnknownIdError
 from prismrec.explain.attribution import interest_scorer, occlusion, served_scorer
 from prismrec.train.inference import score_sequences
 
 TRAIN = {"epochs": 3, "progress": False, "threads": 1, "batch_size": 32, "lr": 3e-3}
-
-
-@pytest.fixture(scope="module")
-def data():
-    torch.set_num_threads(1)
-    return generate(n_users=80, n_items=150, seed=1).to_dataset()
-
-
-@pytest.fixture(scope="module")
-def head_rec(data):
-    return Recommender("gru", model_config={"dim": 32, "interests": 3},
-                       train_config=TRAIN).fit(data)
 
 
 def _history(rec, user):
@@ -69,17 +56,17 @@ def _cited(frame_row, titles) -> list[str]:
     return [i for i, t in titles.items() if t and t in said]
 
 
-def test_a_reason_never_cites_an_item_below_the_median_contribution(head_rec, data):
-    titles = dict(zip(head_rec.catalog_.frame.index.astype(str),
-                      head_rec.catalog_.frame["title"], strict=True))
-    ids = head_rec.items_.to_list()
+def test_a_reason_never_cites_an_item_below_the_median_contribution(head_gru, shop_data):
+    titles = dict(zip(head_gru.catalog_.frame.index.astype(str),
+                      head_gru.catalog_.frame["title"], strict=True))
+    ids = head_gru.items_.to_list()
     checked = 0
-    for user in data.users.ids(np.arange(6)):
-        items, times = _history(head_rec, user)
+    for user in shop_data.users.ids(np.arange(6)):
+        items, times = _history(head_gru, user)
         hist_titles = {ids[i]: titles[ids[i]] for i in np.unique(items)}
-        out = head_rec.recommend(user, k=4, explain=True)
+        out = head_gru.recommend(user, k=4, explain=True)
         for _, row in out.iterrows():
-            drop = _served_drop(head_rec, items, times, ids.index(row["item"]))
+            drop = _served_drop(head_gru, items, times, ids.index(row["item"]))
             median = float(np.median(list(drop.values())))
             for cited in _cited(row, hist_titles):
                 assert drop[cited] >= median, (user, row["item"], cited)
@@ -87,23 +74,23 @@ def test_a_reason_never_cites_an_item_below_the_median_contribution(head_rec, da
     assert checked > 0
 
 
-def test_the_first_cited_item_is_the_one_whose_removal_costs_the_score_most(head_rec, data):
-    ids = head_rec.items_.to_list()
-    user = data.users.ids([3])[0]
-    items, times = _history(head_rec, user)
-    out = head_rec.recommend(user, k=3, explain=True)
+def test_the_first_cited_item_is_the_one_whose_removal_costs_the_score_most(head_gru, shop_data):
+    ids = head_gru.items_.to_list()
+    user = shop_data.users.ids([3])[0]
+    items, times = _history(head_gru, user)
+    out = head_gru.recommend(user, k=3, explain=True)
     for _, row in out.iterrows():
-        drop = _served_drop(head_rec, items, times, ids.index(row["item"]))
+        drop = _served_drop(head_gru, items, times, ids.index(row["item"]))
         best = max(drop, key=drop.get)
-        title = head_rec.catalog_.frame.loc[best, "title"]
+        title = head_gru.catalog_.frame.loc[best, "title"]
         assert row["reason"].split("because you viewed ", 1)[1].startswith(title)
 
 
-def test_composed_reasons_follow_the_interest_relevance_that_ranked_the_list(head_rec, data):
-    model = head_rec.model_
-    user = data.users.ids([5])[0]
-    items, times = _history(head_rec, user)
-    target = head_rec.items_.index_of(head_rec.recommend(user, k=1, diversity=0.0)
+def test_composed_reasons_follow_the_interest_relevance_that_ranked_the_list(head_gru, shop_data):
+    model = head_gru.model_
+    user = shop_data.users.ids([5])[0]
+    items, times = _history(head_gru, user)
+    target = head_gru.items_.index_of(head_gru.recommend(user, k=1, diversity=0.0)
                                       ["item"].iloc[0])
     got = occlusion(interest_scorer(model), items, times, np.array([target]))
     full = _relevance(model, items, times, target)
@@ -114,13 +101,13 @@ def test_composed_reasons_follow_the_interest_relevance_that_ranked_the_list(hea
         assert got.drop[u, 0] == pytest.approx(expect, rel=1e-3, abs=1e-4)
 
 
-def test_served_contributions_match_scoring_each_shorter_history(head_rec, data):
-    user = data.users.ids([2])[0]
-    items, times = _history(head_rec, user)
+def test_served_contributions_match_scoring_each_shorter_history(head_gru, shop_data):
+    user = shop_data.users.ids([2])[0]
+    items, times = _history(head_gru, user)
     target = 7
-    got = occlusion(served_scorer(head_rec), items, times, np.array([target]))
-    expect = _served_drop(head_rec, items, times, target)
-    ids = head_rec.items_.to_list()
+    got = occlusion(served_scorer(head_gru), items, times, np.array([target]))
+    expect = _served_drop(head_gru, items, times, target)
+    ids = head_gru.items_.to_list()
     for u, it in enumerate(got.items):
         assert got.drop[u, 0] == pytest.approx(expect[ids[it]], rel=1e-4, abs=1e-5)
     assert list(got.position) == sorted(got.position)  # ordered by latest occurrence
@@ -139,56 +126,56 @@ def _owner(rec, user, item_ids):
     return [prof.interests[j].component for j in np.argmax(s, axis=0)]
 
 
-def test_muting_an_interest_removes_every_item_that_belongs_to_it(head_rec, data):
-    user = data.users.ids([1])[0]
-    prof = head_rec.profile(user)
+def test_muting_an_interest_removes_every_item_that_belongs_to_it(head_gru, shop_data):
+    user = shop_data.users.ids([1])[0]
+    prof = head_gru.profile(user)
     assert len(prof) >= 2
-    plain = head_rec.recommend(user, k=8, diversity=0.5)
+    plain = head_gru.recommend(user, k=8, diversity=0.5)
     muted_id = int(plain["interest"].iloc[0])
-    muted = head_rec.recommend(user, k=8, diversity=0.5, mute=[muted_id])
+    muted = head_gru.recommend(user, k=8, diversity=0.5, mute=[muted_id])
     assert len(muted) == 8
     assert muted_id not in set(muted["interest"])
-    assert muted_id not in _owner(head_rec, user, muted["item"])
-    owned = [i for i, o in zip(plain["item"], _owner(head_rec, user, plain["item"]),
+    assert muted_id not in _owner(head_gru, user, muted["item"])
+    owned = [i for i, o in zip(plain["item"], _owner(head_gru, user, plain["item"]),
                                strict=True) if o == muted_id]
     assert owned and not set(owned) & set(muted["item"])
 
 
-def test_boosting_an_interest_raises_its_share_of_the_list(head_rec, data):
-    user = data.users.ids([1])[0]
-    prof = head_rec.profile(user)
+def test_boosting_an_interest_raises_its_share_of_the_list(head_gru, shop_data):
+    user = shop_data.users.ids([1])[0]
+    prof = head_gru.profile(user)
     light = prof.interests[-1].component  # the lightest interest
-    before = head_rec.recommend(user, k=10, diversity=1.0)
-    after = head_rec.recommend(user, k=10, diversity=1.0, boost=[light])
+    before = head_gru.recommend(user, k=10, diversity=1.0)
+    after = head_gru.recommend(user, k=10, diversity=1.0, boost=[light])
     assert (after["interest"] == light).sum() > (before["interest"] == light).sum()
 
 
-def test_mute_or_boost_alone_composes_at_the_default_diversity(head_rec, data):
+def test_mute_or_boost_alone_composes_at_the_default_diversity(head_gru, shop_data):
     from prismrec.recommender.core import DEFAULT_DIVERSITY
 
-    user = data.users.ids([1])[0]
-    heavy = head_rec.profile(user).interests[0].component
-    a = head_rec.recommend(user, k=5, boost=[heavy])
-    b = head_rec.recommend(user, k=5, diversity=DEFAULT_DIVERSITY, boost=[heavy])
+    user = shop_data.users.ids([1])[0]
+    heavy = head_gru.profile(user).interests[0].component
+    a = head_gru.recommend(user, k=5, boost=[heavy])
+    b = head_gru.recommend(user, k=5, diversity=DEFAULT_DIVERSITY, boost=[heavy])
     assert a.equals(b)
 
 
-def test_unknown_or_contradictory_steering_is_refused_with_the_known_ids(head_rec, data):
-    user = data.users.ids([1])[0]
-    ids = [i.component for i in head_rec.profile(user).interests]
+def test_unknown_or_contradictory_steering_is_refused_with_the_known_ids(head_gru, shop_data):
+    user = shop_data.users.ids([1])[0]
+    ids = [i.component for i in head_gru.profile(user).interests]
     with pytest.raises(UnknownIdError, match="has interests " + ", ".join(map(str, ids))):
-        head_rec.recommend(user, k=3, mute=[99])
+        head_gru.recommend(user, k=3, mute=[99])
     with pytest.raises(ValueError, match="both muted and boosted"):
-        head_rec.recommend(user, k=3, mute=[ids[0]], boost=[ids[0]])
+        head_gru.recommend(user, k=3, mute=[ids[0]], boost=[ids[0]])
     with pytest.raises(ValueError, match="every interest"):
-        head_rec.recommend(user, k=3, mute=ids)
+        head_gru.recommend(user, k=3, mute=ids)
 
 
-def test_with_a_blend_contributions_include_the_item_item_part(data):
+def test_with_a_blend_contributions_include_the_item_item_part(shop_data):
     rec = Recommender("gru", model_config={"dim": 16}, train_config=TRAIN,
-                      blend={"lams": [10.0], "decays": [0.8], "weights": [0.5]}).fit(data)
+                      blend={"lams": [10.0], "decays": [0.8], "weights": [0.5]}).fit(shop_data)
     assert rec.blend_ is not None and rec.item_item_ is not None
-    user = data.users.ids([4])[0]
+    user = shop_data.users.ids([4])[0]
     items, times = _history(rec, user)
     target = int(rec.items_.index_of(rec.recommend(user, k=1)["item"].iloc[0]))
     got = occlusion(served_scorer(rec), items, times, np.array([target]))
@@ -200,28 +187,28 @@ def test_with_a_blend_contributions_include_the_item_item_part(data):
     assert not np.allclose(got.drop[:, 0], seq_only.drop[:, 0])  # the blend changes them
 
 
-def test_a_given_history_gives_the_same_document_and_reasons_as_the_stored_one(head_rec,
-                                                                               data):
+def test_a_given_history_gives_the_same_document_and_reasons_as_the_stored_one(head_gru,
+                                                                               shop_data):
     from prismrec.explain.interests import compose_for, compose_for_history, profile_of_history
 
-    user = data.users.ids([2])[0]
-    items, times = _history(head_rec, user)
-    prof = profile_of_history(head_rec, items, times, user=user)
-    assert prof.to_dict() == head_rec.profile(user).to_dict()
-    a = compose_for_history(head_rec, items, times, user=user, k=4, diversity=0.25,
+    user = shop_data.users.ids([2])[0]
+    items, times = _history(head_gru, user)
+    prof = profile_of_history(head_gru, items, times, user=user)
+    assert prof.to_dict() == head_gru.profile(user).to_dict()
+    a = compose_for_history(head_gru, items, times, user=user, k=4, diversity=0.25,
                             mute=[prof.interests[0].component], profile=prof)
-    assert a.equals(compose_for(head_rec, user, 4, diversity=0.25,
+    assert a.equals(compose_for(head_gru, user, 4, diversity=0.25,
                                 mute=[prof.interests[0].component]))
-    shorter = profile_of_history(head_rec, items[:5], times[:5], user=user)
+    shorter = profile_of_history(head_gru, items[:5], times[:5], user=user)
     assert shorter.to_dict()["n_events"] == 5
 
 
-def test_any_history_is_explained_from_its_own_contributions(head_rec, data):
-    user = data.users.ids([3])[0]
-    items, times = _history(head_rec, user)
-    ids = head_rec.items_.to_list()
-    seq = head_rec.recommend_for_sequence([ids[i] for i in items], k=3, times=list(times),
+def test_any_history_is_explained_from_its_own_contributions(head_gru, shop_data):
+    user = shop_data.users.ids([3])[0]
+    items, times = _history(head_gru, user)
+    ids = head_gru.items_.to_list()
+    seq = head_gru.recommend_for_sequence([ids[i] for i in items], k=3, times=list(times),
                                           explain=True)
-    same = head_rec.recommend(user, k=3, explain=True).drop(columns="user")
+    same = head_gru.recommend(user, k=3, explain=True).drop(columns="user")
     pd.testing.assert_frame_equal(seq, same)
     assert seq.attrs == same.attrs
