@@ -116,27 +116,30 @@ def main() -> None:
     rows = []
     for name, _, _ in DATASETS:
         r = done.get(name)
-        if r is None or r["parts"] != set(PARTS):
+        if r is None or "baselines" not in r["parts"]:
             continue
         best = max(BASELINE_NAMES, key=lambda m, r=r: r[f"{m} valid"])
-        rows.append({**r, "pop": r["pop valid"], "itemknn": r["itemknn valid"],
-                     "ease": r["ease valid"], "default": r["default valid"],
-                     "best baseline": f"{best} {r[f'{best} valid']:.4f}",
-                     "default >= best": "yes" if r["default valid"] >= r[f"{best} valid"]
-                     else "no",
-                     "sequence alone": r["alone valid"],
-                     "blend weight": "off" if r["blend weight"] is None else r["blend weight"],
-                     "default test": r["default test"],
-                     "best baseline test": r[f"{best} test"]})
+        row = {**r, "pop": r["pop valid"], "itemknn": r["itemknn valid"],
+               "ease": r["ease valid"], "best baseline": f"{best} {r[f'{best} valid']:.4f}",
+               "best baseline test": r[f"{best} test"]}
+        if "default" in r["parts"]:
+            row |= {"default": r["default valid"], "sequence alone": r["alone valid"],
+                    "default >= best": "yes" if r["default valid"] >= r[f"{best} valid"]
+                    else "no",
+                    "blend weight": "off" if r["blend weight"] is None else r["blend weight"],
+                    "default test": r["default test"]}
+        else:
+            row |= {"default": "not run", "default >= best": "not run", "model": "-"}
+        rows.append(row)
     cols = ["dataset", "split", "items", "valid cases", "model", "blend weight", "default",
             "sequence alone", "pop", "itemknn", "ease", "best baseline", "default >= best",
             "default test", "best baseline test", "best epoch", "fit s"]
     table = markdown_table(rows, cols)
-    missing = [n for n in wanted if n not in {r["dataset"] for r in rows}]
+    missing = [n for n in wanted if n not in done or "default" not in done[n]["parts"]]
     print(table)
     if args.no_write:
         return
-    trained = "; ".join(f"{r['dataset']}: {r['trained by']}" for r in rows)
+    trained = "; ".join(f"{r['dataset']}: {r['trained by']}" for r in rows if "trained by" in r)
     write_section("defaults", f"""
 ## The default model against the baselines (validation)
 
@@ -156,7 +159,8 @@ EASE, trainer's ranking). `default test` and `best baseline test` are the test N
 (filtered) of the same models. Models: {trained}. Rows are read back from `--results`, where
 each dataset's row was appended when it finished (datasets may run in separate invocations
 of this script, in parallel).
-{"Not run: " + ", ".join(missing) + "." if missing else ""}
+{"Default model not run (did not finish in the time available): " + ", ".join(missing) + "."
+ if missing else ""}
 
 {table}
 """)
