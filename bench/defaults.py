@@ -8,7 +8,8 @@ long run can be resumed and a partial table written. Writes the `defaults` secti
 docs/benchmarks.md.
 
     python bench/defaults.py [--datasets ml-100k,...] [--threads 1] [--results FILE]
-                             [--checkpoint amazon-scientific=DIR]
+                             [--checkpoint amazon-scientific=DIR] [--parts baselines,default]
+                             [--recorded-only]
 
 ``--checkpoint NAME=DIR`` scores a model that ``prismrec train`` (no model flags) saved on
 that dataset's default split instead of training it again here.
@@ -92,6 +93,8 @@ def main() -> None:
     ap.add_argument("--parts", default=",".join(PARTS),
                     help="baselines, default or both (a row needs both to be shown)")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--recorded-only", action="store_true",
+                    help="run nothing: report the rows already in --results")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     checkpoints = dict(c.split("=", 1) for c in args.checkpoint)
@@ -109,7 +112,8 @@ def main() -> None:
     wanted = args.datasets.split(",")
     for name, folder, split in DATASETS:
         for part in args.parts.split(","):
-            if name in wanted and part not in recorded().get(name, {}).get("parts", ()):
+            if (name in wanted and not args.recorded_only
+                    and part not in recorded().get(name, {}).get("parts", ())):
                 row = run_part(part, name, folder, split, args.data_dir, args.threads,
                                checkpoints.get(name))
                 with results.open("a") as f:
@@ -135,7 +139,7 @@ def main() -> None:
         rows.append(row)
     cols = ["dataset", "split", "items", "valid cases", "model", "blend weight", "default",
             "sequence alone", "pop", "itemknn", "ease", "best baseline", "default >= best",
-            "default test", "best baseline test", "best epoch", "train s", "fit s"]
+            "default test", "best baseline test", "best epoch", "train s", "fit s", "rss MB"]
     table = markdown_table(rows, cols)
     missing = [n for n in wanted if n not in done or "default" not in done[n]["parts"]]
     print(table)
@@ -148,8 +152,8 @@ def main() -> None:
 Command: `{command()}` — machine: {machine()}; shared with other engineers' jobs (load
 average 6-13 on 2 cores), so the wall-second columns overstate the cost: `train s` is the
 sequence model's training, `fit s` the whole fit (text encoding, training, the blend's
-choice; only for models this script trained). Peak RSS of the last process:
-{peak_rss_mb():.0f} MB.
+choice; only for models this script trained). `rss MB`: peak RSS of the process that
+scored the default model (and trained it, when this script did).
 
 The default is `Recommender()` / `prismrec train` without model flags
 (`prismrec.recommender._defaults`): SASRec with the settings of the best `sequence` row,
@@ -161,8 +165,10 @@ weights were chosen on those cases, so every figure is optimistic in the same wa
 `sequence alone` is the blend's validation NDCG@10 at weight 0 (the sequence model without
 EASE, trainer's ranking). `default test` and `best baseline test` are the test NDCG@10
 (filtered) of the same models. Models: {trained}. Rows are read back from `--results`, where
-each dataset's row was appended when it finished (datasets may run in separate invocations
-of this script, in parallel).
+each dataset's parts were appended when they finished: separate invocations of this script
+(`--datasets NAME --parts baselines|default --threads 1 --results FILE`, in parallel), and
+for a checkpoint row, the model of `prismrec train --dataset NAME --data-dir DIR --threads 1
+--out CKPT` (no model flags) scored with `--checkpoint NAME=CKPT`.
 {"Default model not run (did not finish in the time available): " + ", ".join(missing) + "."
  if missing else ""}
 
