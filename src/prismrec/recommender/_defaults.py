@@ -11,10 +11,11 @@ the parts the data cannot support switched off, each decision recorded with its 
 - item text: on when the catalogue gives text for at least one item (encoder: the one
   passed to ``fit``, else the packaged all-MiniLM-L6-v2); the ``id+text`` embedding
   (``AUTO_TEXT_CONFIG``). Off without a catalogue or without text in it.
-- the EASE blend: on when the catalogue has at most ``AUTO_BLEND_MAX_ITEMS`` items and its
-  dense N x N fit fits in the memory available now. Its weight is chosen on validation
-  from a grid that includes 0 (the sequence model alone), so on the validation cases the
-  blend never scores below the sequence model alone.
+- the EASE blend: on when the fit has validation cases, the catalogue has at most
+  ``AUTO_BLEND_MAX_ITEMS`` items and its dense N x N fit fits in the memory available
+  now. Its weight is chosen on validation from a grid that includes 0 (the sequence model
+  alone), so on the validation cases the blend never scores below the sequence model
+  alone.
 - refit: off. Refitting trains on the validation targets, so validation cannot tell
   whether it helps; it costs a second training. ``refit=True`` asks for it.
 
@@ -78,8 +79,11 @@ class Choices:
 
 def choose(rec: Recommender, items: Vocab, catalog: Catalog | None, *,
            text: bool | str, text_vectors: np.ndarray | None, refit: bool,
-           available: int | None = None) -> Choices:
-    """The model, its settings, text, blend and refit for this fit, with reasons."""
+           validated: bool = True, available: int | None = None) -> Choices:
+    """The model, its settings, text, blend and refit for this fit, with reasons.
+
+    ``validated``: the fit has validation cases (the auto blend needs them to choose its
+    weight; without them it stays off)."""
     auto = rec.model == AUTO
     given_model = _as_dict(rec.model_config)
     reasons: dict[str, str] = {}
@@ -98,7 +102,8 @@ def choose(rec: Recommender, items: Vocab, catalog: Catalog | None, *,
     train_config = rec.train_config
     if auto and (train_config is None or isinstance(train_config, dict)):
         train_config = {**AUTO_TRAIN_CONFIG, **(train_config or {})}
-    option, reasons["blend"] = _choose_blend(auto, rec.blend, len(items), use_text, available)
+    option, reasons["blend"] = _choose_blend(auto, rec.blend, len(items), use_text,
+                                             validated, available)
     reasons["refit"] = ("asked for (refit=True): a second training on train + validation"
                         if refit else "off: refitting trains on the validation targets, so "
                         "validation cannot show whether it helps; it costs a second training "
@@ -146,14 +151,18 @@ def _choose_text(auto: bool, name: str, text: bool | str, text_vectors, model_co
                   "items; encoded once (cost: one pass of the text encoder over them)")
 
 
-def _choose_blend(auto: bool, blend, n_items: int, text: bool,
+def _choose_blend(auto: bool, blend, n_items: int, text: bool, validated: bool,
                   available: int | None) -> tuple[Any, str]:
     if blend is False:
         return None, "off: asked for (blend=False)"
     if blend is None and not auto:
         return None, "off: a named model blends only when asked (blend=True or 'auto')"
     if blend is not None and blend != AUTO:
-        return blend, "asked for; its weight is chosen on validation"
+        return blend, ("asked for; its weight is chosen on validation" if validated else
+                       "asked for; no validation cases, so BlendConfig's default weights")
+    if not validated:
+        return None, ("off: no validation cases to choose its weight on (the blend could "
+                      "then score below the sequence model alone)")
     if n_items > AUTO_BLEND_MAX_ITEMS:
         return None, (f"off: {n_items:,} items is more than {AUTO_BLEND_MAX_ITEMS:,}, where "
                       "the blend's EASE solves (N x N, 6-18 of them) take too long for a "

@@ -270,8 +270,6 @@ class Recommender:
         if refit and not valid:
             raise ValueError("refit=True retrains for the epochs chosen on validation: it "
                              "needs valid=True")
-        vectors, mode = self._choose(data.items, catalog, text_vectors, text, encoder,
-                                     template, text_cache, refit)
         seqs = data.sequences
         split_name = "holdout_last"
         if valid:
@@ -280,6 +278,8 @@ class Recommender:
                 train, cases, split_name = seqs, None, "all"
         else:
             train, cases, split_name = seqs, None, "all"
+        vectors, mode = self._choose(data.items, catalog, text_vectors, text, encoder,
+                                     template, text_cache, refit, cases is not None)
         self._fit(train, cases, data.users, data.items, seqs, vectors, mode,
                   refit_on=seqs if refit else None, split_name=split_name)
         self.catalog_ = catalog
@@ -305,9 +305,9 @@ class Recommender:
         retrains on ``split.train_and_valid()`` with the chosen epochs and blend (see
         ``fit``); the test cases are never seen.
         """
-        vectors, mode = self._choose(items, catalog, text_vectors, text, encoder, template,
-                                     text_cache, refit)
         valid = split.valid if len(split.valid) else None
+        vectors, mode = self._choose(items, catalog, text_vectors, text, encoder, template,
+                                     text_cache, refit, valid is not None)
         if refit and valid is None:
             raise ValueError(f"refit=True needs validation cases to choose the epochs; split "
                              f"{split.name!r} has none")
@@ -321,14 +321,15 @@ class Recommender:
 
     def _choose(self, items: Vocab, catalog: Catalog | None,
                 text_vectors: np.ndarray | None, text: bool | str, encoder, template,
-                text_cache, refit: bool) -> tuple[np.ndarray | None, str | None]:
+                text_cache, refit: bool, validated: bool
+                ) -> tuple[np.ndarray | None, str | None]:
         """Set ``choices_`` (model, settings, text, blend, refit and why), then the text."""
         if self.model != _defaults.AUTO and self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose 'auto' or one of "
                              f"{sorted(MODELS)}")
         self.choices_: Choices | None = None
         choices = _defaults.choose(self, items, catalog, text=text, text_vectors=text_vectors,
-                                   refit=refit)
+                                   refit=refit, validated=validated)
         if choices.auto and text_vectors is None:
             text = choices.text
         self.choices_ = choices
