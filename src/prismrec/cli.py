@@ -583,7 +583,8 @@ def _default_args(s: argparse.ArgumentParser) -> None:
                    help="mix in EASE item-item scores; the weight (0, the sequence model "
                    "alone, allowed), EASE penalty and recency decay are chosen on "
                    "validation. Default (auto): on for --model auto when the catalogue has "
-                   "at most 10,000 items and EASE fits in the memory available (costs 6 "
+                   "at most 10,000 items, EASE fits in the memory available and the split "
+                   "has validation cases (costs 6 "
                    "dense N x N solves, 18 with text), off for a named model")
     s.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
                    help="after validation has chosen the epochs, train a fresh model on "

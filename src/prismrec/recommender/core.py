@@ -81,8 +81,9 @@ class Recommender:
     ``model="auto"`` (the default) trains the strongest configuration measured, as far as
     the data supports it (``prismrec.recommender._defaults``): SASRec with tuned settings,
     item text when the catalogue has text, the EASE blend when the catalogue fits in memory
-    (at most 10,000 items), no refit. It costs more than a bare model: a text-encoder pass
-    over the catalogue and the blend's EASE solves. ``choices_`` records, after ``fit``,
+    (at most 10,000 items) and there are validation cases, no refit. It costs more than a
+    bare model: a text-encoder pass over the catalogue, more epochs and the blend's EASE
+    solves. ``choices_`` records, after ``fit``,
     what was chosen and why. A named model (``"lstm"``, ``"gru"``, ``"sasrec"``) trains as
     configured: its config defaults, text and blend only when asked.
 
