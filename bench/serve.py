@@ -561,13 +561,16 @@ routes are async. Recommendation requests that reach the event loop together are
 batch, one batch at a time; while the service is busy a batch first waits
 {ServeSettings().batch_window_ms:g} ms (`batch_window_ms`) for company, so that the clients just
 answered can join it (`prismrec.serve.batching.LoopBatcher`,
-`LiveProfiles.start_recommendations`: checks and reasons on the loop; the store reads, one
-(B, D) x (D, N) product with a transposed item table and one block top-k over the batch on a scoring
+`LiveProfiles.start_recommendations`: the store reads -- one for the batch's states, one for
+its stored preferences --, one (B, D + 1) x (D + 1, N) product with a transposed item table
+whose last row is the output bias, one block top-k over the batch and the reasons on a scoring
 thread, which frees the loop meanwhile), and their route reads its own query instead of
-FastAPI's per-request parameter solving (`prismrec.serve.routes.PlainRoute`); ingest batches run
-on one worker thread. Clients: one asyncio process on the same machine with 10 keep-alive
-connections (raw HTTP/1.1, so that the load generator costs little), competing with the server
-for the 2 cores. 1-minute load average {load_before:.1f} before the run and {load_after:.1f}
+FastAPI's per-request parameter solving (`prismrec.serve.routes.PlainRoute`) and writes its
+reply as JSON bytes with the parts that repeat (item id and title, reason) encoded once
+(`prismrec.serve.reply`); ingest batches run on one worker thread. Clients: one asyncio
+process on the same machine with 10 keep-alive connections (raw HTTP/1.1, so that the load
+generator costs little), competing with the server for the 2 cores. 1-minute load average
+{load_before:.1f} before the run and {load_after:.1f}
 after it (above 2 means other work shared the cores; it shows mostly in p99).{busy}
 
 Each phase with a target runs {args.repeats} times (over HTTP a fresh client process each time;

@@ -139,6 +139,14 @@ def test_a_recommendation_from_a_current_profile_is_one_store_read(rec, store):
     log.calls.clear()
     live.recommendations("cur", 5)
     assert log.calls[0] == "get_state" and "events_since" in log.calls  # the gap is read
+    users = ["two", "three", "four"]
+    live.update([Event(u, f"i0000{j}", T0 + j) for j, u in enumerate(users)])
+    log.calls.clear()
+    batch = live.recommendations_many([dict(user=u, k=5) for u in users])
+    assert log.calls == ["get_states"]  # a batch: one read of every user's state
+    for got, one in zip(batch, [live.recommendations(u, 5) for u in users], strict=True):
+        assert got.items == one.items  # scores: equal up to the batched product's rounding
+        assert got.scores == pytest.approx(one.scores, rel=1e-5)
 
 
 def test_unknown_items_are_logged_and_reported_but_not_fed_to_the_model(rec, live, store):

@@ -78,6 +78,37 @@ def test_get_states_of_many_users_crosses_chunk_boundaries(store):
     assert len(got) == 1203 and all(got[u].blob == u.encode() for u in users)
 
 
+# -- preferences_of -----------------------------------------------------------------------------
+
+
+def test_preferences_of_equals_preferences_per_user_in_request_order(store):
+    logged(store, {"ann": 1, "bob": 1, "cy": 1})
+    store.set_preference("bob", 3, "mute")
+    store.set_preference("bob", 1, "boost")
+    store.set_preference("ann", 0, "mute")
+    users = ["cy", "bob", "nobody", "ann", "bob"]
+    got = store.preferences_of(users)
+    assert list(got) == ["cy", "bob", "nobody", "ann"]  # duplicates once, order kept
+    assert got == {u: store.preferences(u) for u in users}
+    assert [p.interest for p in got["bob"]] == [1, 3] and got["cy"] == []
+
+
+def test_preferences_of_reads_ids_in_their_stored_form_and_crosses_chunks(store):
+    nfd, nfc = "Jose\u0301", "Jos\u00e9"
+    users = [f"u{k:04d}" for k in range(1203)] + [nfc]
+    logged(store, dict.fromkeys(users, 1))
+    store.set_preference(nfc, 2, "boost")
+    store.set_preference("u1202", 1, "mute")
+    got = store.preferences_of(users[:-1] + [nfd])
+    assert len(got) == 1204 and got["u1202"][0].steer == "mute"
+    assert [p.interest for p in got[nfc]] == [2]
+
+
+def test_preferences_of_refuses_a_bare_string(store):
+    with pytest.raises(DataError, match="preferences_of takes a list of user ids"):
+        store.preferences_of("ann")
+
+
 # -- events_since -------------------------------------------------------------------------------
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -244,3 +246,23 @@ def test_a_users_log_stops_at_the_quota_and_what_is_dropped_is_counted(rec, stor
         assert store.event_count("q") == 5 and store.event_count("other") == 1
         metrics = client.get("/metrics", headers={"X-API-Key": ADMIN}).text
         assert "prismrec_events_over_quota_total 3.0" in metrics
+
+
+@pytest.mark.parametrize("command", [["serve", "--store", "sqlite:///p.db"], ["ui"]])
+def test_no_key_goes_on_a_command_line_neither_in_a_flag_nor_in_the_docs(command, capsys):
+    """Finding 7: a key given as an argument is visible in ``ps``. No flag takes one (not
+    even abbreviated), and no command line in the README or docs/ shows one."""
+    from prismrec.cli import build_parser
+
+    parser = build_parser()
+    for flag in ("--api-key", "--admin-key", "--dashboard-key", "--key"):
+        for args in ([flag, "k3y-value-123"], [f"{flag}=k3y-value-123"]):
+            with pytest.raises(SystemExit) as refused:
+                parser.parse_args([*command, "--checkpoint", "ckpt", *args])
+            assert refused.value.code == 2
+            assert "unrecognized arguments" in capsys.readouterr().err
+    root = Path(__file__).resolve().parents[2]
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        shown = re.findall(r"--(?:api|admin|dashboard)-key(?!-file)\b[ =]\S+", text)
+        assert not shown, f"{doc.name} puts a key on a command line: {shown}"

@@ -37,6 +37,10 @@ class NotingStore(SQLiteStore):
         self._note("get_states")
         return super().get_states(users)
 
+    def preferences_of(self, users):
+        self._note("preferences_of")
+        return super().preferences_of(users)
+
     def events(self, user, **kw):
         self._note("events")
         return super().events(user, **kw)
@@ -80,4 +84,6 @@ def test_recommendation_store_reads_and_writes_stay_off_the_event_loop(tiny_chec
     writes = [t for name, t in recommend_calls if name == "put_state"]
     assert writes and all(t.startswith("prismrec-store-pending") for t in writes)
     assert any(t.startswith("prismrec-score") for _, t in recommend_calls)
+    prefs = [t for name, t in recommend_calls if name == "preferences_of"]
+    assert len(prefs) == 3 and all(t.startswith("prismrec-score") for t in prefs)  # 1 a batch
     store.close()

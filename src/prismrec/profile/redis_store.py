@@ -507,12 +507,20 @@ class RedisStore(StoreBase):
     @_translate
     def preferences(self, user: str) -> list[Preference]:
         """The user's stored interest preferences, by interest id."""
-        raw = self._r.hgetall(self._key(b"prefs:", lookup_id(user, "user")))
-        out = []
-        for field, value in raw.items():
-            steer, at = value.decode().split(" ", 1)
-            out.append(Preference(int(field), steer, float(at)))
-        return sorted(out, key=lambda p: p.interest)
+        return _preferences(self._r.hgetall(self._key(b"prefs:", lookup_id(user, "user"))))
+
+    @_translate
+    def preferences_of(self, users: Sequence[str]) -> dict[str, list[Preference]]:
+        """``preferences`` of many users, one pipelined round trip: user -> list (empty if
+        none)."""
+        wanted = check_users(users, "preferences_of")
+        if not wanted:
+            return {}
+        pipe = self._r.pipeline(transaction=True)
+        for user in wanted:
+            pipe.hgetall(self._key(b"prefs:", user))
+        return {user: _preferences(raw)
+                for user, raw in zip(wanted, pipe.execute(), strict=True)}
 
     @_translate
     def set_preference(self, user: str, interest: int, steer: str | None) -> None:
@@ -598,3 +606,12 @@ def _state_from_fields(r: list) -> StoredState:
         updated_at=float(updated_at),
         logged=int(logged or 0),
     )
+
+
+def _preferences(raw: dict[bytes, bytes]) -> list[Preference]:
+    """A user's preferences hash as ``Preference`` records, by interest id."""
+    out = []
+    for field, value in raw.items():
+        steer, at = value.decode().split(" ", 1)
+        out.append(Preference(int(field), steer, float(at)))
+    return sorted(out, key=lambda p: p.interest)

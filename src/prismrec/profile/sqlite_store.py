@@ -519,6 +519,20 @@ class SQLiteStore(StoreBase):
                           "ORDER BY interest", (lookup_id(user, "user"),))
         return [Preference(int(i), s, float(t)) for i, s, t in rows]
 
+    def preferences_of(self, users: Sequence[str]) -> dict[str, list[Preference]]:
+        """``preferences`` of many users, one snapshot: user -> list (empty if none)."""
+        wanted = check_users(users, "preferences_of")
+        out: dict[str, list[Preference]] = {u: [] for u in wanted}
+        if not wanted:
+            return out
+        with self._read(_n_chunks(wanted)) as c:
+            for chunk in _chunks(wanted):
+                for user, i, steer, at in c.execute(
+                        "SELECT user, interest, steer, updated_at FROM preferences WHERE user "
+                        f"IN ({','.join('?' * len(chunk))}) ORDER BY user, interest", chunk):
+                    out[user].append(Preference(int(i), steer, float(at)))
+        return out
+
     def set_preference(self, user: str, interest: int, steer: str | None) -> None:
         """Store "mute" or "boost" for the user's interest, or clear it (``steer=None``)."""
         user = lookup_id(user, "user")

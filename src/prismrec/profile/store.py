@@ -193,6 +193,8 @@ class ProfileStore(Protocol):
 
     def preferences(self, user: str) -> list[Preference]: ...
 
+    def preferences_of(self, users: Sequence[str]) -> dict[str, list[Preference]]: ...
+
     def set_preference(self, user: str, interest: int, steer: str | None) -> None: ...
 
     def forget(self, user: str) -> bool: ...
@@ -322,11 +324,11 @@ def validate_state(user: str, state: StoredState, expected_version: int | None) 
     )
 
 
-def check_users(users: Sequence[str]) -> list[str]:
-    """A batch of user ids for `get_states`, duplicates dropped, order kept."""
+def check_users(users: Sequence[str], method: str = "get_states") -> list[str]:
+    """A batch of user ids for `get_states` (or another batch read, ``method``), duplicates
+    dropped, order kept."""
     if isinstance(users, str) or not isinstance(users, Sequence | set | frozenset):
-        raise DataError("get_states takes a list of user ids, not "
-                        f"{type(users).__name__}")
+        raise DataError(f"{method} takes a list of user ids, not {type(users).__name__}")
     return list(dict.fromkeys(lookup_id(u, "user") for u in users))
 
 

@@ -10,9 +10,9 @@ exception text: those go to the server log. The key is checked, and the limits a
 before the body is read (``prismrec.serve.gate``). Route handlers are plain functions, run
 in the server's thread pool, except the two hot ones (events, recommendations), which are
 async and batch their model work (``prismrec.serve.batching``: a recommendation batch's
-store reads, product and top-k on a scoring thread and its reasons on the event loop, ingest
-on a worker thread): no store round trip runs on the event loop. The store and
-``LiveProfiles`` are thread-safe.
+store reads, product, top-k and reasons on a scoring thread, its reply written as JSON bytes
+on the event loop (``prismrec.serve.reply``), ingest on a worker thread): no store round
+trip runs on the event loop. The store and ``LiveProfiles`` are thread-safe.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ class Metrics:
                                   ["method", "route"], buckets=BUCKETS, registry=r)
         self._counters = {name: Counter(name, text, registry=r)
                           for name, text in COUNTERS.items()}
+        self._children: dict[tuple[str, str, int], tuple] = {}  # bounded: route templates
         info = info or {}
         self._info = Gauge("prismrec_info", "the model this service serves", list(info),
                            registry=r, multiprocess_mode="max")
@@ -71,8 +72,13 @@ class Metrics:
             self._counters[name].inc(amount)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._requests.labels(method, route, str(status)).inc()
-        self._latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:  # ``labels`` resolved once per route and status, not per request
+            children = self._children[key] = (self._requests.labels(method, route, str(status)),
+                                              self._latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> str:
         """The exposition text: this process's counts, or every worker's summed."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +33,10 @@ from prismrec.serve.auth import (
     client_guard,
 )
 from prismrec.serve.batching import Batcher, LoopBatcher, each
-from prismrec.serve.interests import InterestRoutes, fast_items
+from prismrec.serve.interests import InterestRoutes
 from prismrec.serve.limits import LogQuota, drop_too_old
 from prismrec.serve.metrics import CONTENT_TYPE, Metrics
+from prismrec.serve.reply import PlainReply
 from prismrec.serve.schemas import (
     ErrorOut,
     EventBatch,
@@ -121,6 +124,9 @@ ItemId = Annotated[str, Path(min_length=1, max_length=MAX_PATH_ID, description="
 K = Annotated[int, Query(ge=1, description="how many items (at most max_k)")]
 
 
+_PLAIN_QUERY = re.compile(rb"(?:k=[1-9][0-9]{0,8})?")  # what most requests send
+
+
 class RecommendQuery(BaseModel):
     """The query of ``GET /v1/users/{user}/recommendations`` (unknown parameters are ignored)."""
 
@@ -151,6 +157,9 @@ class RecommendQuery(BaseModel):
     def from_request(cls, request: Request) -> RecommendQuery:
         """The query as FastAPI would read it: ``exclude`` repeated, else the last value wins.
         An invalid value raises ``RequestValidationError`` naming ``query.<field>``."""
+        query = request.scope.get("query_string", b"")
+        if _PLAIN_QUERY.fullmatch(query):  # what most requests send: read once, kept
+            return _plain_query(query)
         raw: dict[str, Any] = {}
         for key, value in request.query_params.multi_items():
             if key == "exclude":
@@ -170,6 +179,13 @@ class RecommendQuery(BaseModel):
         return [{"name": name, "in": "query", "required": False,
                  "description": schema.get("description", ""), "schema": schema}
                 for name, schema in cls.model_json_schema()["properties"].items()]
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_query(query: bytes) -> RecommendQuery:
+    """The query of no parameter or ``k`` alone, validated once per spelling (shared: read
+    only)."""
+    return RecommendQuery.model_validate({} if not query else {"k": query[2:].decode()})
 
 
 def _path_id(request: Request, name: str, what: str) -> str:
@@ -206,9 +222,10 @@ class Workers:
     """Where the hot routes' model work runs (``prismrec.serve.batching``).
 
     Recommendations: batched on the event loop, one batch at a time. A batch's store reads
-    (``start_recommendations``), its (B, D) x (D, N) product and top-k run on one scoring
-    thread -- no synchronous store round trip ever runs on the event loop: the user's
-    stored interest preferences are read there too -- and its reasons on the loop. States
+    (``start_recommendations``: one ``get_states``), its (B, D) x (D, N) product, top-k and
+    reasons run on one scoring thread -- no synchronous store round trip ever runs on the
+    event loop: the users' stored interest preferences are read there too, one
+    ``preferences_of`` per batch. States
     that a batch rebuilt in memory (another checkpoint, an unreadable blob) are stored
     afterwards by one writer thread (``store_pending``): reads
     never write. Ingest: one worker thread, so that a 100-event batch's store transaction
@@ -219,26 +236,26 @@ class Workers:
         self._scoring = ThreadPoolExecutor(1, thread_name_prefix="prismrec-score")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="prismrec-store-pending")
 
-        def read_and_score(requests: list[dict]):
+        def read_and_score(requests: list[dict]) -> list:
             job = live.start_recommendations(requests)  # store reads, off the loop
             job.score()
-            prefs: list = []
-            for r in requests:  # is the user steered? (stored preferences, off the loop too)
-                try:
-                    prefs.append(live.store.preferences(r["user"]))
-                except Exception as exc:  # handed back to its own request
-                    prefs.append(exc)
-            return job, prefs
+            results = job.results()  # the lists and their reasons
+            try:  # is the user steered? (stored preferences: one read for the batch)
+                stored = live.store.preferences_of([r["user"] for r in requests])
+                prefs = [stored[r["user"]] for r in requests]  # ids in stored form already
+            except Exception as exc:  # the store failed: every request of the batch hears it
+                prefs = [exc] * len(requests)
+            return [r if isinstance(r, BaseException) else p if isinstance(p, BaseException)
+                    else (r, p) for r, p in zip(results, prefs, strict=True)]
 
         async def recommend(batch: Sequence[RecommendRequest]) -> list:
             requests = [dict(user=r.user, k=r.k, filter_seen=r.filter_seen,
                              exclude=list(r.exclude), diversity=r.diversity) for r in batch]
-            job, prefs = await asyncio.get_running_loop().run_in_executor(
+            results = await asyncio.get_running_loop().run_in_executor(
                 self._scoring, read_and_score, requests)
             if live.pending_writes():
                 self._writer.submit(_log_errors(live.store_pending))
-            return [r if isinstance(r, BaseException) else p if isinstance(p, BaseException)
-                    else (r, p) for r, p in zip(job.results(), prefs, strict=True)]
+            return results
 
         # each request's list and the user's stored preferences
         self.recommend: LoopBatcher[RecommendRequest, tuple[Recommendations, list]] = LoopBatcher(
@@ -296,6 +313,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
     admin = [Depends(admin_guard(settings))]
     router = APIRouter()
     Batch = event_batch(settings.max_batch)
+    plain = PlainReply()  # the plain recommendation reply, its repeated parts encoded once
 
     async def post_events(batch: EventBatch) -> dict:
         """Log a batch of events (all or nothing) and advance each user's profile."""
@@ -333,7 +351,7 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
     router.add_api_route("/v1/events", post_events, methods=["POST"], response_model=IngestOut,
                          dependencies=client, responses=ERRORS, tags=["events"])
 
-    async def recommendations(request: Request) -> JSONResponse:
+    async def recommendations(request: Request) -> Response:
         """Top-k items with scores and reasons; unknown users get popular items (stated)."""
         user = _path_id(request, "user", "user id")  # the key was checked by the gate
         q = RecommendQuery.from_request(request)
@@ -356,10 +374,8 @@ def build_router(live: LiveProfiles, settings: ServeSettings, metrics: Metrics,
             return JSONResponse({"user": user, **reply, "checkpoint": live.checkpoint})
         metrics.inc("prismrec_recommendations_popular_total" if recs.fallback
                     else "prismrec_recommendations_model_total")
-        return JSONResponse({"user": user, "items": fast_items(recs, answers.title_of()),
-                             "fallback": recs.fallback, "diversity": q.diversity,
-                             "explained": False, "composed": False, "components": None,
-                             "steering": None, "checkpoint": recs.checkpoint})
+        return Response(plain.encode(user, recs, q.diversity, answers.title_of()),
+                        media_type="application/json")
 
     user_parameter = {"name": "user", "in": "path", "required": True, "description": "user id",
                       "schema": {"type": "string", "minLength": 1, "maxLength": MAX_PATH_ID}}

@@ -34,10 +34,11 @@ from prismrec.profile.live.records import (
 from prismrec.profile.live.scoring import RecommendationBatch, Scored, banned_items
 from prismrec.profile.live.state import RECENT, UserState
 from prismrec.profile.live.states import CACHE_USERS, States
-from prismrec.profile.store import ConcurrentUpdateError, Event, ProfileStore
+from prismrec.profile.store import ConcurrentUpdateError, Event, ProfileStore, StoredState
 
 log = logging.getLogger(__name__)
 
+_UNREAD = object()  # for _current: the stored state is not read yet
 MAX_RETRIES = 16  # compare-and-set attempts per user before the update is deferred
 __all__ = ["CACHE_USERS", "MAX_RETRIES", "LiveProfiles"]
 
@@ -154,10 +155,12 @@ class LiveProfiles:
                         pending[:5])
         return folded, recomputed, updated, pending
 
-    def _current(self, s: Served, user: str) -> UserState | None:
+    def _current(self, s: Served, user: str, stored: StoredState | None | object = _UNREAD
+                 ) -> UserState | None:
         """The user's state with every logged event folded, or None if nothing is known.
 
-        Reads never write. The common case is one store read. A state behind the log (an
+        Reads never write. The common case is one store read (none where the caller read
+        ``stored`` already: a batch's ``get_states``). A state behind the log (an
         ingest in flight, a crash) is brought up to date in memory for this read and stored
         by the update that logged the events (after a crash: ``rebuild_stale``). A state
         from another checkpoint, or one that cannot be decoded, is rebuilt in memory from
@@ -165,7 +168,8 @@ class LiveProfiles:
         the writer: ``store_pending`` (the service runs it off the event loop), the user's
         next update, or ``rebuild_stale``.
         """
-        stored = self.store.get_state(user)
+        if stored is _UNREAD:
+            stored = self.store.get_state(user)
         st = self._io.usable(s, user, stored)
         if st is None and stored is not None:
             st = self._io.rebuilt(s, user, stored)
@@ -310,15 +314,16 @@ class LiveProfiles:
 
     def start_recommendations(self, requests: Sequence[dict[str, Any]]) -> RecommendationBatch:
         """The first step of ``recommendations_many``: check each request, read its user's
-        state and banned items (store reads). ``score()`` and ``results()`` on the returned
-        batch finish it; ``score()`` -- torch work that releases the GIL -- may run on
-        another thread."""
+        state (one ``get_states`` for a batch) and banned items (store reads). ``score()``
+        and ``results()`` on the returned batch finish it; ``score()`` -- torch work that
+        releases the GIL -- may run on another thread."""
         s = self.served
         out: list[Recommendations | Exception | None] = [None] * len(requests)
         scored: list[Scored] = []
+        states = self._states_of(requests)
         for j, req in enumerate(requests):
             try:
-                r = self._prepare(s, j, **req)
+                r = self._prepare(s, j, states, **req)
                 if r.state is None or r.state.n_folded == 0:
                     out[j] = compose.popular(s, r.user, r.k, r.banned)
                 else:
@@ -327,11 +332,25 @@ class LiveProfiles:
                 out[j] = exc
         return RecommendationBatch(s, out, scored)
 
-    def _prepare(self, s: Served, slot: int, user: str, k: int = 10, filter_seen: bool = True,
+    def _states_of(self, requests: Sequence[dict[str, Any]]) -> dict[str, StoredState] | None:
+        """The stored states of a batch's users, one store read (``get_states``); None for
+        a single request, or where the batch read fails (an invalid id, the store down):
+        each request then reads its own and meets its own error."""
+        if len(requests) < 2:
+            return None
+        try:
+            return self.store.get_states([r["user"] for r in requests])
+        except Exception:
+            return None
+
+    def _prepare(self, s: Served, slot: int, states: dict[str, StoredState] | None,
+                 user: str, k: int = 10, filter_seen: bool = True,
                  exclude: Sequence[str] | None = None, diversity: float = 0.0) -> Scored:
-        """Check one request's arguments; the user's current state and banned items."""
+        """Check one request's arguments; the user's current state and banned items
+        (``states``: the batch's stored states, read already; None: read here)."""
         k, diversity = check_k(k), check_diversity(diversity)
-        st = self._current(s, user)
+        st = self._current(s, user, _UNREAD if states is None
+                           else states.get(lookup_id(user, "user")))
         bag = None
         if s.bundle.item_item is not None and st is not None and st.n_folded:
             bag = engine.history_bag(s, user, self.store.events(user))
