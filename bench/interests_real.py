@@ -226,7 +226,8 @@ def run_one(dataset: str, variant: str, seed: int, k: int, budget: float, thread
            "ndcg@10": rep.metrics["ndcg@10"], "recall@50": rep.metrics["recall@50"],
            "best_epoch": r.best_epoch, "epochs": r.epochs, "stopped": r.stopped,
            "train_s": fit_s, "valid_ndcg@10": r.best_metrics.get("ndcg@10", float("nan")),
-           "n_items": len(ds.items)}
+           "n_items": len(ds.items),
+           "routing": rec.model_.config.interest_route if variant == "decay" else None}
 
     # the sweep sample: the same users for both variants (seeded by the dataset only)
     n = len(cases)
@@ -410,6 +411,9 @@ def main() -> None:
                            for d, (m, n) in sizes.items()) + " test users (a fixed random sample"
     sweep_desc += " where not all)"
     checked = sorted({r.get("checked_users", 0) for r in results if r["variant"] == "decay"})
+    # results saved before interest_route="auto" became the default were routed by item
+    routing = ", ".join(dict.fromkeys(f"{r['dataset']} {r.get('routing') or 'item'}"
+                                      for r in results if r["variant"] == "decay"))
     compose_s = {r["dataset"]: round(sum(row.get("compose_s", 0) for row in r["sweep"]), 1)
                  for r in results if r["variant"] == "decay"}
     for row in sweep:  # Scientific has no genres
@@ -425,8 +429,10 @@ Same LSTM encoder, settings and budget for both models (Scientific: dim 64, drop
 hidden dropout 0.5, lr 2e-3, batch 64, patience 8, exclude_seen 50; MovieLens: dim 64,
 dropout 0.3, hidden dropout 0.3, lr 2e-3, batch 64, patience 8); training stops after the
 epoch that crosses {args.budget:.0f} s, early-stopped on validation NDCG@10; seeds
-{args.seeds}. Head: decay head, K = {args.k}. Splits: Scientific given, MovieLens
-leave-one-out. Full ranking of all items, seen items filtered.
+{args.seeds}. Head: decay head, K = {args.k}, interest routing ({routing}; "item" is the
+routing before `interest_route="auto"` became the default, which routes by the catalogue's
+categories where it has some). Splits: Scientific given, MovieLens leave-one-out. Full
+ranking of all items, seen items filtered.
 
 Stopped by the time budget rather than by patience (so not converged, and the budget
 favours whichever model trains faster per epoch): {"; ".join(stopped) or "none"}. With one seed

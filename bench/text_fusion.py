@@ -17,7 +17,11 @@ cases, NDCG@10 and HR@10 with seen items filtered and unfiltered:
   Models: ``sasrec`` (embedding "id"), ``sasrec+text`` ("id+text" with ID dropout; the cold
   items are in the vocabulary and have text but no events), and ``sasrec+text/new`` (the
   same model trained on the warm items only; the cold items enter after training through
-  ``Recommender.add_items``, from their text alone: the product's cold-start path).
+  ``Recommender.add_items``, from their text alone: the product's cold-start path). Either
+  way the library places a cold item as scale x its text projection at the trained items'
+  mean bias + shift, the pair chosen on validation (``prismrec.recommender._cold``); each
+  text run is scored a second time with the old placement (zero ID row, the trained items'
+  mean bias) put back on the same trained model.
 - ``movies``: ml-100k and ml-latest-small, leave-one-out: ``gru`` and ``sasrec`` with and
   without text, and EASE for reference (lam chosen on validation, filtered).
 
@@ -28,10 +32,11 @@ synthetic SASRec uses the ml-100k SASRec settings with a 50-event window; none w
 for this script. Every run stops early on validation NDCG@10 (filtered) or at a wall-time
 limit (``--wall-limit``). Each finished run is appended to ``--store`` (JSON lines);
 ``--resume`` skips runs already stored with the same settings, so seeds can be added later.
-Writes the `text` section of docs/benchmarks.md.
+Writes the ``text-cold`` and ``text-movies`` sections of docs/benchmarks.md (the parts run).
 
     python bench/text_fusion.py [--parts cold,movies] [--datasets ...] [--models ...]
                                 [--seeds 0,1,2] [--jobs 1] [--threads 1] [--resume]
+                                [--keep-models DIR]
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ STORE = TEXT_CACHE / "text_fusion_runs.jsonl"
 WALL_LIMIT_S = 1200.0  # training stops after the epoch that crosses this (wall time)
 COLD_FRACTION = 0.1
 COLD_SEED = 0
+COLD_PLACEMENT = "validation-scale-shift"  # how the library places cold items (fingerprint)
 EASE_LAMBDAS = (20.0, 50.0, 100.0, 250.0)
 N_BOOTSTRAP = 1000  # for the 95% interval of the filtered NDCG@10 on cold and warm targets
 
@@ -66,7 +72,8 @@ DATASETS = {
     "ml-latest-small": ("ml-latest-small", "loo"),
 }
 PARTS = {
-    "cold": (("amazon-scientific", "synthetic"), ("sasrec", "sasrec+text", "sasrec+text/new")),
+    "cold": (("amazon-scientific", "synthetic"), ("sasrec", "sasrec+text", "sasrec+text/new",
+                                                  "sasrec+text/drop0.5")),
     "movies": (("ml-100k", "ml-latest-small"), ("gru", "gru+text", "sasrec", "sasrec+text",
                                                 "ease")),
 }
@@ -98,6 +105,8 @@ def model_settings(dataset: str, model: str) -> tuple[str, dict, dict]:
     model_cfg, train_cfg = CONFIGS[dataset][base]
     if "+text" in model:
         model_cfg = {**model_cfg, **_TEXT}
+    if "/drop" in model:  # e.g. sasrec+text/drop0.5: another ID dropout
+        model_cfg = {**model_cfg, "id_dropout": float(model.split("/drop")[1])}
     return base, model_cfg, train_cfg
 
 
@@ -108,6 +117,8 @@ def fingerprint(dataset: str, model: str, wall_limit: float) -> str:
     else:
         what = {"settings": model_settings(dataset, model), "wall_limit": wall_limit}
     what.update(cold=(COLD_FRACTION, COLD_SEED), split=DATASETS[dataset][1])
+    if "+text" in model and part_of(dataset) == "cold":
+        what["cold_items"] = COLD_PLACEMENT
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -189,14 +200,15 @@ def remap(cases_or_seqs, index: np.ndarray):
 
 
 def fit_cold(rec, ds, split, cold: np.ndarray, text: np.ndarray | None, model: str):
-    """Train; returns (test cases, cold mask) in the fitted model's item indices."""
+    """Train; returns (test cases, cold mask, training rows) in the fitted model's item
+    indices."""
     from prismrec.data.catalog import Catalog
     from prismrec.data.split import Split
     from prismrec.data.vocab import Vocab
 
     if not model.endswith("/new"):
         rec.fit_split(split, ds.users, ds.items, text_vectors=text)
-        return split.test, cold
+        return split.test, cold, split.train
     from prismrec.text import default_encoder
 
     warm_idx, cold_idx = np.flatnonzero(~cold), np.flatnonzero(cold)
@@ -212,7 +224,7 @@ def fit_cold(rec, ds, split, cold: np.ndarray, text: np.ndarray | None, model: s
     added = rec.add_items(Catalog(ds.catalog.frame.loc[cold_ids]))
     if added != cold_ids or rec.items_.to_list() != ds.items.ids(np.argsort(index)):
         raise RuntimeError("add_items did not append the cold items in the order given")
-    return sp.test, np.arange(len(cold)) >= len(warm_idx)
+    return sp.test, np.arange(len(cold)) >= len(warm_idx), sp.train
 
 
 # -- one run ----------------------------------------------------------------------------------
@@ -234,7 +246,7 @@ def _metrics(scorer, cases, out: dict, tag: str, ci: bool) -> None:
 
 
 def run_one(dataset: str, model: str, seed: int, threads: int, data_dir: str,
-            wall_limit: float) -> dict:
+            wall_limit: float, keep: str = "") -> dict:
     """Train and evaluate one (dataset, model, seed); metrics, timings and peak RSS."""
     import torch
 
@@ -260,12 +272,18 @@ def run_one(dataset: str, model: str, seed: int, threads: int, data_dir: str,
         rec = Recommender(base, model_config=model_cfg, train_config=tc)
         if part == "cold":
             split, cold = cold_split(ds, split_name)
-            test, cold_mask = fit_cold(rec, ds, split, cold, text, model)
+            test, cold_mask, train = fit_cold(rec, ds, split, cold, text, model)
             out["cold_items"] = int(cold.sum())
             out["train_events"] = int(split.train.n_events)
             _metrics(rec, test, out, "all", ci=False)
             _metrics(rec, targets_in(test, cold_mask), out, "cold", ci=True)
             _metrics(rec, targets_in(test, ~cold_mask), out, "warm", ci=True)
+            if keep:
+                rec.save(Path(keep) / f"{dataset}-{model.replace('/', '-')}-{seed}")
+            if text is not None:
+                old_placement(rec, train, out)
+                _metrics(rec, targets_in(test, cold_mask), out, "cold_zero", ci=False)
+                _metrics(rec, targets_in(test, ~cold_mask), out, "warm_zero", ci=False)
         else:
             split = ds.split(split_name)
             rec.fit_split(split, ds.users, ds.items, text_vectors=text)
@@ -277,6 +295,20 @@ def run_one(dataset: str, model: str, seed: int, threads: int, data_dir: str,
     out["cpu_s"] = time.process_time()
     out["rss_mb"], out["rss_source"] = own_peak_rss_mb(), "VmHWM"
     return out
+
+
+def old_placement(rec, train, out: dict) -> None:
+    """Put back the placement cold items had before ``_cold``: a zero ID row and the
+    trained items' mean bias (what ``SequenceEncoder.reset_untrained`` does), on the same
+    trained model; records the placement that was chosen."""
+    import torch
+
+    p = getattr(rec, "cold_placement_", None)
+    out["cold_placement"] = None if p is None else {k: v for k, v in p.to_dict().items()
+                                                    if k != "table"}
+    trained = np.bincount(train.items, minlength=rec.model_.n_items) > 0
+    out["untrained_items"] = int((~trained).sum())
+    rec.model_.reset_untrained(torch.from_numpy(trained))
 
 
 def own_peak_rss_mb() -> float:
@@ -353,17 +385,41 @@ def _rel(a: float, b: float) -> str:
     return f"{100 * (a / b - 1):+.0f}%" if b > 0 else "n/a"
 
 
-def report(results: list[dict], seeds: list[int], args) -> str:
+def _cold_findings(by: dict, dataset: str) -> list[str]:
+    out = []
+    ident = by.get((dataset, "sasrec"))
+    for name in PARTS["cold"][1][1:]:
+        r = by.get((dataset, name))
+        if not r:
+            continue
+        ratio = (f"{r['NDCG@10 cold'] / r['NDCG@10 warm']:.2f}x" if r["NDCG@10 warm"] > 0
+                 else "n/a")
+        line = (f"{dataset}, {name}: cold targets NDCG@10 {r['NDCG@10 cold']:.4f} (HR@10 "
+                f"{r['HR@10 cold']:.4f}), {ratio} the warm targets' {r['NDCG@10 warm']:.4f}")
+        if isinstance(r.get("NDCG@10 cold, zero ID"), float):
+            line += (f"; the same model with the old placement (zero ID row, mean bias): cold "
+                     f"{r['NDCG@10 cold, zero ID']:.4f}, warm {r['NDCG@10 warm, zero ID']:.4f}")
+        if ident:
+            line += (f"; id-only warm {ident['NDCG@10 warm']:.4f} "
+                     f"({_rel(r['NDCG@10 warm'], ident['NDCG@10 warm'])} for this row)")
+        out.append(line + ".")
+    return out
+
+
+def _header(args) -> list[str]:
+    return [f"Machine: {machine()}; torch threads per run: {args.threads}, {args.jobs} run(s) "
+            "at a time; the machine was shared with other work, so wall times overstate the "
+            f"cost (CPU s is the run's whole process CPU time). Wall limit per training: "
+            f"{args.wall_limit:.0f} s.", f"Command: `{command()}`", ""]
+
+
+def report(results: list[dict], seeds: list[int], args) -> dict[str, str]:
+    """The body of each part's section (``text-cold``, ``text-movies``) that has rows."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
         groups.setdefault((r["dataset"], r["model"]), []).append(r)
     timing = {"best epoch": "best_epoch", "CPU s": "cpu_s", "CPU s to best": "cpu_to_best_s",
               "wall s": "wall_s"}
-    body = [f"Machine: {machine()}; torch threads per run: {args.threads}, {args.jobs} run(s) "
-            "at a time; the machine was shared with other work, so wall times overstate the "
-            f"cost (CPU s is the run's whole process CPU time). Wall limit per training: "
-            f"{args.wall_limit:.0f} s.", f"Command: `{command()}`", ""]
-    findings = []
     cold_rows, movie_rows = [], []
     for datasets, models in PARTS.values():
         for dataset, model in ((d, m) for d in datasets for m in models):
@@ -376,8 +432,16 @@ def report(results: list[dict], seeds: list[int], args) -> str:
                     "NDCG@10 cold": "ndcg_cold_f", "HR@10 cold": "hr_cold_f",
                     "NDCG@10 warm": "ndcg_warm_f", "HR@10 warm": "hr_warm_f",
                     "NDCG@10 all": "ndcg_all_f", "NDCG@10 cold u": "ndcg_cold_u",
-                    "NDCG@10 warm u": "ndcg_warm_u", **timing})
+                    "NDCG@10 warm u": "ndcg_warm_u",
+                    "NDCG@10 cold, zero ID": "ndcg_cold_zero_f",
+                    "NDCG@10 warm, zero ID": "ndcg_warm_zero_f", **timing})
                 row["95% CI cold"], row["95% CI warm"] = _ci(runs, "cold"), _ci(runs, "warm")
+                cold, warm = row["NDCG@10 cold"], row["NDCG@10 warm"]
+                row["cold/warm"] = (f"{cold / warm:.2f}" if isinstance(cold, float)
+                                    and isinstance(warm, float) and warm > 0 else "-")
+                chosen = [r.get("cold_placement") for r in runs if r.get("cold_placement")]
+                row["placement scale,shift"] = ";".join(f"{p['scale']:g},{p['shift']:g}"
+                                                        for p in chosen) or "-"
                 cold_rows.append(row)
             else:
                 row = _row(runs, {"NDCG@10 filtered": "ndcg_all_f", "HR@10 filtered": "hr_all_f",
@@ -386,29 +450,12 @@ def report(results: list[dict], seeds: list[int], args) -> str:
                 row["sd NDCG@10 f"] = float(np.std([r["ndcg_all_f"] for r in runs]))
                 movie_rows.append(row)
     by = {(r["dataset"], r["model"]): r for r in cold_rows + movie_rows}
-    for dataset in PARTS["cold"][0]:
-        ident, text = by.get((dataset, "sasrec")), by.get((dataset, "sasrec+text"))
-        new = by.get((dataset, "sasrec+text/new"))
-        for name, r in (("sasrec+text", text), ("sasrec+text/new", new)):
-            if ident and r:
-                findings.append(
-                    f"{dataset}, cold targets: {name} NDCG@10 {r['NDCG@10 cold']:.4f} "
-                    f"(HR@10 {r['HR@10 cold']:.4f}) vs id-only {ident['NDCG@10 cold']:.4f}; "
-                    f"warm targets: {r['NDCG@10 warm']:.4f} vs {ident['NDCG@10 warm']:.4f} "
-                    f"({_rel(r['NDCG@10 warm'], ident['NDCG@10 warm'])}).")
-    for dataset in PARTS["movies"][0]:
-        for base in ("gru", "sasrec"):
-            ident, text = by.get((dataset, base)), by.get((dataset, f"{base}+text"))
-            if ident and text:
-                findings.append(
-                    f"{dataset}, {base}: id+text NDCG@10 {text['NDCG@10 filtered']:.4f} vs id "
-                    f"{ident['NDCG@10 filtered']:.4f} filtered "
-                    f"({_rel(text['NDCG@10 filtered'], ident['NDCG@10 filtered'])}), "
-                    f"{text['NDCG@10 unfiltered']:.4f} vs {ident['NDCG@10 unfiltered']:.4f} "
-                    f"unfiltered ({_rel(text['NDCG@10 unfiltered'], ident['NDCG@10 unfiltered'])}"
-                    ").")
+    star = ["\\* ru_maxrss of the run's process, which on Linux includes the peak of the "
+            "parent that started it (about 1.1 GB here, as it held the text encoder): an "
+            "upper bound, exact only where it is above that. Later runs read VmHWM.", ""]
+    bodies = {}
     if cold_rows:
-        body += [
+        body = _header(args) + [
             "### Cold items", "",
             f"Full ranking; NDCG@10/HR@10 with seen items filtered unless marked u "
             f"(unfiltered); seeds: {','.join(map(str, seeds))} (mean; the 95% bootstrap "
@@ -420,19 +467,49 @@ def report(results: list[dict], seeds: list[int], args) -> str:
             "the training period (items the generator released late); each test case's "
             "targets are split into its cold and its warm targets. sasrec: ID embedding only. "
             "sasrec+text: ID + projected MiniLM text vector, ID dropout 0.1, cold items in the "
-            "vocabulary with text but no events (after training their ID row is zeroed and "
-            "their bias set to the trained items' mean, as for added items; only the "
-            "sasrec+text rows were run after that change). sasrec+text/new: the same, "
-            "trained on the warm items only; the cold items are added after training with "
-            "`Recommender.add_items` (text only, ID part zero).", "",
+            "vocabulary with text but no events; after training the library places each cold "
+            "item as scale x its text projection at the trained items' mean bias + shift, "
+            "the pair (shown as placement) chosen on the validation cases, which hold no cold "
+            "item: 10% of the trained items are placed as cold items would be and the pair "
+            "with the best NDCG@10 over all validation cases wins (scale 1, shift 0, the old "
+            "placement, is on the grid). sasrec+text/new: the same, trained on the warm items "
+            "only; the cold items are added after training with `Recommender.add_items`, "
+            "which applies the same placement. sasrec+text/drop0.5: as "
+            "sasrec+text with ID dropout 0.5. The zero ID columns score the same trained "
+            "model a second time with the placement cold items had before (zero ID row, the "
+            "trained items' mean bias). cold/warm: NDCG@10 cold over warm. A run stopped by "
+            "the wall limit (stopped = time) had not converged: compare its columns with "
+            "each other, not with converged runs.", "",
             markdown_table(cold_rows, ["dataset", "model", "seeds", "cold items", "cold cases",
                                        "warm cases", "NDCG@10 cold", "HR@10 cold", "95% CI cold",
                                        "NDCG@10 warm", "HR@10 warm", "95% CI warm",
-                                       "NDCG@10 all", "NDCG@10 cold u", "NDCG@10 warm u",
+                                       "cold/warm", "NDCG@10 cold, zero ID",
+                                       "NDCG@10 warm, zero ID", "NDCG@10 all",
+                                       "NDCG@10 cold u", "NDCG@10 warm u",
+                                       "placement scale,shift",
                                        "best epoch", "stopped", "CPU s", "CPU s to best",
                                        "wall s", "peak RSS MB"]), ""]
+        if any(str(r["peak RSS MB"]).endswith("*") for r in cold_rows):
+            body += star
+        findings = [f for d in PARTS["cold"][0] for f in _cold_findings(by, d)]
+        if findings:
+            body += ["What the numbers say (computed from the table above):", ""]
+            body += [f"- {f}" for f in findings]
+        bodies["cold"] = "\n".join(body)
     if movie_rows:
-        body += [
+        findings = []
+        for dataset in PARTS["movies"][0]:
+            for base in ("gru", "sasrec"):
+                ident, text = by.get((dataset, base)), by.get((dataset, f"{base}+text"))
+                if ident and text:
+                    findings.append(
+                        f"{dataset}, {base}: id+text NDCG@10 {text['NDCG@10 filtered']:.4f} vs "
+                        f"id {ident['NDCG@10 filtered']:.4f} filtered "
+                        f"({_rel(text['NDCG@10 filtered'], ident['NDCG@10 filtered'])}), "
+                        f"{text['NDCG@10 unfiltered']:.4f} vs {ident['NDCG@10 unfiltered']:.4f}"
+                        f" unfiltered ("
+                        f"{_rel(text['NDCG@10 unfiltered'], ident['NDCG@10 unfiltered'])}).")
+        body = _header(args) + [
             "### Text on movies", "",
             "Leave-one-out, full ranking, mean over seeds "
             f"{','.join(map(str, seeds))}. +text: ID + projected MiniLM vector of the title, "
@@ -444,14 +521,13 @@ def report(results: list[dict], seeds: list[int], args) -> str:
                                         "HR@10 unfiltered", "sd NDCG@10 f", "best epoch",
                                         "stopped", "CPU s", "CPU s to best", "wall s",
                                         "peak RSS MB"]), ""]
-    if any(str(r["peak RSS MB"]).endswith("*") for r in cold_rows + movie_rows):
-        body += ["\\* ru_maxrss of the run's process, which on Linux includes the peak of the "
-                 "parent that started it (about 1.1 GB here, as it held the text encoder): an "
-                 "upper bound, exact only where it is above that. Later runs read VmHWM.", ""]
-    if findings:
-        body += ["What the numbers say (computed from the tables above):", ""]
-        body += [f"- {f}" for f in findings]
-    return "\n".join(body)
+        if any(str(r["peak RSS MB"]).endswith("*") for r in movie_rows):
+            body += star
+        if findings:
+            body += ["What the numbers say (computed from the table above):", ""]
+            body += [f"- {f}" for f in findings]
+        bodies["movies"] = "\n".join(body)
+    return bodies
 
 
 def main() -> None:
@@ -470,11 +546,14 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true",
                     help="skip runs already in --store with the same settings")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--keep-models", default="", metavar="DIR",
+                    help="save each trained cold-part model under DIR (for inspection)")
     ap.add_argument("--one", nargs=3, metavar=("DATASET", "MODEL", "SEED"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         d, m, s = args.one
-        print(json.dumps(run_one(d, m, int(s), args.threads, args.data_dir, args.wall_limit)))
+        print(json.dumps(run_one(d, m, int(s), args.threads, args.data_dir, args.wall_limit,
+                                 args.keep_models)))
         return
 
     import torch
@@ -508,7 +587,8 @@ def main() -> None:
     def launch(job):
         dataset, model, seed, fp = job
         r = _child(["--one", dataset, model, str(seed), "--threads", str(args.threads),
-                    "--data-dir", args.data_dir, "--wall-limit", str(args.wall_limit)], timeout)
+                    "--data-dir", args.data_dir, "--wall-limit", str(args.wall_limit),
+                    "--keep-models", args.keep_models], timeout)
         r.update(dataset=dataset, model=model, seed=seed, fingerprint=fp,
                  part=part_of(dataset), when=time.strftime("%Y-%m-%d %H:%M:%S"))
         print(json.dumps({k: v for k, v in r.items() if k != "stderr"}), file=sys.stderr,
@@ -520,14 +600,16 @@ def main() -> None:
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results += list(pool.map(launch, jobs))
-    text = report([r for r in results if "error" not in r], seeds, args)
+    bodies = report([r for r in results if "error" not in r], seeds, args)
     failed = [r for r in results if "error" in r]
-    if failed:
-        text += "\n\nRuns that did not finish: " + "; ".join(
-            f"{r['dataset']} {r['model']} seed {r['seed']}: {r['error']}" for r in failed)
-    print(text)
-    if not args.no_write:
-        write_section("text", "## Item text: cold items and movies\n\n" + text)
+    for part, text in bodies.items():
+        bad = [r for r in failed if r["part"] == part]
+        if bad:
+            text += "\n\nRuns that did not finish: " + "; ".join(
+                f"{r['dataset']} {r['model']} seed {r['seed']}: {r['error']}" for r in bad)
+        print(text + "\n")
+        if not args.no_write:  # the section heading stays outside, in the document
+            write_section(f"text-{part}", text)
 
 
 if __name__ == "__main__":

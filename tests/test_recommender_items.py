@@ -107,11 +107,12 @@ def test_a_new_item_gets_its_vector_from_text_alone(rec):
                                       "categories": [["shelf 1"]]}))
     assert added == ["new-1"] and len(r.items_) == n + 1 and r.model_.n_items == n + 1
     emb = r.model_.items
-    assert torch.equal(emb.id.weight[n + 1], torch.zeros(32))  # no ID vector
+    text = torch.from_numpy(ENCODER.encode(["violet lantern. shelf 1"]))
+    p = r.cold_placement_  # scale and bias shift chosen on validation at fit
     with torch.no_grad():
-        want = emb.proj(torch.from_numpy(ENCODER.encode(["violet lantern. shelf 1"])))[0]
-        torch.testing.assert_close(r.model_.output_table()[n], want)
-        assert r.model_.out_bias[n] == pytest.approx(float(r.model_.out_bias[:n].mean()))
+        torch.testing.assert_close(r.model_.output_table()[n], p.scale * emb.proj(text)[0])
+        assert r.model_.out_bias[n] == pytest.approx(p.mean_bias + p.shift)
+        assert p.mean_bias == pytest.approx(float(r.model_.out_bias[:n].mean()), abs=1e-6)
     # same text as i4 ("violet lantern. shelf 1"): the nearest item by text is i4, exactly
     near = r.similar_items("new-1", k=3, by="text")
     assert near.loc[0, "item"] == "i4" and near.loc[0, "score"] == pytest.approx(1.0, abs=1e-5)
@@ -129,7 +130,7 @@ def test_a_new_item_can_be_recommended_at_once():
     assert r.recommend("buyer", k=1).loc[0, "item"] == "i7"
 
 
-def test_items_without_training_events_are_scored_from_their_text():
+def test_items_without_training_events_are_placed_from_their_text():
     frame = pd.concat([cycle_frame(60), pd.DataFrame(
         {"user": ["solo"] * 3, "item": ["i1", "i2", "i13"], "timestamp": [1.0, 2.0, 3.0]})])
     frame = frame[(frame["item"] != "i13") | (frame["user"] == "solo")]  # i13: a test target
@@ -140,12 +141,11 @@ def test_items_without_training_events_are_scored_from_their_text():
     rec = Recommender("gru", model_config={"dim": 16, "embedding": "id+text"},
                       train_config={**TRAIN, "epochs": 3})
     rec.fit_split(split, ds.users, ds.items, ds.catalog, text=True, encoder=ENCODER)
-    m = rec.model_
-    assert torch.equal(m.items.id.weight[cold + 1], torch.zeros(16))  # like an added item
-    trained = torch.ones(len(ds.items), dtype=torch.bool)
-    trained[cold] = False
-    bias = m.out_bias.detach()
-    assert float(bias[cold]) == pytest.approx(float(bias[trained].mean()))
+    m, p = rec.model_, rec.cold_placement_  # placed like an added item
+    with torch.no_grad():
+        text = m.items.proj(m.items.text_vectors[cold + 1])
+        torch.testing.assert_close(m.output_table()[cold], p.scale * text)
+        assert float(m.out_bias[cold]) == pytest.approx(p.mean_bias + p.shift)
     id_only = Recommender("gru", model_config={"dim": 16}, train_config={**TRAIN, "epochs": 1})
     id_only.fit_split(split, ds.users, ds.items)
     assert id_only.model_.items.id.weight[cold + 1].abs().sum() > 0  # nothing to fall back on

@@ -189,3 +189,114 @@ def test_decay_head_opens_a_slot_at_the_first_event_of_a_new_interest():
     assert it.assignment[0, -1].argmax() == 1 and it.assignment[0, -1, 1] == 1.0
     assert it.mass[0, 2].sum() == 0  # the third slot is still unused ...
     assert it.weights[0, 2] < 1e-6  # ... and weighs nothing
+
+
+# --- routing by the catalogue's categories ---------------------------------------------------
+def _two_category_routes(n_items: int = 20) -> torch.Tensor:
+    """Items 0-9 in category A, 10-19 in category B: one-hot routing vectors, (N, 2)."""
+    r = torch.zeros(n_items, 2)
+    r[: n_items // 2, 0] = 1.0
+    r[n_items // 2:, 1] = 1.0
+    return r
+
+
+def _category_model(route: str, n_items: int = 20, model: str = "lstm") -> torch.nn.Module:
+    """An untrained model whose random item vectors say nothing about the two categories."""
+    torch.manual_seed(3)
+    kw = {"route_vectors": _two_category_routes(n_items)} if route == "categories" else {}
+    return build_model(model, n_items, {"dim": 16, "interests": 4, "interest_route": route},
+                       **kw).eval()
+
+
+def _mixed_history(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 20, (1, n), generator=g)  # both categories, interleaved
+
+
+def _purity(items: torch.Tensor, comp: torch.Tensor) -> float:
+    """Share of events whose component's majority category is their own category."""
+    cat = (items >= 10).long()
+    ok = 0
+    for k in comp.unique():
+        c = cat[comp == k]
+        ok += int(max((c == 0).sum(), (c == 1).sum()))
+    return ok / len(items)
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru", "sasrec"])
+def test_category_routing_groups_events_by_catalogue_category_where_item_vectors_do_not(
+        model):
+    x = _mixed_history(40, seed=1)
+    lengths = torch.tensor([40])
+    routed = _category_model("categories", model=model)
+    comp = routed.interests(x, lengths).assignment[0].argmax(-1)
+    assert _purity(x[0], comp) == 1.0
+    assert len(comp.unique()) == 2  # one interest per category, no stray slots
+    # the same untrained weights routed by item vector alone mix the categories: the
+    # catalogue vectors, not luck, make the grouping above
+    plain = _category_model("item", model=model)
+    plain.load_state_dict({k: v for k, v in routed.state_dict().items()
+                           if k != "route_vectors"})
+    comp_plain = plain.interests(x, lengths).assignment[0].argmax(-1)
+    assert _purity(x[0], comp_plain) < 0.8
+
+
+def test_an_item_without_categories_is_routed_by_its_item_vector():
+    m = _category_model("categories")
+    with torch.no_grad():
+        m.route_vectors[1 + 5] = 0.0  # item 5 has no category
+        m.items.id.weight[1 + 5] = m.items.id.weight[1 + 12] * 3.0  # ... and points like 12
+    x = torch.tensor([[0, 1, 2, 12, 13, 14, 5]])
+    comp = m.interests(x, torch.tensor([7])).assignment[0].argmax(-1)
+    assert comp[-1] == comp[3] != comp[0]
+
+
+def test_category_routed_streaming_equals_the_batch_computation():
+    m = _category_model("categories")
+    items, lengths = _history(90, 20, seed=4)
+    with torch.no_grad():
+        full = m(items, lengths)
+        batch = m.interests(items, lengths)
+        streamed, finals = _stream(m, items, lengths)
+    for r in range(3):
+        n = int(lengths[r])
+        torch.testing.assert_close(streamed[r], full[r, :n], atol=1e-5, rtol=0)
+        v, w = m.state_interests(finals[r])
+        torch.testing.assert_close(v[0], batch.vectors[r], atol=1e-5, rtol=0)
+        torch.testing.assert_close(w[0], batch.weights[r], atol=1e-5, rtol=0)
+    assert finals[0][-1].shape == (4, 1, 16 + 2 + 2)  # (K, B, D + C + 2): S, R, Z, z
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"interest_route": "genres"}, "interest_route must be one of"),
+    ({"interest_route": "categories"}, "needs routing vectors"),
+    ({"interest_route": "categories", "route_dim": 4, "interest_head": "comirec"},
+     "needs the decay interest head"),
+    ({"interest_route": "categories", "route_dim": 4, "interests": 0},
+     "needs the decay interest head"),
+    ({"route_dim": 4}, "needs interest_route='categories'"),
+    ({"interest_route": "categories", "route_dim": 4, "route_weight": 1.5}, "route_weight"),
+])
+def test_config_rejects_bad_routing_settings_by_name(bad, message):
+    with pytest.raises(ValueError, match=message):
+        build_model("lstm", 20, {"dim": 8, "interests": 3, **bad})
+
+
+def test_routing_vectors_of_the_wrong_shape_are_refused():
+    with pytest.raises(ValueError, match=r"route_vectors must have shape \(20, 2\)"):
+        build_model("lstm", 20, {"dim": 8, "interests": 3, "interest_route": "categories",
+                                 "route_dim": 2}, route_vectors=torch.zeros(19, 2))
+
+
+def test_items_added_from_text_get_zero_routing_vectors_unless_given():
+    g = torch.Generator().manual_seed(0)
+    m = build_model("lstm", 20, {"dim": 8, "interests": 3, "embedding": "text",
+                                 "interest_route": "categories"},
+                    text_vectors=torch.randn(20, 6, generator=g),
+                    route_vectors=_two_category_routes())
+    m.add_items(torch.randn(2, 6, generator=g))
+    assert m.route_vectors.shape == (23, 2) and (m.route_vectors[21:] == 0).all()
+    m.add_items(torch.randn(1, 6, generator=g), route_vectors=torch.tensor([[0.0, 1.0]]))
+    assert m.n_items == 23 and m.route_vectors[23].tolist() == [0.0, 1.0]
+    it = m.interests(torch.tensor([[0, 21, 22, 12]]), torch.tensor([4]))  # new items route
+    assert it.assignment.shape == (1, 4, 3)

@@ -16,14 +16,22 @@ from prismrec.recommender import Recommender
 T0 = 1_700_000_000.0
 
 
-@pytest.fixture(scope="module", params=["lstm", "gru", "sasrec"])
+@pytest.fixture(scope="module",
+                params=["lstm-item", "gru-item", "sasrec-item", "lstm-categories", "gru"])
 def fitted(request) -> Recommender:
     torch.manual_seed(0)
     data = generate(n_users=60, n_items=40, seed=2).to_dataset()
+    model, _, route = request.param.partition("-")  # none: the default, "auto"
     config = {"dim": 16, "time_gaps": True, "interests": 3,
-              **({"max_len": 30} if request.param == "sasrec" else {})}
-    return Recommender(request.param, model_config=config,
-                       train_config={"epochs": 1, "progress": False, "threads": 1}).fit(data)
+              **({"max_len": 30} if model == "sasrec" else {}),
+              **({"interest_route": route} if route else {})}
+    rec = Recommender(model, model_config=config,
+                      train_config={"epochs": 1, "progress": False, "threads": 1}).fit(data)
+    # the synthetic shop has categories, so "auto" routes by them (the generator's 8)
+    routed = route != "item"
+    assert rec.model_.config.interest_route == ("categories" if routed else "item")
+    assert rec.model_.config.route_dim == (8 if routed else 0)
+    return rec
 
 
 def _events(rec: Recommender, n: int, seed: int = 0) -> tuple[list[str], list[float]]:

@@ -52,6 +52,9 @@ def test_the_profile_is_the_library_profile_document_plus_what_is_stored(server,
     want = rec.profile(user).to_dict()
     assert doc["interests"] == want["interests"] and doc["components"] == want["components"]
     assert doc["n_events"] == want["n_events"] and doc["fallback"] is None
+    # how the interests were found: the synthetic shop has categories, so the default routes
+    # the decay head by them, and the checkpoint carries that choice to the server
+    assert doc["routing"] == want["routing"] == "categories"
     first = doc["interests"][0]
     assert {"id", "label", "weight", "horizon", "first_seen", "last_seen"} <= set(first)
     assert first["top_items"][0]["title"] == rec.catalog_.rows(

@@ -141,6 +141,8 @@ def test_the_user_page_shows_interests_titles_recommendations_and_new_events(ser
     chart = re.search(r'<script type="application/json" id="timeline-data">(.*?)</script>',
                       page.text, re.S)
     assert chart and '"traces"' in chart.group(1) and '"stackgroup"' in chart.group(1)
+    doc = api(server).get("/v1/users/u0003/profile").json()  # stray interests are marked
+    assert page.text.count('class="stray"') == sum(i["stray"] for i in doc["interests"])
     events = api(server)
     r = events.post("/v1/events", json={"events": [
         {"user": "u0003", "item": "i00042", "timestamp": time.time()}]})

@@ -40,3 +40,16 @@ def test_ambiguous_and_unknown_settings_are_named(split):
         tune("sasrec", split.train, split.valid, CYCLE_ITEMS, {"max_len": [5]})
     with pytest.raises(ValueError, match="unknown setting 'depth'"):
         tune("lstm", split.train, split.valid, CYCLE_ITEMS, {"depth": [1]})
+
+
+def test_category_routed_trials_take_the_routing_vectors(split):
+    import numpy as np
+
+    routes = np.eye(2, dtype=np.float32)[np.arange(CYCLE_ITEMS) % 2]  # two "categories"
+    config = {"interests": 2, "interest_route": "categories"}
+    table = tune("lstm", split.train, split.valid, CYCLE_ITEMS, {"route_weight": [0.5, 1.0]},
+                 model_config=config, train_config=BASE, route_vectors=routes)
+    assert sorted(table["route_weight"]) == [0.5, 1.0]
+    with pytest.raises(ValueError, match="needs routing vectors"):
+        tune("lstm", split.train, split.valid, CYCLE_ITEMS, {"route_weight": [1.0]},
+             model_config=config, train_config=BASE)

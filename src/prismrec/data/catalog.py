@@ -85,10 +85,28 @@ class Catalog:
         """Catalogue rows for ids, in order; unknown ids give empty rows."""
         return self.frame.reindex([str(i) for i in ids])
 
+    def lists(self, ids, field: str) -> list[list[str]]:
+        """A list field (``categories``, ``tags``) for ids, in order: [] where an id is
+        unknown, the catalogue has no such column, or the value is missing."""
+        return list_values(self.rows(ids), field)
+
     def merge(self, other: Catalog) -> Catalog:
         """Items of ``other`` added or replacing those with the same id."""
         f = pd.concat([self.frame[~self.frame.index.isin(other.frame.index)], other.frame])
         return Catalog(f)
+
+
+def list_values(rows: pd.DataFrame, col: str) -> list[list[str]]:
+    """Column ``col`` of catalogue rows as lists of non-blank strings ([] where missing)."""
+    if col not in rows.columns:
+        return [[] for _ in range(len(rows))]
+    out = []
+    for v in rows[col].tolist():
+        if isinstance(v, (list, tuple, np.ndarray)):
+            out.append([str(x) for x in v if str(x).strip()])
+        else:
+            out.append([])
+    return out
 
 
 def _as_list(v, sep: str) -> list[str]:

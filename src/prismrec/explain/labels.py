@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from prismrec.data.catalog import Catalog
+from prismrec.data.catalog import Catalog, list_values
 from prismrec.explain._words import same_word, tokenize
 
 # Per-field weight of a token occurrence: titles and categories say what an item is,
@@ -100,8 +100,8 @@ class CatalogText:
         rows = catalog.rows(ids)
         n = len(ids)
         titles = _strings(rows, "title", n)
-        item_cats = _lists(rows, "categories", n)
-        item_tags = _lists(rows, "tags", n)
+        item_cats = list_values(rows, "categories")
+        item_tags = list_values(rows, "tags")
         fields = {"title": titles,
                   "categories": [" ; ".join(c) for c in item_cats],
                   "brand": _strings(rows, "brand", n),
@@ -320,18 +320,6 @@ def _strings(rows: pd.DataFrame, col: str, n: int) -> list[str]:
         return [""] * n
     return ["" if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v)
             for v in rows[col].tolist()]
-
-
-def _lists(rows: pd.DataFrame, col: str, n: int) -> list[list[str]]:
-    if col not in rows.columns:
-        return [[] for _ in range(n)]
-    out = []
-    for v in rows[col].tolist():
-        if isinstance(v, (list, tuple, np.ndarray)):
-            out.append([str(x) for x in v if str(x).strip()])
-        else:
-            out.append([])
-    return out
 
 
 def _cosine(v: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -61,8 +61,10 @@ class RecurrentEncoder(SequenceEncoder):
     rnn_class: ClassVar[type[nn.RNNBase]]
     config_class: ClassVar[type[RecurrentConfig]] = RecurrentConfig
 
-    def __init__(self, n_items: int, config=None, *, text_vectors=None, **overrides) -> None:
-        super().__init__(n_items, config, text_vectors=text_vectors, **overrides)
+    def __init__(self, n_items: int, config=None, *, text_vectors=None, route_vectors=None,
+                 **overrides) -> None:
+        super().__init__(n_items, config, text_vectors=text_vectors,
+                         route_vectors=route_vectors, **overrides)
         c = self.config
         self.drop_in = nn.Dropout(c.dropout)
         self.rnn = self.rnn_class(c.dim, c.dim, num_layers=c.layers, batch_first=True,
@@ -105,7 +107,7 @@ class RecurrentEncoder(SequenceEncoder):
         out, x, mask, new = self._run_rnn(items, lengths, gaps, rnn_state, exact_state)
         if self.head is None:
             return out, new
-        res = self.head(x, out, mask, head_state)  # interests over the hidden states
+        res = self.head(x, out, mask, head_state, route=self.route(items, mask))
         return self.head.mix(res, mask), self._join(new, res.state)
 
     def features(self, items: torch.Tensor, lengths: torch.Tensor,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from prismrec.models.embedding import MODES, ItemEmbedding, TimeGapEmbedding
-from prismrec.models.interest import HEADS, InterestHead, Interests, build_head
+from prismrec.models.interest import HEADS, ROUTE_WEIGHT, InterestHead, Interests, build_head
 from prismrec.models.topk import ScoreTable
 
 
@@ -39,6 +39,12 @@ class EncoderConfig:
     interest_head: str = "decay"  # "decay": per-user interests, O(K D) per streamed event |
     # "comirec": self-attentive, K global directions over a window
     interest_window: int = 50  # "comirec": the last events its attention reads
+    interest_route: str = "auto"  # decay head: "item" routes events by item vector alone |
+    # "categories": also by a fixed vector of the item's catalogue categories (route_vectors) |
+    # "auto": categories when the decay head is on and route_vectors are given, else item;
+    # a built model's config holds the resolved value (what its checkpoint saves)
+    route_dim: int = 0  # width of those vectors (set from route_vectors, or a checkpoint)
+    route_weight: float = ROUTE_WEIGHT  # share of the category cosine in routing
 
     def validate(self) -> None:
         if self.dim < 1:
@@ -58,6 +64,21 @@ class EncoderConfig:
             raise ValueError(f"interest_head must be one of {HEADS}, got {self.interest_head!r}")
         if self.interest_window < 1:
             raise ValueError(f"interest_window must be positive, got {self.interest_window}")
+        if self.interest_route not in ROUTES:
+            raise ValueError(f"interest_route must be one of {ROUTES}, got "
+                             f"{self.interest_route!r}")
+        if not 0.0 <= self.route_weight <= 1.0:
+            raise ValueError(f"route_weight must be in [0, 1], got {self.route_weight}")
+        if self.interest_route == "categories":
+            if not self.interests or self.interest_head != "decay":
+                raise ValueError("interest_route='categories' needs the decay interest head "
+                                 "(interests=K >= 2, interest_head='decay')")
+            if self.route_dim < 1:
+                raise ValueError("interest_route='categories' needs routing vectors: pass "
+                                 "route_vectors (N, C) (Recommender.fit builds them from the "
+                                 "catalogue's categories) or route_dim (from a checkpoint)")
+        elif self.route_dim:
+            raise ValueError(f"route_dim={self.route_dim} needs interest_route='categories'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -76,6 +97,9 @@ class EncoderConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
+ROUTES = ("auto", "item", "categories")
+
+
 def padding_mask(lengths: torch.Tensor, t: int) -> torch.Tensor:
     """(B,) lengths → (B, T) True at real positions."""
     return torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]
@@ -86,7 +110,9 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
 
     Subclasses set ``name``, ``config_class`` and implement ``forward``; recurrent ones set
     ``recurrent = True`` and add ``step``. ``max_len`` is the window a model reads (None:
-    the whole history).
+    the whole history). ``route_vectors`` (N, C): the items' catalogue routing vectors for
+    a decay head (``interest_route`` "categories", or "auto", which routes by them when
+    they are given and the decay head is on, else by the item vectors alone).
     """
 
     name: ClassVar[str] = ""
@@ -94,7 +120,8 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
     config_class: ClassVar[type[EncoderConfig]] = EncoderConfig
 
     def __init__(self, n_items: int, config: EncoderConfig | dict | None = None, *,
-                 text_vectors: torch.Tensor | None = None, **overrides: Any) -> None:
+                 text_vectors: torch.Tensor | None = None,
+                 route_vectors: torch.Tensor | None = None, **overrides: Any) -> None:
         super().__init__()
         if config is None:
             config = self.config_class()
@@ -106,6 +133,15 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
             config = config.replace(**overrides)
         if text_vectors is not None and config.embedding != "id":
             config = config.replace(text_dim=int(text_vectors.shape[-1]))
+        if config.interest_route == "auto":  # resolved once: the model records what it used
+            on = (route_vectors is not None and config.interests >= 2
+                  and config.interest_head == "decay")
+            config = config.replace(interest_route="categories" if on else "item")
+            route_vectors = route_vectors if on else None
+        if route_vectors is not None:
+            if config.interest_route != "categories":
+                raise ValueError("route_vectors need interest_route='categories'")
+            config = config.replace(route_dim=int(route_vectors.shape[-1]))
         config.validate()
         self.config = config
         self.n_items = int(n_items)
@@ -120,8 +156,14 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         self.gap_emb = (TimeGapEmbedding(config.gap_buckets, d, config.init_std)
                         if config.time_gaps else None)
         self.head: InterestHead | None = (
-            build_head(config.interest_head, d, config.interests, config.interest_window)
+            build_head(config.interest_head, d, config.interests, config.interest_window,
+                       route_dim=config.route_dim, route_weight=config.route_weight)
             if config.interests else None)
+        if config.route_dim:  # (N+1, C), row 0 = padding: fixed, saved with the weights
+            table = torch.zeros(self.n_items + 1, config.route_dim)
+            if route_vectors is not None:
+                table[1:] = _check_route(route_vectors, self.n_items, config.route_dim)
+            self.register_buffer("route_vectors", table)
 
     @property
     def dim(self) -> int:
@@ -130,6 +172,13 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
     @property
     def max_len(self) -> int | None:
         return None
+
+    def route(self, items: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """The events' routing vectors (B, T, C), zero at padding; None without them."""
+        if not self.config.route_dim:
+            return None
+        rows = torch.where(mask, items + 1, torch.zeros_like(items))  # (B, T), 0 = padding
+        return self.route_vectors[rows]  # (B, T, C)
 
     def embed(self, items: torch.Tensor, lengths: torch.Tensor,
               gaps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +215,7 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
             raise ValueError(f"this {self.name} model has no interest head: build it with "
                              "interests=K (K >= 2)")
         x, h, mask = self.features(items, lengths, gaps)  # (B, T, D) x2, (B, T)
-        return self.head.interests(self.head(x, h, mask), mask)
+        return self.head.interests(self.head(x, h, mask, route=self.route(items, mask)), mask)
 
     def encode(self, items: torch.Tensor, lengths: torch.Tensor,
                gaps: torch.Tensor | None = None) -> torch.Tensor:
@@ -222,17 +271,37 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         return int(cold.numel())
 
     @torch.no_grad()
-    def add_items(self, text_vectors: torch.Tensor) -> None:
+    def add_items(self, text_vectors: torch.Tensor,
+                  route_vectors: torch.Tensor | None = None) -> None:
         """Append M items from their text vectors (M, Dt) without retraining (text modes).
 
         Their ID rows are zero and their output bias is the mean bias of the trained items
-        (a neutral prior: softmax scores ignore a shared shift, so 0 means nothing).
+        (a neutral prior: softmax scores ignore a shared shift, so 0 means nothing). A model
+        that routes by catalogue vectors takes theirs as ``route_vectors`` (M, C); without
+        them the new items' rows are zero and they are routed by their item vector alone.
         """
         m = int(torch.as_tensor(text_vectors).shape[0])
+        if self.config.route_dim:
+            r = (torch.zeros(m, self.config.route_dim) if route_vectors is None
+                 else _check_route(route_vectors, m, self.config.route_dim))
+            grown = torch.cat([self.route_vectors, r.to(self.route_vectors)])  # (N+M+1, C)
+        elif route_vectors is not None:
+            raise ValueError("this model does not route by catalogue vectors")
         self.items.add_items(text_vectors)
+        if self.config.route_dim:
+            self.route_vectors = grown
         if self.out_bias is not None:
             b = self.out_bias
             fill = b.mean() if b.numel() else b.new_zeros(())
             self.out_bias = nn.Parameter(torch.cat([b.detach(), fill.expand(m)]),
                                          requires_grad=b.requires_grad)
         self.n_items = self.items.n_items
+
+
+def _check_route(vectors: torch.Tensor, n: int, c: int) -> torch.Tensor:
+    v = torch.as_tensor(vectors, dtype=torch.float32)
+    if v.shape != (n, c):
+        raise ValueError(f"route_vectors must have shape ({n}, {c}), got {tuple(v.shape)}")
+    if not torch.isfinite(v).all():
+        raise ValueError("route_vectors contain NaN or infinite values")
+    return v

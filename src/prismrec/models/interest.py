@@ -12,6 +12,12 @@ output becomes the composed vector ``sum_k w_k v_k``, so an item's score is
   points at it; ``v_k = h + A c_k``, so the composed vector keeps the encoder's own user
   vector ``h`` (ranking as good as the single-vector model). O(K D) per event, no pass over
   the history; the batch form runs the same step, so streaming equals batch.
+  With ``route_dim`` > 0 each event also brings a fixed routing vector (the item's
+  catalogue categories, ``recommender._routing``) and the cosine that joins it to a slot
+  blends in its cosine to the slot's routing sum (``route_weight``): interests then follow
+  the catalogue's structure. The state grows to (K, B, D + C + 2). ``Recommender.fit``
+  builds those vectors by default (``interest_route="auto"``) when the catalogue has
+  categories; ``model.config.interest_route`` says which routing a model uses.
 - ``SelfAttentiveHead`` (ComiRec-SA, Cen et al. 2020): K attention distributions over the
   last ``window`` hidden states, ``A = softmax(W2 tanh(W1 H) + age bias)``, ``v_k = A_k H``.
   Not streamable in O(1): it carries the window and recomputes attention over it. Its
@@ -36,6 +42,7 @@ LONG_HALF_LIFE = 50.0  # events: centroids and lasting mass remember an interest
 EPS = 1e-6
 ROUTE_SCALE = 10.0  # cosine temperature of joining open slots: near-hard, still shared at ties
 ROUTE_THRESHOLD = 0.25  # an event less similar than this to every open slot opens a new one
+ROUTE_WEIGHT = 1.0  # share of the catalogue-vector cosine in routing, when the head has one
 FREE_MASS = 0.05  # a slot whose lasting mass faded below this (~200 idle events) is reusable
 RECYCLE_MASS = 2.0  # a new interest may take over the weakest slot below this lasting mass
 # (a stray one- or two-event slot), so stray events do not lock all K slots
@@ -113,6 +120,12 @@ class DecayHead(InterestHead):
     the user's first interest), and K only caps how many one user holds at once. An event
     costs O(K D); the batch form runs the same step over time, so streaming equals batch.
 
+    With ``route_dim`` C > 0 (``interest_route="categories"``) each event also carries a
+    fixed routing vector r (its catalogue categories), each slot keeps the decayed sum
+    ``R_k`` of those routed to it, and the similarity that routes is
+    ``(1 - route_weight) cos(x, S_k) + route_weight cos(r, R_k)`` (the item cosine alone
+    for an event whose r is zero). The state is (K, B, D + C + 2): S, R, Z, z.
+
     Routing reads the item vectors without gradient (they are trained by the next-item loss
     anyway); what is learned is how the interests are weighed and used:
     ``w = softmax(a log z_k + b log Z_k + g <h, c_k>)`` (recent mass, lasting mass, and how
@@ -125,10 +138,12 @@ class DecayHead(InterestHead):
 
     streaming = True
 
-    def __init__(self, dim: int, k: int, threshold: float = ROUTE_THRESHOLD) -> None:
+    def __init__(self, dim: int, k: int, threshold: float = ROUTE_THRESHOLD, *,
+                 route_dim: int = 0, route_weight: float = ROUTE_WEIGHT) -> None:
         super().__init__(dim, k)
         del self.weigh  # slots are per user: a per-slot linear map of h would mean nothing
         self.threshold = float(threshold)
+        self.route_dim, self.route_weight = int(route_dim), float(route_weight)
         self.recycle = RECYCLE_MASS
         d = torch.tensor([0.5 ** (1 / SHORT_HALF_LIFE), 0.5 ** (1 / LONG_HALF_LIFE)])
         self.register_buffer("decay", d, persistent=False)  # (short, long) per event
@@ -142,14 +157,31 @@ class DecayHead(InterestHead):
         return SHORT_HALF_LIFE, LONG_HALF_LIFE
 
     def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
-        return like.new_zeros(self.k, batch, self.dim + 2)  # (K, B, D+2): S, Z, z
+        # (K, B, D+C+2): S, the routing sums R (C = route_dim, 0 without), Z, z
+        return like.new_zeros(self.k, batch, self.dim + self.route_dim + 2)
 
-    def _step(self, x: torch.Tensor, m: torch.Tensor, s: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One event per row: x (B, D), real (B,), state (B, K, D+2) → (share (B, K), state)."""
-        d = self.dim
-        sums, big, small = s[..., :d], s[..., d], s[..., d + 1]  # (B, K, D), (B, K) x2
-        cos = torch.einsum("bkd,bd->bk", F.normalize(sums, dim=-1), F.normalize(x, dim=-1))
+    def _similarity(self, x: torch.Tensor, r: torch.Tensor | None, s: torch.Tensor
+                    ) -> torch.Tensor:
+        """Cosine of each event to each slot, (B, K): of the item vector to the centroid,
+        blended with the routing vector's cosine to the slot's routing sum (``route_weight``)
+        for the events that have a routing vector (a zero one routes by the item alone)."""
+        d, c = self.dim, self.route_dim
+        cos = torch.einsum("bkd,bd->bk", F.normalize(s[..., :d], dim=-1),
+                           F.normalize(x, dim=-1))  # (B, K)
+        if c == 0 or r is None:
+            return cos
+        rc = torch.einsum("bkc,bc->bk", F.normalize(s[..., d:d + c], dim=-1),
+                          F.normalize(r, dim=-1))  # (B, K)
+        has = (r.abs().sum(-1) > 0)[:, None]  # (B, 1)
+        a = self.route_weight
+        return torch.where(has, (1.0 - a) * cos + a * rc, cos)
+
+    def _step(self, x: torch.Tensor, r: torch.Tensor | None, m: torch.Tensor,
+              s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One event per row: x (B, D), routing vector r (B, C) or None, real (B,),
+        state (B, K, D+C+2) → (share (B, K), state)."""
+        big, small = s[..., -2], s[..., -1]  # (B, K) x2
+        cos = self._similarity(x, r, s)  # (B, K)
         open_ = big > FREE_MASS  # (B, K)
         best = torch.where(open_, cos, torch.full_like(cos, -2.0)).max(1).values  # (B,)
         low, slot = big.min(1)  # (B,): the weakest slot (an unused one first), to (re)open
@@ -162,14 +194,15 @@ class DecayHead(InterestHead):
         one_ = torch.ones_like(keep)
         dl = torch.where(m[:, None], self.decay[1] * keep, one_)  # padding: state unchanged
         ds = torch.where(m[:, None], self.decay[0] * keep, one_)
-        new = torch.cat([dl[..., None] * sums + p[..., None] * x[:, None],
+        v = x if r is None or self.route_dim == 0 else torch.cat([x, r], -1)  # (B, D+C)
+        new = torch.cat([dl[..., None] * s[..., :-2] + p[..., None] * v[:, None],
                          (dl * big + p)[..., None], (ds * small + p)[..., None]], -1)
         return p, new
 
     def read(self, s: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state (..., K, D+2), hidden (..., D) → centroids (..., K, D), weights (..., K)."""
+        """state (..., K, D+C+2), hidden (..., D) → centroids (..., K, D), weights (..., K)."""
         d = self.dim
-        big, small = s[..., d], s[..., d + 1]  # (..., K)
+        big, small = s[..., -2], s[..., -1]  # (..., K)
         cents = s[..., :d] / (big.unsqueeze(-1) + EPS)  # (..., K, D)
         a, b, g = self.gains
         logits = a * torch.log(small + EPS) + b * torch.log(big + EPS) \
@@ -178,16 +211,23 @@ class DecayHead(InterestHead):
         return cents, torch.softmax(logits, dim=-1)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, mask: torch.Tensor,
-                state: torch.Tensor | None = None) -> HeadOutput:
+                state: torch.Tensor | None = None, route: torch.Tensor | None = None
+                ) -> HeadOutput:
+        """``route`` (B, T, C): the events' fixed routing vectors (``route_dim`` > 0)."""
         b, t, _ = h.shape
         if state is None:
             state = self.initial_state(b, h)
-        s = state.detach().permute(1, 0, 2)  # (B, K, D+2)
+        if (route is None) != (self.route_dim == 0):
+            raise ValueError(f"this decay head routes with {self.route_dim}-wide catalogue "
+                             "vectors: pass route (B, T, C)" if self.route_dim else
+                             "this decay head has no routing vectors: route must be None")
+        s = state.detach().permute(1, 0, 2)  # (B, K, D+C+2)
         shares, states = [], []
         with torch.no_grad():  # routing: the item vectors are trained by the next-item loss
             xd = x.detach()
             for i in range(t):
-                p, s = self._step(xd[:, i], mask[:, i], s)
+                r = None if route is None else route[:, i]  # (B, C)
+                p, s = self._step(xd[:, i], r, mask[:, i], s)
                 shares.append(p)
                 states.append(s)
         if t == 0:
@@ -206,7 +246,7 @@ class DecayHead(InterestHead):
         lengths = mask.sum(1)  # (B,)
         h = _last(out.base, lengths)  # (B, D)
         v = h[:, None] + self.residual(_last(out.vectors, lengths))  # (B, K, D)
-        s = out.state.permute(1, 0, 2)  # (B, K, D+2)
+        s = out.state.permute(1, 0, 2)  # (B, K, D+C+2)
         mass = torch.stack([s[..., -1], s[..., -2]], -1)  # (B, K, 2): short, long
         return Interests(v, _last(out.weights, lengths), out.assignment,
                          out.weights * mask.unsqueeze(-1), mass)
@@ -254,7 +294,10 @@ class SelfAttentiveHead(InterestHead):
         return v, e, lse.transpose(1, 2)
 
     def forward(self, x: torch.Tensor, h: torch.Tensor, mask: torch.Tensor,
-                state: torch.Tensor | None = None) -> HeadOutput:
+                state: torch.Tensor | None = None, route: torch.Tensor | None = None
+                ) -> HeadOutput:
+        if route is not None:
+            raise ValueError("the comirec head does not route by catalogue vectors")
         b, t, d = h.shape
         w = self.window
         if state is None:
@@ -305,10 +348,14 @@ class SelfAttentiveHead(InterestHead):
         return v[:, 0], torch.softmax(self.weigh(hidden), dim=-1)
 
 
-def build_head(kind: str, dim: int, k: int, window: int) -> InterestHead:
-    """The head named ``kind`` ("decay" | "comirec") with K interests of width ``dim``."""
+def build_head(kind: str, dim: int, k: int, window: int, *, route_dim: int = 0,
+               route_weight: float = ROUTE_WEIGHT) -> InterestHead:
+    """The head named ``kind`` ("decay" | "comirec") with K interests of width ``dim``;
+    a decay head with ``route_dim`` > 0 also routes by fixed catalogue vectors."""
     if kind == "decay":
-        return DecayHead(dim, k)
+        return DecayHead(dim, k, route_dim=route_dim, route_weight=route_weight)
+    if route_dim:
+        raise ValueError("only the decay head routes by catalogue vectors")
     if kind == "comirec":
         return SelfAttentiveHead(dim, k, window)
     raise ValueError(f"interest_head must be one of {HEADS}, got {kind!r}")

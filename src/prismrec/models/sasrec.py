@@ -77,8 +77,10 @@ class SASRec(SequenceEncoder):
     name: ClassVar[str] = "sasrec"
     config_class: ClassVar[type[SASRecConfig]] = SASRecConfig
 
-    def __init__(self, n_items: int, config=None, *, text_vectors=None, **overrides) -> None:
-        super().__init__(n_items, config, text_vectors=text_vectors, **overrides)
+    def __init__(self, n_items: int, config=None, *, text_vectors=None, route_vectors=None,
+                 **overrides) -> None:
+        super().__init__(n_items, config, text_vectors=text_vectors,
+                         route_vectors=route_vectors, **overrides)
         c = self.config
         self.pos = nn.Embedding(c.max_len, c.dim)
         nn.init.normal_(self.pos.weight, std=INIT_STD)
@@ -96,7 +98,8 @@ class SASRec(SequenceEncoder):
         if self.head is None:
             return self.features(items, lengths, gaps)[1]
         x, h, mask = self.features(items, lengths, gaps)
-        return self.head.mix(self.head(x, h, mask), mask)  # interests over the window
+        res = self.head(x, h, mask, route=self.route(items, mask))
+        return self.head.mix(res, mask)  # interests over the window
 
     def features(self, items: torch.Tensor, lengths: torch.Tensor,
                  gaps: torch.Tensor | None = None

@@ -13,6 +13,12 @@ Labels come from the caller (``labeler(item_indices, weights) -> str``): naming 
 catalogue text is the explain step's job, and the profile step sits to its left
 (``prismrec.explain.interests.profile_for`` wires the two).
 
+Stray components: an interest of fewer than ``STRAY_EVENTS`` history events is marked
+``stray`` (shown and flagged): one or two events the head could not join to an interest,
+usually an item outside what the user follows. Its label describes those items, not an
+interest of the user; the benchmark of labels (docs/benchmarks.md, "Interest labels")
+counts the established interests and reports the stray ones apart.
+
 Horizon: "short" when an interest's share of the user's recent events (half-life
 ``SHORT_EVENTS``) is above its share of the lasting ones (half-life ``LONG_EVENTS``), i.e. it
 is rising; "long" otherwise.
@@ -30,6 +36,7 @@ from prismrec.models.base import SequenceEncoder
 
 SHORT_EVENTS = 5.0  # half-life, in events, of the "recent" share behind the horizon
 LONG_EVENTS = 50.0  # half-life of the "lasting" share
+STRAY_EVENTS = 3  # an interest of fewer history events is marked stray (a stray event or two)
 FALLBACK_K = 4  # clusters for a model without an interest head
 FALLBACK_HALF_LIFE = 10.0  # events: recency weighting of cluster weights without a head
 
@@ -60,12 +67,15 @@ class Interest:
     top_titles: list[str]  # their titles (ids where unknown)
     weight_history: list[float]  # weight after each history event (renormalised)
     label_source: str = "items"  # what named it: categories | tags | words | items | llm
+    stray: bool = False  # fewer than ``STRAY_EVENTS`` events: not (yet) an interest
 
     def to_dict(self, *, timeline: bool = False) -> dict:
-        """JSON-safe: id, label, weight, horizon, first/last seen, top items (id, title);
-        with ``timeline`` also the weight after each history event."""
+        """JSON-safe: id, label, label_source, stray, weight, horizon, first/last seen,
+        n_events, top items (id, title); with ``timeline`` also the weight after each
+        history event."""
         out = {"id": int(self.component), "label": self.label,
-               "label_source": self.label_source, "weight": float(self.weight),
+               "label_source": self.label_source, "stray": bool(self.stray),
+               "weight": float(self.weight),
                "horizon": self.horizon, "first_seen": _num(self.first_seen),
                "last_seen": _num(self.last_seen), "n_events": int(self.n_events),
                "top_items": [{"id": i, "title": t}
@@ -90,6 +100,7 @@ class Profile:
     source: str  # "decay" | "comirec" | "kmeans": where the components come from
     vectors: np.ndarray = field(repr=False)  # (K', D) interest vectors, aligned with interests
     event_interest: list[int] = field(default_factory=list)  # component of each event (argmax)
+    routing: str | None = None  # decay head: "categories" | "item" (what joined events); else None
 
     def __len__(self) -> int:
         return len(self.interests)
@@ -106,11 +117,14 @@ class Profile:
         """The profile document (JSON-safe; the vectors are left out).
 
         ``user``, ``components`` (where the interests come from: the model's head, or
-        ``kmeans``), ``fallback`` (None, or what the fallback did), ``n_events``, and each
+        ``kmeans``), ``routing`` (the decay head's: ``categories`` when events were joined to
+        interests by their catalogue categories too, ``item`` by item vectors alone; None for
+        other components), ``fallback`` (None, or what the fallback did), ``n_events``, and each
         interest's ``Interest.to_dict``. With ``timeline`` every interest carries its weight
         after each event, and ``events`` lists those events (item id, time), oldest first.
         """
-        out = {"user": self.user, "components": self.source, "fallback": self.fallback,
+        out = {"user": self.user, "components": self.source, "routing": self.routing,
+               "fallback": self.fallback,
                "n_events": len(self.event_items),
                "interests": [i.to_dict(timeline=timeline) for i in self.interests]}
         if timeline:
@@ -121,10 +135,14 @@ class Profile:
     def __str__(self) -> str:
         how = (f"{self.source} components" if self.fallback is None
                else "k-means clusters of the history: the model has no interest head")
+        if self.routing is not None:
+            how += (", routed by catalogue categories" if self.routing == "categories"
+                    else ", routed by item vectors")
         lines = [f"user {self.user}: {len(self)} interest(s) from {len(self.event_items)} "
                  f"events ({how})"]
         for i in self.interests:
-            lines.append(f"  [{i.component}] {i.weight:6.1%}  {i.label}  ({i.horizon}, "
+            what = "stray, " if i.stray else ""
+            lines.append(f"  [{i.component}] {i.weight:6.1%}  {i.label}  ({what}{i.horizon}, "
                          f"{i.n_events} events)  e.g. {', '.join(i.top_titles[:3])}")
         return "\n".join(lines)
 
@@ -136,13 +154,15 @@ def _num(x: float | None) -> float | None:
 def build_profile(model: SequenceEncoder, items: np.ndarray, times: np.ndarray | None,
                   item_ids: Sequence[str], *, user: str | None = None,
                   labeler: Labeler | None = None, titles: Callable[[int], str] | None = None,
-                  n_items: int = 5, min_share: float = 0.0) -> Profile:
+                  n_items: int = 5, min_share: float = 0.0,
+                  stray_events: int = STRAY_EVENTS) -> Profile:
     """The profile of one history (model item indices, oldest first) through ``model``.
 
     ``item_ids[i]`` is the id of item index i. Interests no history event is assigned to are
     left out (nothing in the history supports them), as are those below ``min_share`` of the
-    weight; the rest are renormalised. Without ``labeler`` interests are named by the titles
-    of their top items.
+    weight; the rest are renormalised. Interests of fewer than ``stray_events`` events are
+    marked ``stray`` (they keep their place, weight and part in composition). Without
+    ``labeler`` interests are named by the titles of their top items.
     """
     idx = np.asarray(items, dtype=np.int64).ravel()
     if len(idx) == 0:
@@ -191,12 +211,14 @@ def build_profile(model: SequenceEncoder, items: np.ndarray, times: np.ndarray |
             horizon="short" if recent[k] > lasting[k] + 1e-9 else "long",
             first_seen=float(t[mine[0]]), last_seen=float(t[mine[-1]]), n_events=len(mine),
             top_items=[str(item_ids[i]) for i in top], top_titles=[title(int(i)) for i in top],
-            weight_history=w_keep[:, j].tolist(), label_source=named_by))
+            weight_history=w_keep[:, j].tolist(), label_source=named_by,
+            stray=len(mine) < stray_events))
     order = sorted(range(len(out)), key=lambda j: (-out[j].weight, out[j].component))
     return Profile(user=user, interests=[out[j] for j in order],
                    event_items=[str(item_ids[i]) for i in idx], event_times=t.tolist(),
                    source=source, vectors=vectors[[keep[j] for j in order]],
-                   event_interest=[int(x) for x in hard])
+                   event_interest=[int(x) for x in hard],
+                   routing=model.config.interest_route if source == "decay" else None)
 
 
 @torch.no_grad()

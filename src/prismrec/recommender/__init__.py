@@ -27,6 +27,9 @@ Item text. With a catalogue, ``fit(data, catalog, text=True)`` encodes every ite
 ``"id+text"`` item embedding; ``text_vectors=`` passes vectors computed elsewhere. A model
 with a text part can then take new items from their text alone (``add_items``), find items
 near a query (``search``), and the catalogue, encoder name and template are saved with it.
+An item with text but no training events (in the data, or added) is placed from its text
+with a scale and a bias shift chosen on validation after training (``_cold``,
+``cold_placement_``).
 
 Streaming. ``update(events)`` appends new events to the users' histories in memory and
 advances their model state by the new events only, through the one streaming engine
@@ -43,12 +46,12 @@ states and ``prismrec.profile.live.LiveProfiles``.
 
 Scikit-learn manners: ``__init__`` stores parameters only; learned state (``model_``,
 ``users_``, ``items_``, ``histories_``, ``training_``, ``result_``, ``catalog_``, ``text_encoder_``,
-``text_template_``, ``item_item_``, ``blend_``; ``choices_`` after fitting) exists after
-fitting or loading.
+``text_template_``, ``cold_placement_``, ``item_item_``, ``blend_``; ``choices_`` after
+fitting) exists after fitting or loading.
 
 The code is split by concern: ``core`` (the class: fit, score, recommend), ``_text``,
-``_stream``, ``_persist``, ``_provenance``, ``_blend`` and ``_defaults`` (plain functions
-taking the recommender).
+``_cold``, ``_stream``, ``_persist``, ``_provenance``, ``_blend`` and ``_defaults`` (plain
+functions taking the recommender).
 """
 
 from prismrec.recommender._blend import BlendConfig, BlendResult

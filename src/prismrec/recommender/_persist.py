@@ -28,6 +28,7 @@ from prismrec.data.vocab import Vocab
 from prismrec.errors import CheckpointError
 from prismrec.models.item_item import ItemItem, check_size
 from prismrec.recommender._blend import BlendResult, resolve
+from prismrec.recommender._cold import ColdPlacement
 from prismrec.recommender._provenance import TrainingRecord
 from prismrec.train.checkpoint import load_checkpoint, save_checkpoint
 from prismrec.train.config import TrainConfig
@@ -69,6 +70,9 @@ def save(rec: Recommender, path: str | Path) -> Path:
         meta["training"] = tr.to_meta()
         extra[TRAIN_CUT_KEY] = torch.from_numpy(tr.train_cut)
         extra[SELECT_CUT_KEY] = torch.from_numpy(tr.select_cut)
+    placement = getattr(rec, "cold_placement_", None)
+    if placement is not None:
+        meta["cold_placement"] = placement.to_dict()
     ii = getattr(rec, "item_item_", None)
     if ii is not None:
         meta["blend"] = rec.blend_.to_dict()
@@ -107,6 +111,7 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
         raise CheckpointError(f"{path}: vocabularies, histories and model sizes disagree")
     item_item, blend = _read_blend(path, meta, extra, len(items))
     training = _read_training(path, meta, extra, len(users))
+    placement = _read_cold_placement(path, meta)
     rec = cls(ck.model.name, model_config=ck.model.config.to_dict(),
               train_config=ck.train_config,
               blend=None if blend is None else (meta.get("blend_config") or True))
@@ -118,7 +123,21 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
     rec.text_encoder_, rec.text_template_, rec._encoder = encoder, template, None
     rec.item_item_, rec.blend_ = item_item, blend
     rec.training_ = training
+    rec.cold_placement_ = placement
     return rec
+
+
+def _read_cold_placement(path: Path, meta: dict) -> ColdPlacement | None:
+    """The saved cold-item placement, or None for a checkpoint written before it was kept
+    (its ``add_items`` then gives new items a zero ID row and the mean bias, as then)."""
+    info = meta.get("cold_placement")
+    if info is None:
+        return None
+    try:
+        return ColdPlacement.from_dict(info)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the saved cold-item placement is invalid ({exc}); "
+                              "save the model again") from exc
 
 
 def _read_training(path: Path, meta: dict, extra: dict[str, torch.Tensor],

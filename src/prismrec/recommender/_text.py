@@ -19,6 +19,7 @@ from prismrec.data.catalog import TEXT_FIELDS, Catalog
 from prismrec.data.vocab import Vocab
 from prismrec.errors import DataError, PrismrecError, UnknownIdError
 from prismrec.models.item_item import check_size
+from prismrec.recommender import _cold
 
 if TYPE_CHECKING:  # prismrec.text loads lazily: id-only users never pay for it
     from prismrec.profile.live import LiveBundle
@@ -235,7 +236,11 @@ def add_items(rec: Recommender, rows: pd.DataFrame | Catalog,
         emb.set_text_vectors(tv)
         rec._states.clear()  # states over re-encoded items are stale
     if new:
-        rec.model_.add_items(torch.from_numpy(vectors[new]))
+        first = rec.model_.n_items
+        rec.model_.add_items(torch.from_numpy(vectors[new]))  # zero ID row, mean bias
+        placement = getattr(rec, "cold_placement_", None)
+        if placement is not None:  # then placed as chosen on validation (``_cold``)
+            _cold.place(rec.model_, torch.arange(first, rec.model_.n_items), placement)
         rec.items_.add([ids[j] for j in new])
         if getattr(rec, "item_item_", None) is not None:  # new items: zero rows and columns
             rec.item_item_.resize(len(rec.items_))

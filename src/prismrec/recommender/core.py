@@ -30,7 +30,16 @@ from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
-from prismrec.recommender import _blend, _defaults, _persist, _provenance, _stream, _text
+from prismrec.recommender import (
+    _blend,
+    _cold,
+    _defaults,
+    _persist,
+    _provenance,
+    _routing,
+    _stream,
+    _text,
+)
 from prismrec.recommender._blend import BlendConfig
 from prismrec.recommender._defaults import Choices
 from prismrec.recommender._stream import StreamUpdate
@@ -62,16 +71,28 @@ log = logging.getLogger(__name__)
 
 # recommend_composed's λ (and recommend's when mute/boost are given without diversity): the
 # largest λ whose validation NDCG@10 stays within 2% of λ=0's on ml-100k and Scientific
-# (validation cases only; docs/benchmarks.md "Composition: the default diversity")
+# (validation cases only, heads routed by item vectors, the routing before "auto";
+# docs/benchmarks.md "Composition: the default diversity")
 DEFAULT_DIVERSITY = 0.25
 
 
-def _reset_untrained(model: SequenceEncoder, train: Sequences) -> None:
-    """Items with no training event are scored from their text alone, like added items."""
+def _place_untrained(model: SequenceEncoder, train: Sequences, valid: EvalCases | None,
+                     filter_seen: bool, chosen: _cold.ColdPlacement | None = None
+                     ) -> _cold.ColdPlacement:
+    """Items with no training event are placed from their text as added items are
+    (``_cold``): by the placement chosen on ``valid`` (or ``chosen``'s scale and shift, with
+    this model's mean bias), which is returned for ``add_items``."""
     trained = torch.from_numpy(np.bincount(train.items, minlength=model.n_items) > 0)
-    n = model.reset_untrained(trained)
+    n = model.reset_untrained(trained)  # zero ID row, mean bias (id-only models: nothing)
+    if chosen is None:
+        placement = _cold.choose(model, trained, valid, filter_seen)
+    else:
+        placement = replace(chosen, mean_bias=_cold.choose(model, trained, None).mean_bias)
+    _cold.place(model, torch.nonzero(~trained).flatten(), placement)
     if n:
-        log.info("%d item(s) had no training events: scored from their text alone", n)
+        log.info("%d item(s) had no training events: placed from their text (scale %g, "
+                 "bias shift %g)", n, placement.scale, placement.shift)
+    return placement
 
 
 class Recommender:
@@ -204,7 +225,8 @@ class Recommender:
         return dict(cfg or {})
 
     def _build(self, n_items: int, seed: int, text_vectors: np.ndarray | None,
-               embedding: str | None = None) -> SequenceEncoder:
+               embedding: str | None = None,
+               route_vectors: np.ndarray | None = None) -> SequenceEncoder:
         name = self.choices_.model
         cfg = self._config_dict()
         if embedding is not None:
@@ -223,8 +245,25 @@ class Recommender:
             if tv.ndim != 2 or tv.shape[0] != n_items:
                 raise DataError(f"text_vectors must have shape ({n_items}, D), one row per "
                                 f"item; got {tuple(tv.shape)}")
+        rv = None if route_vectors is None else torch.from_numpy(route_vectors)
         torch.manual_seed(seed)
-        return MODELS[name](n_items, cfg or None, text_vectors=tv)
+        return MODELS[name](n_items, cfg or None, text_vectors=tv, route_vectors=rv)
+
+    def _route_vectors(self, items: Vocab, catalog: Catalog | None) -> np.ndarray | None:
+        """The catalogue routing vectors (``_routing``) for ``interest_route="categories"``
+        (refused before training when there are none), and for ``"auto"`` (the default)
+        when the decay head is on and the catalogue gives some item a category; else None
+        (item routing; the model records it in ``model_.config.interest_route``)."""
+        cfg = self._config_dict()
+        route = cfg.get("interest_route", EncoderConfig.interest_route)
+        if route == "auto":
+            head_on = (cfg.get("interests", EncoderConfig.interests) >= 2
+                       and cfg.get("interest_head", EncoderConfig.interest_head) == "decay")
+            if not head_on or not _routing.has_categories(catalog, items.to_list()):
+                return None
+        elif route != "categories":
+            return None
+        return _routing.category_vectors(catalog, items.to_list())
 
 
     def fit(self, data: Dataset | Interactions | pd.DataFrame, catalog: Catalog | None = None,
@@ -258,6 +297,13 @@ class Recommender:
           a text-mode ``model_config``; pass ``encoder``/``template`` too if you want
           ``add_items`` and ``search`` to know how they were made.
 
+        In a text mode, items of the vocabulary with no training event (cold items) are
+        placed from their text as items added later with ``add_items`` are: vector
+        ``scale`` x their text projection, bias the trained items' mean + ``shift``, the
+        pair chosen after training on the validation cases (``cold_placement_``, with its
+        validation table; ``prismrec.recommender._cold``). Without validation cases it is
+        scale 1, shift 0 (the text projection at the mean bias).
+
         With ``blend``, the item-item part is fitted on the same training rows as the
         sequence model and the blend is chosen on the held-out last events.
         """
@@ -282,7 +328,8 @@ class Recommender:
         vectors, mode = self._choose(data.items, catalog, text_vectors, text, encoder,
                                      template, text_cache, refit, cases is not None)
         self._fit(train, cases, data.users, data.items, seqs, vectors, mode,
-                  refit_on=seqs if refit else None, split_name=split_name)
+                  refit_on=seqs if refit else None, split_name=split_name,
+                  route_vectors=self._route_vectors(data.items, catalog))
         self.catalog_ = catalog
         return self
 
@@ -315,7 +362,7 @@ class Recommender:
         full = split.train_and_valid() if refit else None
         known = _provenance.known_histories(split) if histories is None else histories
         self._fit(split.train, valid, users, items, known, vectors, mode, refit_on=full,
-                  split_name=split.name)
+                  split_name=split.name, route_vectors=self._route_vectors(items, catalog))
         self.catalog_ = catalog
         return self
 
@@ -340,7 +387,7 @@ class Recommender:
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
              histories: Sequences, text_vectors: np.ndarray | None = None,
              embedding: str | None = None, refit_on: Sequences | None = None,
-             split_name: str = "custom") -> None:
+             split_name: str = "custom", route_vectors: np.ndarray | None = None) -> None:
         if len(items) == 0 or train.n_events == 0:
             raise DataError("no events to train on")
         if len(histories) != len(users):
@@ -352,10 +399,11 @@ class Recommender:
                          + (" with item text" if text_vectors is not None else ""))
         tc = self._train_config()
         device = self.device_  # refuse a missing GPU before building anything
-        self.model_ = self._build(len(items), tc.seed, text_vectors, embedding)
+        self.model_ = self._build(len(items), tc.seed, text_vectors, embedding, route_vectors)
         self.result_: TrainResult = Trainer(tc, log_dir=self.log_dir, device=device).fit(
             self.model_, train, valid)
-        _reset_untrained(self.model_, train)
+        self.cold_placement_ = _place_untrained(self.model_, train, valid,
+                                                tc.valid_filter_seen)
         self.users_, self.items_, self.histories_ = users, items, histories
         self.train_config_ = tc
         threads = torch.get_num_threads()
@@ -367,19 +415,21 @@ class Recommender:
             torch.set_num_threads(threads)
         self.refit_result_: TrainResult | None = None
         if refit_on is not None and valid is not None:
-            self._refit(refit_on, tc, text_vectors, embedding)
+            self._refit(refit_on, tc, text_vectors, embedding, route_vectors)
         self.training_ = _provenance.record(split_name, histories, train, valid,
                                             refit=self.refit_result_ is not None)
 
     def _refit(self, full: Sequences, tc: TrainConfig, text_vectors: np.ndarray | None,
-               embedding: str | None) -> None:
+               embedding: str | None, route_vectors: np.ndarray | None = None) -> None:
         """A fresh model on ``full`` for the selected number of epochs; the blend keeps the
         weights validation chose, its item-item part is refitted on ``full`` too."""
         epochs = max(1, self.result_.best_epoch)
-        self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding)
+        self.model_ = self._build(len(self.items_), tc.seed, text_vectors, embedding,
+                                  route_vectors)
         self.refit_result_ = Trainer(replace(tc, epochs=epochs), log_dir=self.log_dir,
                                      device=self.device_).fit(self.model_, full, None)
-        _reset_untrained(self.model_, full)
+        self.cold_placement_ = _place_untrained(self.model_, full, None, tc.valid_filter_seen,
+                                                chosen=self.cold_placement_)
         if self.item_item_ is not None:
             _blend.refit_item_item(self, full)
 
@@ -599,7 +649,11 @@ class Recommender:
         saved name (the packaged MiniLM, or a ``HashingEncoder``); otherwise pass it.
 
         New ids get the next item indices: their vector is the model's text projection of
-        their text (their ID row is zero), so users can be recommended them at once. Ids
+        their text times ``cold_placement_.scale`` and their bias the trained items' mean
+        plus ``cold_placement_.shift`` (chosen on validation at fit; see ``fit`` and
+        ``prismrec.recommender._cold``), so users can be recommended them at once; a
+        checkpoint saved before the placement was kept gives them the text projection and
+        the mean bias of all items. Ids
         the model already has are upserts: their text is replaced and re-encoded (the
         learned ID part is kept; unchanged text gives the same vector). Returns the new ids,
         in order. With a blend, new items get zero item-item rows and columns: they are
@@ -664,6 +718,10 @@ class Recommender:
         ``print(profile)`` is a short summary; ``profile.to_dict()`` the profile document.
         Keywords go to ``profile_for``: ``labeler=ChatLabeler(client)`` names the interests
         with a chat model (the catalogue label is the default), ``n_items``, ``min_share``.
+        An interest of fewer than ``profile.profile.STRAY_EVENTS`` (3) events is marked
+        ``stray`` (``Interest.stray``): one or two events joined to no interest.
+        ``profile.routing`` says how the decay head joined events to interests: "categories"
+        (the default when the catalogue given to fit has categories) or "item".
         """
         from prismrec.explain.interests import profile_for
 
@@ -697,7 +755,8 @@ class Recommender:
         ``checkpoint.json``); the item text
         vectors are part of the model's weights there; the catalogue, if any, goes to
         ``catalog.json`` (JSON rows, checksummed in ``checkpoint.json``); the encoder name
-        and text template go in ``checkpoint.json``. A blended model adds its item-item
+        and text template go in ``checkpoint.json``, and so does the cold-item placement
+        (``cold_placement_``). A blended model adds its item-item
         weights to the safetensors file and its ``blend_`` record to ``checkpoint.json``.
         """
         return _persist.save(self, path)
@@ -713,7 +772,9 @@ class Recommender:
         ``catalog_``, ``text_encoder_`` and ``text_template_`` set to None; those written
         without a blend load with ``item_item_`` and ``blend_`` set to None; those written
         before the training record was kept load with ``training_`` None (``evaluate
-        --checkpoint`` then refuses them: it cannot tell which cases the model saw).
+        --checkpoint`` then refuses them: it cannot tell which cases the model saw); those
+        written before the cold-item placement was kept load with ``cold_placement_`` None
+        (``add_items`` then gives new items a zero ID row and the mean bias, as it did then).
         """
         resolve_device(device)  # refuse a missing GPU before reading anything
         rec = _persist.load(cls, path)

@@ -33,12 +33,14 @@ def tune_model(spec: DataSpec, model: str, grid: dict[str, list], *, search: str
     """One model per setting, ranked by validation NDCG@10 (the test cases are never used).
 
     ``text`` gives every trial the ``id+text`` embedding from the catalogue (encoded once).
+    Trials with the decay interest head route by the catalogue's categories when it has
+    some (``interest_route="auto"``, as ``Recommender.fit`` does).
     With ``blend``, ``refit`` or ``out`` the best setting is trained once more as a
     ``Recommender``: ``blend`` chooses an EASE blend for it on validation, ``refit``
     retrains it on train + validation, and ``out`` saves it.
     """
     from prismrec.errors import DataError
-    from prismrec.recommender import Recommender
+    from prismrec.recommender import Recommender, _routing
     from prismrec.recommender._text import encode_items
     from prismrec.text import TextTemplate, default_encoder
     from prismrec.train import tune
@@ -58,9 +60,12 @@ def tune_model(spec: DataSpec, model: str, grid: dict[str, list], *, search: str
             "; trained with empty text: " + ", ".join(
                 f"{n} item(s) {w.replace('_', ' ')}" for w, n in missing.items())
             if missing else ""))
+    ids = dataset.items.to_list()  # interest_route "auto" trials route as fit would
+    routes = (_routing.category_vectors(dataset.catalog, ids)
+              if _routing.has_categories(dataset.catalog, ids) else None)
     table = tune(model, split.train, split.valid, len(dataset.items), grid, search=search,
                  n_trials=trials, model_config=model_config, train_config=tc,
-                 text_vectors=vectors)
+                 text_vectors=vectors, route_vectors=routes)
     best = table.attrs["best"]
     summary = [f"best on validation: {best}"]
     doc = {"dataset": dataset.name, "split": split.name, "model": model, "best": best,

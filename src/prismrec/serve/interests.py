@@ -91,6 +91,8 @@ class InterestRoutes:
             note = None
         else:
             doc = {"components": self.source, "fallback": FALLBACKS.get(self.source),
+                   "routing": (self.live.model.config.interest_route
+                               if self.source == "decay" else None),
                    "n_events": 0, "interests": []}
             if timeline:
                 doc["events"] = []

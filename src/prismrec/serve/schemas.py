@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, create_model
 from pydantic_core import PydanticCustomError
 
+from prismrec.profile.profile import STRAY_EVENTS
 from prismrec.profile.store import MAX_ID_LENGTH
 
 Id = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=MAX_ID_LENGTH)]
@@ -123,6 +124,8 @@ class InterestOut(BaseModel):
                     "PUT /v1/users/{id}/interests/{interest}")
     label: str
     label_source: str
+    stray: bool = Field(description=f"fewer than {STRAY_EVENTS} history events: events "
+                        "joined to no interest, shown marked; its label names those items")
     weight: float = Field(description="its share now (the profile's weights sum to 1)")
     horizon: str = Field(description='"short" (rising) or "long"')
     first_seen: float | None
@@ -159,6 +162,8 @@ class ProfileOut(BaseModel):
 
     user: str
     components: str | None = Field(description="the model's interest head, or kmeans")
+    routing: str | None = Field(None, description="the decay head's routing: categories "
+                                "(catalogue categories and item vectors) or item; else null")
     fallback: str | None = Field(description="what the fallback did when the model has no "
                                  "interest head")
     n_events: int = Field(description="history events the interests were read from")

@@ -141,7 +141,9 @@ def load_checkpoint(path: str | Path, *,
     if doc["model"] not in MODELS:
         raise CheckpointError(f"{path}: unknown model {doc['model']!r}; known: {sorted(MODELS)}")
     try:
-        model = MODELS[doc["model"]](int(doc["n_items"]), dict(doc["model_config"]))
+        cfg = dict(doc["model_config"])
+        cfg.setdefault("interest_route", "item")  # saved before routing existed: item vectors
+        model = MODELS[doc["model"]](int(doc["n_items"]), cfg)
         train_config = (None if doc.get("train_config") is None
                         else TrainConfig.from_dict(doc["train_config"]))
     except (TypeError, ValueError) as exc:

@@ -55,7 +55,8 @@ def _resolve(model: str, names: list[str]) -> dict[str, tuple[str, str]]:
 def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
          grid: dict[str, Sequence[Any]], *, search: str = "grid", n_trials: int | None = None,
          model_config: dict | None = None, train_config: TrainConfig | dict | None = None,
-         seed: int = 0, text_vectors: np.ndarray | None = None) -> pd.DataFrame:
+         seed: int = 0, text_vectors: np.ndarray | None = None,
+         route_vectors: np.ndarray | None = None) -> pd.DataFrame:
     """Train one model per setting; a table sorted by validation NDCG@10, best first.
 
     ``grid`` maps a setting (``dim``, ``lr``, ``model.max_len`` ...) to the values to try.
@@ -64,7 +65,11 @@ def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
     ``valid_ndcg@10``, ``valid_hr@10``, ``best_epoch``, ``epochs``, ``stopped`` (``epochs``,
     ``patience`` or ``time``: a ``max_seconds`` limit ended the trial), ``seconds``; its
     ``attrs["best"]`` holds the winning settings. ``text_vectors`` (N, D), one row per
-    item, give every trial the ``id+text`` embedding (unless ``model_config`` names another).
+    item, give every trial the ``id+text`` embedding (unless ``model_config`` names another);
+    ``route_vectors`` (N, C) are the catalogue routing vectors of trials with
+    ``interest_route="categories"``, or ``"auto"`` (the default) with the decay head on
+    (``prismrec.recommender._routing.category_vectors``); without them "auto" trials route
+    by item vectors.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose one of {sorted(MODELS)}")
@@ -96,7 +101,10 @@ def tune(model: str, train: Sequences, valid: EvalCases, n_items: int,
         torch.manual_seed(tc.seed)
         tv = None if text_vectors is None else torch.as_tensor(
             np.asarray(text_vectors, dtype=np.float32))
-        net = MODELS[model](n_items, m_cfg, text_vectors=tv)
+        rv = None
+        if route_vectors is not None and m_cfg.get("interest_route", "auto") != "item":
+            rv = torch.as_tensor(np.asarray(route_vectors, dtype=np.float32))
+        net = MODELS[model](n_items, m_cfg, text_vectors=tv, route_vectors=rv)
         t0 = time.perf_counter()
         result = Trainer(tc).fit(net, train, valid)
         row = {**setting, **{f"valid_{k}": v for k, v in result.best_metrics.items()},

@@ -12,8 +12,10 @@ the last item. The missing item's position is kept free in ``times`` (positions,
 ``train/input.txt`` row is the whole sequence, its last item the test target and its
 second-to-last the validation target, for every user with at least 3 items. It differs from
 the published ML-1M setup (SASRec, gSASRec, the RecSys'23 full cross-entropy study) in one way:
-those rows end two items before each user's true end, so every sequence is two items shorter
-and the targets are each user's third- and second-to-last items of the original data. The
+those rows end two items before each user's true end (three for the 512 users of gSASRec's
+validation sample, whose rows also lack their validation input's last item), so every sequence
+is two (three) items shorter and the test and validation targets are each user's third- and
+fourth-to-last items of the original data (fourth- and fifth-to-last for those 512). The
 other files are not read.
 """
 
@@ -134,7 +136,7 @@ def _load_loo(d: Path, train: Sequences, movies: Path | None) -> Dataset:
     users = Vocab.from_list([str(k + 1) for k in range(len(train))])  # line k -> user k+1
     seqs = Sequences(train.offsets, train.items - 1, train.positions().astype(np.float64))
     info = {"layout": "sasrec", "protocol": "loo",
-            "items_short_of_published": 2,  # each row ends two items before the user's end
+            "items_short_of_published": 2,  # rows end 2 items before the end (512: 3)
             "users_too_short_to_evaluate": int((train.lengths < 3).sum())}
     inter = positional_interactions(seqs, users, items)
     return Dataset(d.name, seqs, users, items, _catalog(d, original, movies), inter, None,
