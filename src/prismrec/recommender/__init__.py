@@ -1,5 +1,11 @@
 """``Recommender``: the user-facing object — ids in, DataFrames out, one sequence model inside.
 
+What is trained. ``Recommender()`` (``model="auto"``) trains the strongest configuration
+measured, as far as the data supports it: SASRec with tuned settings, item text when the
+catalogue has text, the EASE blend when the catalogue fits in memory; ``choices_`` says
+what was chosen and why (``_defaults``). ``Recommender("lstm")`` (or ``"gru"``,
+``"sasrec"``) trains that model as configured, with text and the blend only when asked.
+
 Two ways to fit, for two purposes:
 
 - ``fit(data)`` trains for use. ``data`` is a ``Dataset``, an ``Interactions`` table or a
@@ -40,19 +46,20 @@ states and ``prismrec.profile.live.LiveProfiles``.
 
 Scikit-learn manners: ``__init__`` stores parameters only; learned state (``model_``,
 ``users_``, ``items_``, ``histories_``, ``training_``, ``result_``, ``catalog_``, ``text_encoder_``,
-``text_template_``, ``cold_placement_``, ``item_item_``, ``blend_``) exists after fitting or
-loading.
+``text_template_``, ``cold_placement_``, ``item_item_``, ``blend_``; ``choices_`` after
+fitting) exists after fitting or loading.
 
 The code is split by concern: ``core`` (the class: fit, score, recommend), ``_text``,
-``_cold``, ``_stream``, ``_persist``, ``_provenance`` and ``_blend`` (plain functions taking
-the recommender).
+``_cold``, ``_stream``, ``_persist``, ``_provenance``, ``_blend`` and ``_defaults`` (plain
+functions taking the recommender).
 """
 
 from prismrec.recommender._blend import BlendConfig, BlendResult
+from prismrec.recommender._defaults import Choices
 from prismrec.recommender._persist import CATALOG_FILE, RECOMMENDER_FORMAT
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.recommender._text import TEXT_MODES, NoTextPathError
 from prismrec.recommender.core import Recommender, holdout_last
 
 __all__ = ["CATALOG_FILE", "RECOMMENDER_FORMAT", "TEXT_MODES", "BlendConfig", "BlendResult",
-           "NoTextPathError", "Recommender", "StreamUpdate", "holdout_last"]
+           "Choices", "NoTextPathError", "Recommender", "StreamUpdate", "holdout_last"]

@@ -113,6 +113,12 @@ class BlendResult:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def alone(self) -> float | None:
+        """The best validation metric at weight 0 (the sequence model alone): ``best`` is
+        never below it. None when weight 0 was not tried or nothing was validated."""
+        scores = [r[self.metric] for r in self.table if r["weight"] == 0.0]
+        return max(scores) if scores else None
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BlendResult:
         return cls(lam=float(d["lam"]), decay=float(d["decay"]), weight=float(d["weight"]),
@@ -142,7 +148,7 @@ def resolve(blend_opt: bool | str | dict | BlendConfig | None) -> BlendConfig | 
 def fit_blend(rec: Recommender, train: Sequences, valid: EvalCases | None) -> None:
     """Fit the item-item part on ``train`` and choose the blend on ``valid``; sets
     ``rec.item_item_`` and ``rec.blend_`` (both None when the blend is off)."""
-    cfg = resolve(rec.blend)
+    cfg = resolve(rec.blend_option_)
     rec.item_item_, rec.blend_ = None, None
     if cfg is None:
         return
@@ -170,7 +176,7 @@ def fit_blend(rec: Recommender, train: Sequences, valid: EvalCases | None) -> No
     rec.item_item_ = fitted
     rec.blend_ = BlendResult(best["lam"], best["decay"], best["weight"], "validation", metric,
                              best[metric], table, best["text_alpha"])
-    alone = max(r[metric] for r in table if r["weight"] == 0.0) if 0.0 in cfg.weights else None
+    alone = rec.blend_.alone()
     log.info("blend: lam=%g decay=%g a=%g text alpha=%g, validation %s=%.5f (sequence model "
              "alone %s)", best["lam"], best["decay"], best["weight"], best["text_alpha"],
              metric, best[metric], "n/a" if alone is None else f"{alone:.5f}")

@@ -76,7 +76,7 @@ def save(rec: Recommender, path: str | Path) -> Path:
     ii = getattr(rec, "item_item_", None)
     if ii is not None:
         meta["blend"] = rec.blend_.to_dict()
-        cfg = resolve(rec.blend)
+        cfg = resolve(rec.blend_option_)
         meta["blend_config"] = None if cfg is None else cfg.to_dict()
         extra[ITEM_ITEM_KEY] = ii.weights
     return save_checkpoint(path, rec.model_, train_config=rec.train_config_, meta=meta,

@@ -79,13 +79,10 @@ def encode_items(items: Vocab, catalog: Catalog, encoder: TextEncoder,
     """(N, D) vectors in item order; items without a catalogue row or with empty text get
     a zero vector (no text: they learn from their id alone, and add nothing to EASE's text
     side information), counted in the second value."""
-    from prismrec.text import compose_texts, encode_catalog
+    from prismrec.text import encode_catalog
 
     ids = items.to_list()
-    present = [i for i in ids if i in catalog]
-    rows = Catalog(catalog.frame.loc[present])
-    texts = compose_texts(rows, template, allow_empty=True)
-    with_text = [i for i, t in zip(present, texts, strict=True) if t.strip()]
+    present, with_text = items_with_text(ids, catalog, template)
     if not with_text:
         raise DataError(f"none of the {len(ids)} items has catalogue text in field(s) "
                         f"{', '.join(template.resolve_fields(catalog.frame.columns))}: "
@@ -101,6 +98,16 @@ def encode_items(items: Vocab, catalog: Catalog, encoder: TextEncoder,
     out = np.zeros((len(ids), vecs.shape[1]), dtype=np.float32)  # (N, D)
     out[items.index(with_text)] = vecs
     return out, {k: v for k, v in missing.items() if v}
+
+
+def items_with_text(ids: list, catalog: Catalog, template: TextTemplate
+                    ) -> tuple[list, list]:
+    """(the ``ids`` with a catalogue row, those whose text by ``template`` is not empty)."""
+    from prismrec.text import compose_texts
+
+    present = [i for i in ids if i in catalog]
+    texts = compose_texts(Catalog(catalog.frame.loc[present]), template, allow_empty=True)
+    return present, [i for i, t in zip(present, texts, strict=True) if t.strip()]
 
 
 def text_vectors(rec: Recommender) -> np.ndarray | None:

@@ -30,8 +30,18 @@ from prismrec.models.item_item import blend_bytes, check_memory, check_size
 from prismrec.profile.live.bundle import Served
 from prismrec.profile.live.state import UserState
 from prismrec.ranking import topk
-from prismrec.recommender import _blend, _cold, _persist, _provenance, _routing, _stream, _text
+from prismrec.recommender import (
+    _blend,
+    _cold,
+    _defaults,
+    _persist,
+    _provenance,
+    _routing,
+    _stream,
+    _text,
+)
 from prismrec.recommender._blend import BlendConfig
+from prismrec.recommender._defaults import Choices
 from prismrec.recommender._stream import StreamUpdate
 from prismrec.retrieve.filters import exclusion_mask
 from prismrec.train.config import TrainConfig
@@ -86,13 +96,25 @@ def _place_untrained(model: SequenceEncoder, train: Sequences, valid: EvalCases 
 
 
 class Recommender:
-    """Next-item recommendations from a sequence model (``"lstm"``, ``"gru"``, ``"sasrec"``).
+    """Next-item recommendations from a sequence model (``"auto"``, ``"lstm"``, ``"gru"``,
+    ``"sasrec"``).
+
+    ``model="auto"`` (the default) trains the strongest configuration measured, as far as
+    the data supports it (``prismrec.recommender._defaults``): SASRec with tuned settings,
+    item text when the catalogue has text, the EASE blend when the catalogue fits in memory
+    (at most 10,000 items) and there are validation cases, no refit. It costs more than a
+    bare model: a text-encoder pass over the catalogue, more epochs and the blend's EASE
+    solves. ``choices_`` records, after ``fit``,
+    what was chosen and why. A named model (``"lstm"``, ``"gru"``, ``"sasrec"``) trains as
+    configured: its config defaults, text and blend only when asked.
 
     ``blend`` adds EASE item-item scores to the sequence model's (see
-    ``prismrec.recommender._blend``): None/False (default) for none; True or ``"ease"`` to
-    choose the EASE ``lam``, the history recency ``decay`` and the blend weight on validation
-    over ``BlendConfig()``'s grid; a dict or ``BlendConfig`` for another grid. The choice
-    and its validation table are in ``blend_``; the fitted part is ``item_item_``.
+    ``prismrec.recommender._blend``): None (default) for the model's default (``"auto"``
+    under ``model="auto"``, none for a named model); False for none; ``"auto"`` for on when
+    the catalogue fits (as above); True or ``"ease"`` to choose the EASE ``lam``, the history
+    recency ``decay`` and the blend weight on validation over ``BlendConfig()``'s grid; a
+    dict or ``BlendConfig`` for another grid. The choice and its validation table are in
+    ``blend_``; the fitted part is ``item_item_``.
 
     ``device`` (``"cpu"``, the default; ``"cuda"``; ``"auto"``: CUDA when there is a GPU)
     is where training, validation and the batch scoring of ``score`` and ``recommend`` run
@@ -101,7 +123,7 @@ class Recommender:
     no CUDA GPU raises ``DeviceError`` (a ``ValueError``).
     """
 
-    def __init__(self, model: str = "lstm", *,
+    def __init__(self, model: str = "auto", *,
                  model_config: EncoderConfig | dict | None = None,
                  train_config: TrainConfig | dict | None = None,
                  log_dir: str | Path | None = None,
@@ -118,6 +140,13 @@ class Recommender:
         return {"model": self.model, "model_config": self.model_config,
                 "train_config": self.train_config, "log_dir": self.log_dir,
                 "blend": self.blend, "device": self.device}
+
+    @property
+    def blend_option_(self):
+        """The blend option in use: resolved from ``blend`` at fit (``choices_``), else
+        ``blend`` as given (a loaded model)."""
+        choices = getattr(self, "choices_", None)
+        return self.blend if choices is None else choices.blend_option
 
     @property
     def device_(self) -> torch.device:
@@ -180,12 +209,16 @@ class Recommender:
 
     # -- fitting --------------------------------------------------------------------------
     def _train_config(self) -> TrainConfig:
-        c = self.train_config
+        choices = getattr(self, "choices_", None)
+        c = self.train_config if choices is None else choices.train_config
         c = TrainConfig() if c is None else TrainConfig.from_dict(c) if isinstance(c, dict) else c
         c.validate()
         return c
 
     def _config_dict(self) -> dict:
+        choices = getattr(self, "choices_", None)
+        if choices is not None:
+            return dict(choices.model_config)
         cfg = self.model_config
         if isinstance(cfg, EncoderConfig):
             cfg = cfg.to_dict()
@@ -194,8 +227,7 @@ class Recommender:
     def _build(self, n_items: int, seed: int, text_vectors: np.ndarray | None,
                embedding: str | None = None,
                route_vectors: np.ndarray | None = None) -> SequenceEncoder:
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(MODELS)}")
+        name = self.choices_.model
         cfg = self._config_dict()
         if embedding is not None:
             cfg["embedding"] = embedding
@@ -215,7 +247,7 @@ class Recommender:
                                 f"item; got {tuple(tv.shape)}")
         rv = None if route_vectors is None else torch.from_numpy(route_vectors)
         torch.manual_seed(seed)
-        return MODELS[self.model](n_items, cfg or None, text_vectors=tv, route_vectors=rv)
+        return MODELS[name](n_items, cfg or None, text_vectors=tv, route_vectors=rv)
 
     def _route_vectors(self, items: Vocab, catalog: Catalog | None) -> np.ndarray | None:
         """The catalogue routing vectors (``_routing``) for ``interest_route="categories"``
@@ -256,8 +288,11 @@ class Recommender:
           ``embedding="id+text"`` (or the text mode ``model_config`` names). Items without
           a catalogue row or with empty text get a zero text vector (they learn from their
           id alone); ``text_missing_`` counts them (``no_catalogue_row``, ``empty_text``).
-        - ``text="auto"`` (default) encodes only when ``model_config`` asks for a text
-          embedding and no ``text_vectors`` are given; ``text=False`` never encodes.
+        - ``text="auto"`` (default): under ``model="auto"``, encodes when the catalogue has
+          text for at least one item (and trains the ``id+text`` embedding); for a named
+          model, only when ``model_config`` asks for a text embedding and no
+          ``text_vectors`` are given. ``text=False`` never encodes. ``choices_`` records
+          the decision and its reason.
         - ``text_vectors`` (one row per item of the item vocabulary) are used as given, for
           a text-mode ``model_config``; pass ``encoder``/``template`` too if you want
           ``add_items`` and ``search`` to know how they were made.
@@ -279,12 +314,10 @@ class Recommender:
         if not isinstance(data, Dataset):
             raise TypeError("fit takes a Dataset, an Interactions table or a DataFrame")
         catalog = data.catalog if catalog is None else catalog
-        vectors, mode = _text.text_inputs(self, data.items, catalog, text_vectors, text,
-                                          encoder, template, text_cache)
-        seqs = data.sequences
         if refit and not valid:
             raise ValueError("refit=True retrains for the epochs chosen on validation: it "
                              "needs valid=True")
+        seqs = data.sequences
         split_name = "holdout_last"
         if valid:
             train, cases = holdout_last(seqs)
@@ -292,6 +325,8 @@ class Recommender:
                 train, cases, split_name = seqs, None, "all"
         else:
             train, cases, split_name = seqs, None, "all"
+        vectors, mode = self._choose(data.items, catalog, text_vectors, text, encoder,
+                                     template, text_cache, refit, cases is not None)
         self._fit(train, cases, data.users, data.items, seqs, vectors, mode,
                   refit_on=seqs if refit else None, split_name=split_name,
                   route_vectors=self._route_vectors(data.items, catalog))
@@ -318,9 +353,9 @@ class Recommender:
         retrains on ``split.train_and_valid()`` with the chosen epochs and blend (see
         ``fit``); the test cases are never seen.
         """
-        vectors, mode = _text.text_inputs(self, items, catalog, text_vectors, text, encoder,
-                                          template, text_cache)
         valid = split.valid if len(split.valid) else None
+        vectors, mode = self._choose(items, catalog, text_vectors, text, encoder, template,
+                                     text_cache, refit, valid is not None)
         if refit and valid is None:
             raise ValueError(f"refit=True needs validation cases to choose the epochs; split "
                              f"{split.name!r} has none")
@@ -332,6 +367,23 @@ class Recommender:
         return self
 
 
+    def _choose(self, items: Vocab, catalog: Catalog | None,
+                text_vectors: np.ndarray | None, text: bool | str, encoder, template,
+                text_cache, refit: bool, validated: bool
+                ) -> tuple[np.ndarray | None, str | None]:
+        """Set ``choices_`` (model, settings, text, blend, refit and why), then the text."""
+        if self.model != _defaults.AUTO and self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose 'auto' or one of "
+                             f"{sorted(MODELS)}")
+        self.choices_: Choices | None = None
+        choices = _defaults.choose(self, items, catalog, text=text, text_vectors=text_vectors,
+                                   refit=refit, validated=validated)
+        if choices.auto and text_vectors is None:
+            text = choices.text
+        self.choices_ = choices
+        return _text.text_inputs(self, items, catalog, text_vectors, text, encoder, template,
+                                 text_cache)
+
     def _fit(self, train: Sequences, valid: EvalCases | None, users: Vocab, items: Vocab,
              histories: Sequences, text_vectors: np.ndarray | None = None,
              embedding: str | None = None, refit_on: Sequences | None = None,
@@ -340,7 +392,7 @@ class Recommender:
             raise DataError("no events to train on")
         if len(histories) != len(users):
             raise DataError(f"{len(histories)} histories for {len(users)} users")
-        if _blend.resolve(self.blend) is not None:  # refuse before training, not after
+        if _blend.resolve(self.choices_.blend_option) is not None:  # refuse before training
             check_size(len(items))
             check_memory(blend_bytes(len(items), text=text_vectors is not None),
                          f"the EASE blend on {len(items):,} items"

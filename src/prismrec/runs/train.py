@@ -28,32 +28,36 @@ class TrainRun:
 
 def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
           model_config: dict | None = None, train_config: dict | None = None,
-          log_dir: str | Path | None = None, refit: bool = False, text: bool = False,
-          blend: bool = False, filter_seen: bool = True, main_rank: bool = True,
+          log_dir: str | Path | None = None, refit: bool = False, text: bool | None = None,
+          blend: bool | None = None, filter_seen: bool = True, main_rank: bool = True,
           device: str = "cpu") -> TrainRun:
     """Train ``model`` on ``spec``'s split (early stopping on validation), score the test
     cases with seen items filtered and unfiltered, and save the model to ``out``.
 
-    ``text`` encodes the catalogue's item text (``id+text`` embedding); ``blend`` mixes in
-    EASE item-item scores chosen on validation; ``refit`` retrains on train + validation
-    for the chosen epochs. Under several data-parallel ranks only ``main_rank`` evaluates
-    and saves; the others return an empty run. ``device`` is where training and test
-    scoring run (``Recommender(device=...)``).
+    ``model`` ``"auto"`` is ``Recommender()``'s default configuration
+    (``prismrec.recommender._defaults``). ``text`` True encodes the catalogue's item text
+    (``id+text`` embedding), False never, None: the model's default (auto: on when the
+    catalogue has text). ``blend`` True mixes in EASE item-item scores chosen on
+    validation, False never, None: the model's default (auto: on when the catalogue fits).
+    ``refit`` retrains on train + validation for the chosen epochs. What was chosen and
+    why is printed and goes under ``choices`` in the document. Under several data-parallel
+    ranks only ``main_rank`` evaluates and saves; the others return an empty run.
+    ``device`` is where training and test scoring run (``Recommender(device=...)``).
     """
     from prismrec.eval import evaluate, popularity
     from prismrec.recommender import Recommender
 
     prep = prepare(spec)
     dataset, split = prep.dataset, prep.split
-    if text and dataset.catalog is None:
+    if text is True and dataset.catalog is None:
         from prismrec.errors import DataError
 
         raise DataError(f"{dataset.name} has no item catalogue, so there is no text to "
                         "train with: drop --text")
     rec = Recommender(model, model_config=model_config, train_config=train_config,
-                      log_dir=log_dir, blend=True if blend else None, device=device)
+                      log_dir=log_dir, blend=blend, device=device)
     rec.fit_split(split, dataset.users, dataset.items, dataset.catalog, refit=refit,
-                  text=True if text else "auto", histories=dataset.sequences)
+                  text="auto" if text is None else text, histories=dataset.sequences)
     if not main_rank:  # torchrun: rank 0 evaluates, prints and writes the checkpoint
         return TrainRun({})
     popular = popularity(split.train, len(dataset.items))
@@ -69,12 +73,15 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
                      test_metrics=metrics["filtered" if filter_seen else "unfiltered"])
     r = rec.result_
     missing = getattr(rec, "text_missing_", {})
-    lines = [f"{model} on {dataset.name} ({split.name} split): best epoch {r.best_epoch} "
+    ch = rec.choices_
+    name = ch.model if model == ch.model else f"{model} ({ch.model})"
+    lines = [f"{name} on {dataset.name} ({split.name} split): best epoch {r.best_epoch} "
              f"of {r.epochs}, {r.seconds_per_epoch:.1f} s/epoch, {r.seconds_to_best:.0f} s "
              f"to best (stopped by {_stop_reason(r)}; loss {_loss_text(rec)}; "
              f"device {rec.device_})"]
-    if text:
-        lines.append(f"  item text: {rec.text_encoder_['name']}" + (
+    lines += [f"  {what}: {why}" for what, why in ch.reasons.items()]
+    if rec.text_encoder_ is not None:
+        lines.append(f"  item text: encoder {rec.text_encoder_['name']}" + (
             "; trained with empty text: " + ", ".join(
                 f"{n} item(s) {why.replace('_', ' ')}" for why, n in missing.items())
             if missing else ""))
@@ -82,6 +89,10 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
         b = rec.blend_
         lines.append(f"  blend with EASE: weight {b.weight}, lam {b.lam}, decay {b.decay}, "
                      f"text alpha {b.text_alpha} (chosen on {b.chosen_on})")
+        alone = b.alone()
+        if alone is not None:
+            lines.append(f"  validation {b.metric}: {b.best:.4f} blended, {alone:.4f} the "
+                         "sequence model alone (weight 0)")
     if rec.refit_result_ is not None:
         lines.append(f"  refit on train + validation for {rec.refit_result_.epochs} epochs: "
                      f"{rec.refit_result_.seconds:.0f} s")
@@ -90,14 +101,16 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
                      f"recall@50 {m['recall@50']:.4f}")
     if saved is not None:
         lines.append(f"saved to {saved}")
-    doc = {"dataset": dataset.name, "split": split.name, "model": model,
+    doc = {"dataset": dataset.name, "split": split.name, "model": ch.model,
+           "choices": ch.to_dict(),
            "device": str(rec.device_),
            "metrics": metrics["filtered" if filter_seen else "unfiltered"],
            "filter_seen": filter_seen, "all_metrics": metrics,
            "training": r.to_dict(),
            "refit": None if rec.refit_result_ is None else rec.refit_result_.to_dict(),
            "blend": None if rec.blend_ is None else rec.blend_.to_dict(),
-           "text": {"encoder": rec.text_encoder_, "missing": missing} if text else None,
+           "text": ({"encoder": rec.text_encoder_, "missing": missing}
+                    if rec.text_encoder_ is not None else None),
            "config": {"model": rec.model_.config.to_dict(),
                       "train": rec.train_config_.to_dict()},
            "data": prep.data_doc()}
