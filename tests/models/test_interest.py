@@ -71,17 +71,22 @@ def test_streamed_interests_equal_the_batch_computation(head):
     torch.manual_seed(0)
     m = build_model("lstm", 30, {"dim": 16, "interests": 4, "interest_head": head,
                                  "interest_window": 20}).eval()
-    items, lengths = _history(150, 30, seed=5)
+    _assert_streaming_equals_batch(m, *_history(150, 30, seed=5))
+
+
+def _assert_streaming_equals_batch(m, items, lengths) -> list:
+    """Event-by-event states give the batch outputs and interests; returns the final states."""
     with torch.no_grad():
         full = m(items, lengths)
         batch = m.interests(items, lengths)
         streamed, finals = _stream(m, items, lengths)
-    for r in range(3):
+    for r in range(len(lengths)):
         n = int(lengths[r])
         torch.testing.assert_close(streamed[r], full[r, :n], atol=1e-5, rtol=0)
         v, w = m.state_interests(finals[r])
         torch.testing.assert_close(v[0], batch.vectors[r], atol=1e-5, rtol=0)
         torch.testing.assert_close(w[0], batch.weights[r], atol=1e-5, rtol=0)
+    return finals
 
 
 def test_the_user_vector_is_the_weighted_mixture_of_the_interests():
@@ -253,17 +258,7 @@ def test_an_item_without_categories_is_routed_by_its_item_vector():
 
 def test_category_routed_streaming_equals_the_batch_computation():
     m = _category_model("categories")
-    items, lengths = _history(90, 20, seed=4)
-    with torch.no_grad():
-        full = m(items, lengths)
-        batch = m.interests(items, lengths)
-        streamed, finals = _stream(m, items, lengths)
-    for r in range(3):
-        n = int(lengths[r])
-        torch.testing.assert_close(streamed[r], full[r, :n], atol=1e-5, rtol=0)
-        v, w = m.state_interests(finals[r])
-        torch.testing.assert_close(v[0], batch.vectors[r], atol=1e-5, rtol=0)
-        torch.testing.assert_close(w[0], batch.weights[r], atol=1e-5, rtol=0)
+    finals = _assert_streaming_equals_batch(m, *_history(90, 20, seed=4))
     assert finals[0][-1].shape == (4, 1, 16 + 2 + 2)  # (K, B, D + C + 2): S, R, Z, z
 
 
