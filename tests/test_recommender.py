@@ -7,23 +7,16 @@ import pytest
 from prismrec.data import Dataset, Interactions, leave_one_out
 from prismrec.errors import CheckpointError, UnknownIdError
 from prismrec.recommender import Recommender, holdout_last
-from prismrec.testing import CYCLES, cycle_sequences
+from prismrec.testing import CYCLES, cycle_frame, cycle_sequences
 
 TRAIN = {"epochs": 40, "lr": 5e-3, "weight_decay": 0.0, "progress": False, "threads": 1,
          "valid_filter_seen": False, "batch_size": 64}
 
 
-def cycle_frame(n_users=200):
-    """Cycle users as a DataFrame with string ids: user 'u<r>', item 'i<index>'."""
-    seqs = cycle_sequences(n_users)
-    rows = seqs.row_ids()
-    return pd.DataFrame({"user": [f"u{r}" for r in rows],
-                         "item": [f"i{i}" for i in seqs.items], "ts": seqs.times})
-
 
 @pytest.fixture(scope="module")
 def fitted():
-    inter = Interactions.from_frame(cycle_frame(), timestamp="ts")
+    inter = Interactions.from_frame(cycle_frame(time_col="ts"), timestamp="ts")
     return Recommender("gru", model_config={"dim": 32, "dropout": 0.1},
                        train_config=TRAIN).fit(inter)
 
@@ -38,8 +31,7 @@ def test_init_stores_parameters_only():
 
 def test_unknown_model_name_is_rejected_at_fit():
     with pytest.raises(ValueError, match="unknown model 'bert'"):
-        Recommender("bert", train_config={"epochs": 1}).fit(cycle_frame(20).rename(
-            columns={"ts": "timestamp"}))
+        Recommender("bert", train_config={"epochs": 1}).fit(cycle_frame(20))
 
 
 def test_holdout_last_keeps_the_last_event_out_of_training_only():
@@ -125,7 +117,7 @@ def test_loading_a_bare_model_checkpoint_as_a_recommender_fails_clearly(fitted, 
 
 
 def test_fit_accepts_a_dataset_and_fit_split_a_split():
-    df = cycle_frame(60).rename(columns={"ts": "timestamp"})
+    df = cycle_frame(60)
     ds = Dataset.from_interactions("cycles", Interactions.from_frame(df))
     cfg = {**TRAIN, "epochs": 2}
     rec = Recommender("sasrec", model_config={"dim": 8}, train_config=cfg).fit(ds)
@@ -144,7 +136,7 @@ def test_fit_accepts_a_dataset_and_fit_split_a_split():
 
 
 def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(tmp_path):
-    df = cycle_frame(60).rename(columns={"ts": "timestamp"})
+    df = cycle_frame(60)
     ds = Dataset.from_interactions("cycles", Interactions.from_frame(df))
     split = ds.split("loo")
     cfg = {**TRAIN, "epochs": 6, "patience": 2}
@@ -166,7 +158,7 @@ def test_refit_retrains_on_train_and_valid_for_the_selected_epochs(tmp_path):
 
 
 def test_refit_without_validation_is_refused_with_a_reason():
-    df = cycle_frame(20).rename(columns={"ts": "timestamp"})
+    df = cycle_frame(20)
     rec = Recommender("gru", model_config={"dim": 8}, train_config={**TRAIN, "epochs": 1})
     with pytest.raises(ValueError, match="needs valid=True"):
         rec.fit(df, valid=False, refit=True)
@@ -187,7 +179,7 @@ def test_train_and_valid_appends_each_validation_target_to_its_users_row():
 
 
 def test_text_modes_take_text_vectors_aligned_with_the_item_vocabulary(tmp_path):
-    df = cycle_frame(40).rename(columns={"ts": "timestamp"})
+    df = cycle_frame(40)
     ds = Dataset.from_interactions("cycles", Interactions.from_frame(df))
     cfg = {**TRAIN, "epochs": 2}
     text = np.random.default_rng(0).normal(size=(len(ds.items), 12)).astype(np.float32)

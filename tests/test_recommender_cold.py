@@ -15,7 +15,7 @@ from prismrec.data import Catalog, Dataset, Interactions
 from prismrec.errors import CheckpointError
 from prismrec.recommender import Recommender, _cold
 from prismrec.recommender._cold import ColdPlacement
-from prismrec.testing import cycle_sequences
+from prismrec.testing import CYCLE_TITLES, cycle_frame
 from prismrec.text import HashingEncoder
 
 torch.set_num_threads(1)
@@ -23,25 +23,16 @@ torch.set_num_threads(1)
 TRAIN = {"epochs": 40, "lr": 5e-3, "weight_decay": 0.0, "progress": False, "threads": 1,
          "valid_filter_seen": False, "batch_size": 64}
 ENCODER = HashingEncoder(64)
-COLOURS = ["red", "blue", "green", "amber", "violet", "silver", "golden", "black", "white",
-           "orange", "teal", "crimson", "ivory", "olive"]
-THINGS = ["lamp", "kettle", "scarf", "teapot", "lantern", "blanket", "mirror", "bicycle",
-          "saddle", "compass", "telescope", "harmonica", "notebook", "umbrella"]
 # i7 follows i9 in the cycle (7, 8, 9): after this history a good model puts i7 first
 HISTORY = ["i7", "i8", "i9"]
 NEW = pd.DataFrame({"item": ["i7-twin", "stranger"], "title": ["black bicycle", "plain spoon"]})
 
 
-def cycle_frame(n_users: int = 200) -> pd.DataFrame:
-    seqs = cycle_sequences(n_users)
-    return pd.DataFrame({"user": [f"u{r}" for r in seqs.row_ids()],
-                         "item": [f"i{i}" for i in seqs.items], "timestamp": seqs.times})
-
 
 def catalog() -> Catalog:
     return Catalog.from_frame(pd.DataFrame(
         {"item": [f"i{i}" for i in range(14)],
-         "title": [f"{COLOURS[i]} {THINGS[i]}" for i in range(14)]}))
+         "title": [CYCLE_TITLES[i] for i in range(14)]}))
 
 
 def fit(embedding: str = "id+text") -> Recommender:

@@ -13,7 +13,7 @@ import torch
 from prismrec.data import Catalog, Dataset, Interactions
 from prismrec.errors import CheckpointError, DataError, UnknownIdError
 from prismrec.recommender import NoTextPathError, Recommender
-from prismrec.testing import cycle_sequences
+from prismrec.testing import CYCLE_TITLES, cycle_frame
 from prismrec.text import DimensionMismatchError, HashingEncoder, TextTemplate, encode_catalog
 
 torch.set_num_threads(1)
@@ -21,23 +21,13 @@ torch.set_num_threads(1)
 TRAIN = {"epochs": 40, "lr": 5e-3, "weight_decay": 0.0, "progress": False, "threads": 1,
          "valid_filter_seen": False, "batch_size": 64}
 ENCODER = HashingEncoder(64)
-COLOURS = ["red", "blue", "green", "amber", "violet", "silver", "golden", "black", "white",
-           "orange", "teal", "crimson", "ivory", "olive"]
-THINGS = ["lamp", "kettle", "scarf", "teapot", "lantern", "blanket", "mirror", "bicycle",
-          "saddle", "compass", "telescope", "harmonica", "notebook", "umbrella"]
 
-
-def cycle_frame(n_users: int = 200) -> pd.DataFrame:
-    seqs = cycle_sequences(n_users)
-    rows = seqs.row_ids()
-    return pd.DataFrame({"user": [f"u{r}" for r in rows],
-                         "item": [f"i{i}" for i in seqs.items], "timestamp": seqs.times})
 
 
 def catalog_frame(items=range(14)) -> pd.DataFrame:
     return pd.DataFrame({
         "item": [f"i{i}" for i in items],
-        "title": [f"{COLOURS[i]} {THINGS[i]}" for i in items],
+        "title": [CYCLE_TITLES[i] for i in items],
         "categories": [[f"shelf {i % 3}"] for i in items],
         "price": [float(i) + 0.5 for i in items],
     })

@@ -10,7 +10,7 @@ import torch
 from prismrec.data import Interactions
 from prismrec.errors import DataError, UnknownIdError
 from prismrec.recommender import Recommender
-from prismrec.testing import CYCLES, cycle_sequences
+from prismrec.testing import CYCLES, cycle_frame
 
 torch.set_num_threads(1)
 
@@ -18,12 +18,6 @@ TRAIN = {"epochs": 40, "lr": 5e-3, "weight_decay": 0.0, "progress": False, "thre
          "valid_filter_seen": False, "batch_size": 64}
 T0 = 1.7e9
 
-
-def cycle_frame(n_users: int = 200) -> pd.DataFrame:
-    seqs = cycle_sequences(n_users)
-    rows = seqs.row_ids()
-    return pd.DataFrame({"user": [f"u{r}" for r in rows],
-                         "item": [f"i{i}" for i in seqs.items], "timestamp": seqs.times})
 
 
 def fitted(model: str, **config) -> Recommender:

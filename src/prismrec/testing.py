@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 from prismrec.data.sequences import Sequences
@@ -48,6 +49,21 @@ def cycle_sequences(n_users: int = 300, *, min_len: int = 8, max_len: int = 30,
         rows.append([cycle[(start + i) % len(cycle)] for i in range(n)])
         times.append(1.6e9 + np.cumsum(rng.integers(1, 86_400, size=n)).astype(float))
     return Sequences.from_lists(rows, times)
+
+
+def cycle_frame(n_users: int = 200, *, time_col: str = "timestamp") -> pd.DataFrame:
+    """``cycle_sequences`` as an event table with string ids: user 'u<r>', item 'i<index>'."""
+    seqs = cycle_sequences(n_users)
+    return pd.DataFrame({"user": [f"u{r}" for r in seqs.row_ids()],
+                         "item": [f"i{i}" for i in seqs.items], time_col: seqs.times})
+
+
+# A distinct two-word title per cycle item ("red lamp" for i0 ...), for tests of item text.
+CYCLE_TITLES = tuple(f"{c} {t}" for c, t in zip(
+    ["red", "blue", "green", "amber", "violet", "silver", "golden", "black", "white",
+     "orange", "teal", "crimson", "ivory", "olive"],
+    ["lamp", "kettle", "scarf", "teapot", "lantern", "blanket", "mirror", "bicycle",
+     "saddle", "compass", "telescope", "harmonica", "notebook", "umbrella"], strict=True))
 
 
 def top1_accuracy(model: SequenceEncoder, cases: EvalCases) -> float:
