@@ -105,8 +105,13 @@ def model_settings(dataset: str, model: str) -> tuple[str, dict, dict]:
     model_cfg, train_cfg = CONFIGS[dataset][base]
     if "+text" in model:
         model_cfg = {**model_cfg, **_TEXT}
-    if "/drop" in model:  # e.g. sasrec+text/drop0.5: another ID dropout
-        model_cfg = {**model_cfg, "id_dropout": float(model.split("/drop")[1])}
+    for part in model.split("/")[1:]:  # e.g. sasrec+text/drop0.5/head1: variants of it
+        if part.startswith("drop"):  # another ID dropout
+            model_cfg = {**model_cfg, "id_dropout": float(part[4:])}
+        elif part.startswith("head"):  # the text head, with this weight
+            model_cfg = {**model_cfg, "text_head": float(part[4:])}
+        elif part != "new":
+            raise ValueError(f"unknown model variant {part!r} in {model!r}")
     return base, model_cfg, train_cfg
 
 

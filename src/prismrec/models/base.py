@@ -30,6 +30,9 @@ class EncoderConfig:
     embedding: str = "id"  # "id" | "text" | "id+text" (see embedding.py)
     text_dim: int = 0  # width of the frozen text vectors in text modes
     id_dropout: float = 0.0  # "id+text": chance of hiding an item's ID vector in training
+    text_head: float = 0.0  # "id+text": weight of a second, text-only softmax in training
+    # (text projection + a bias predicted from the text): it must rank the next item on its
+    # own, and items without events are placed by it (recommender._cold)
     time_gaps: bool = False  # add a log-bucketed "time since previous event" embedding
     gap_buckets: int = 32
     tied: bool = True  # score with the input item table (fewer parameters, better on small data)
@@ -55,6 +58,11 @@ class EncoderConfig:
             raise ValueError(f"init_std must be positive, got {self.init_std}")
         if self.embedding not in MODES:
             raise ValueError(f"embedding must be one of {MODES}, got {self.embedding!r}")
+        if not self.text_head >= 0.0:
+            raise ValueError(f"text_head must be >= 0, got {self.text_head}")
+        if self.text_head and self.embedding != "id+text":
+            raise ValueError(f"text_head={self.text_head} needs embedding='id+text' (a text "
+                             f"path beside the ID one), got {self.embedding!r}")
         if not self.tied and self.embedding != "id":
             raise ValueError("an untied output table needs embedding='id' (text modes share it)")
         if self.interests < 0 or self.interests == 1:
@@ -153,6 +161,11 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         if self.out_table is not None:
             nn.init.normal_(self.out_table, std=config.init_std)
         self.out_bias = nn.Parameter(torch.zeros(self.n_items)) if config.out_bias else None
+        self.text_bias: nn.Linear | None = None  # the text head's bias, predicted from text
+        if config.text_head:
+            self.text_bias = nn.Linear(self.items.text_dim, 1)
+            nn.init.zeros_(self.text_bias.weight)
+            nn.init.zeros_(self.text_bias.bias)
         self.gap_emb = (TimeGapEmbedding(config.gap_buckets, d, config.init_std)
                         if config.time_gaps else None)
         self.head: InterestHead | None = (
@@ -230,6 +243,15 @@ class SequenceEncoder(nn.Module, metaclass=ABCMeta):
         if self.out_table is not None:
             return self.out_table
         return self.items.table()[1:]  # (N, D)
+
+    def text_output(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text head (``text_head`` > 0): every item's text projection (N, D) and its
+        bias predicted from the text (N,), in dataset index order."""
+        if self.text_bias is None:
+            raise ValueError(f"this {self.name} model has no text head: build it with "
+                             "embedding='id+text' and text_head > 0")
+        text = self.items.text_vectors[1:]  # (N, Dt)
+        return self.items.proj(text), self.text_bias(text).squeeze(-1)
 
     def score_all(self, user_repr: torch.Tensor) -> torch.Tensor:
         """(B, D) → (B, N): every item's score."""

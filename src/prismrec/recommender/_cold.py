@@ -24,6 +24,13 @@ way. Measured on Scientific (docs/benchmarks.md, "Item text", time-limited runs)
 targets' NDCG@10 0.0026 -> 0.0103 while warm targets' went 0.0699 -> 0.0694 (shift 0.5
 chosen): cold items get recommended, still well below warm ones.
 
+A model with a text head (``text_head`` > 0: a second softmax in training that scores items
+by their text projection and a bias predicted from their text, so the text path must rank on
+its own) places a cold item by that head: the vector ``scale * p(t)`` as above, and the bias
+``mean_bias + shift + scale * (b(t) - b_mean)``, where ``b(t)`` is the head's text-predicted
+bias and ``b_mean`` its mean over the trained items (``text_bias_mean``): a cold item's score
+is the text head's logit, rescaled and shifted onto the main softmax's scale.
+
 Why not predict the ID row from the text (a ridge regression fitted on the trained items)?
 Measured, it placed cold items lower still: the text part already carries what text
 predicts linearly, the penalty chosen by leave-one-out went to the top of its grid, and what
@@ -57,16 +64,19 @@ class ColdPlacement:
     mean_bias: float | None = None  # the trained items' mean output bias (None: no bias)
     chosen_on: str = "default"  # "validation" | "default" (no validation cases)
     table: list[dict] = field(default_factory=list)  # scale, shift, ndcg@10 (all / pseudo-cold)
+    text_bias_mean: float | None = None  # text head: its bias's mean over the trained items
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "shift": self.shift, "mean_bias": self.mean_bias,
-                "chosen_on": self.chosen_on, "table": self.table}
+                "chosen_on": self.chosen_on, "table": self.table,
+                "text_bias_mean": self.text_bias_mean}
 
     @classmethod
     def from_dict(cls, d: dict) -> ColdPlacement:
+        text_mean = d.get("text_bias_mean")  # absent from checkpoints before the text head
         p = cls(float(d["scale"]), float(d["shift"]),
                 None if d["mean_bias"] is None else float(d["mean_bias"]), str(d["chosen_on"]),
-                list(d.get("table") or []))
+                list(d.get("table") or []), None if text_mean is None else float(text_mean))
         if not (np.isfinite(p.scale) and np.isfinite(p.shift)) or p.scale <= 0:
             raise ValueError(f"scale {p.scale} and shift {p.shift} must be finite, scale > 0")
         return p
@@ -75,6 +85,17 @@ class ColdPlacement:
 def _text_part(model: SequenceEncoder) -> torch.Tensor:
     emb = model.items
     return emb.proj(emb.text_vectors[1:])  # (N, D)
+
+
+def _cold_bias(model: SequenceEncoder, items: torch.Tensor, scale: float, shift: float,
+               mean_bias: float, text_bias_mean: float | None) -> torch.Tensor:
+    """(M,) output biases of cold ``items``: ``mean_bias + shift``, plus, for a model with
+    a text head, ``scale`` times its text-predicted bias relative to the trained items'."""
+    out = torch.full((items.numel(),), mean_bias + shift)
+    if model.text_bias is not None and text_bias_mean is not None:
+        text = model.items.text_vectors[items + 1]  # (M, Dt); model row = index + 1
+        out += scale * (model.text_bias(text).squeeze(-1) - text_bias_mean)
+    return out
 
 
 @torch.no_grad()
@@ -87,7 +108,9 @@ def place(model: SequenceEncoder, items: torch.Tensor, placement: ColdPlacement)
         text = emb.proj(emb.text_vectors[items + 1])  # (M, D); model row = index + 1
         emb.id.weight[items + 1] = ((placement.scale - 1.0) * text).to(emb.id.weight.dtype)
     if model.out_bias is not None and placement.mean_bias is not None:
-        model.out_bias[items] = placement.mean_bias + placement.shift
+        model.out_bias[items] = _cold_bias(model, items, placement.scale, placement.shift,
+                                           placement.mean_bias, placement.text_bias_mean
+                                           ).to(model.out_bias.dtype)
 
 
 @torch.no_grad()
@@ -100,7 +123,10 @@ def choose(model: SequenceEncoder, trained: torch.Tensor, valid: EvalCases | Non
     trained = trained.bool()
     bias = model.out_bias
     mean_bias = None if bias is None else float(bias[trained].mean()) if trained.any() else 0.0
-    default = ColdPlacement(mean_bias=mean_bias)
+    text_mean = None
+    if model.text_bias is not None and trained.any():
+        text_mean = float(model.text_output()[1][trained].mean())
+    default = ColdPlacement(mean_bias=mean_bias, text_bias_mean=text_mean)
     emb = model.items
     n_trained = int(trained.sum())
     if (valid is None or len(valid) == 0 or emb.proj is None or model.out_table is not None
@@ -129,7 +155,7 @@ def choose(model: SequenceEncoder, trained: torch.Tensor, valid: EvalCases | Non
                 items[pseudo] = scale * text
                 b = out_bias.clone()
                 if bias is not None:
-                    b[pseudo] = mean_bias + shift
+                    b[pseudo] = _cold_bias(model, pseudo, scale, shift, mean_bias, text_mean)
                 elif shift != 0.0:
                     continue
                 all_ = evaluate(_Fixed(users, items, b), valid, ks=(10,),
@@ -143,7 +169,7 @@ def choose(model: SequenceEncoder, trained: torch.Tensor, valid: EvalCases | Non
                     best = (all_, scale, shift)
     finally:
         model.train(was_training)
-    return ColdPlacement(best[1], best[2], mean_bias, "validation", table)
+    return ColdPlacement(best[1], best[2], mean_bias, "validation", table, text_mean)
 
 
 class _Fixed:

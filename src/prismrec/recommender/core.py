@@ -87,7 +87,9 @@ def _place_untrained(model: SequenceEncoder, train: Sequences, valid: EvalCases 
     if chosen is None:
         placement = _cold.choose(model, trained, valid, filter_seen)
     else:
-        placement = replace(chosen, mean_bias=_cold.choose(model, trained, None).mean_bias)
+        base = _cold.choose(model, trained, None)  # this model's means, the chosen pair
+        placement = replace(chosen, mean_bias=base.mean_bias,
+                            text_bias_mean=base.text_bias_mean)
     _cold.place(model, torch.nonzero(~trained).flatten(), placement)
     if n:
         log.info("%d item(s) had no training events: placed from their text (scale %g, "

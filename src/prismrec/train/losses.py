@@ -82,27 +82,37 @@ def target_weights(targets: torch.Tensor, decay: float = 1.0) -> torch.Tensor:
     return w / w.sum(1, keepdim=True).clamp(min=1e-12)
 
 
+Output = tuple[torch.Tensor, "torch.Tensor | None"]  # item vectors (N, D), biases (N,)
+
+
+def model_output(model: SequenceEncoder) -> Output:
+    """The model's scoring table and output bias (what ``score_all`` multiplies by)."""
+    return model.output_table(), model.out_bias
+
+
 def full_ce(model: SequenceEncoder, hidden: torch.Tensor, targets: torch.Tensor,
-            decay: float = 1.0, exclude: torch.Tensor | None = None) -> torch.Tensor:
+            decay: float = 1.0, exclude: torch.Tensor | None = None,
+            output: Output | None = None) -> torch.Tensor:
     """hidden (M, D), targets (M,) → mean cross-entropy over all N items (fused, blocked).
 
     ``targets`` may be (M, K): the next K items (-1 where there are fewer), weighted
     ``decay**j`` and normalised per row, as in "dense all-action" losses. ``exclude``
     (M, W), -1 padded, takes items out of a row's softmax: the items a user already had,
     when recommendations leave seen items out (training then matches that ranking).
+    ``output``: another (item vectors, biases) to score with, e.g. ``model.text_output()``.
     """
     if targets.ndim == 1:
         targets = targets[:, None]
     weights = target_weights(targets, decay)  # (M, K)
     targets = targets.clamp(min=0)
+    table, bias = model_output(model) if output is None else output
     if not torch.is_grad_enabled():
-        logits = model.score_all(hidden)  # (M, N)
+        logits = hidden @ table.T if bias is None else torch.addmm(bias, hidden, table.T)
         if exclude is not None:
             _mask_out(logits, exclude, targets)
         logp = torch.log_softmax(logits, dim=1)
         return -(logp.gather(1, targets) * weights).sum(1).mean()
-    return _BlockedSoftmaxCE.apply(hidden, model.output_table(), model.out_bias, targets,
-                                   weights, exclude)
+    return _BlockedSoftmaxCE.apply(hidden, table, bias, targets, weights, exclude)
 
 
 class SampledSoftmax:
@@ -121,10 +131,9 @@ class SampledSoftmax:
         self.log_q = self.probs.log()  # (N,)
         self.n_negatives, self.mode, self.generator = n_negatives, negatives, generator
 
-    def __call__(self, model: SequenceEncoder, hidden: torch.Tensor,
-                 targets: torch.Tensor) -> torch.Tensor:
-        table = model.output_table()  # (N, D)
-        bias = model.out_bias
+    def __call__(self, model: SequenceEncoder, hidden: torch.Tensor, targets: torch.Tensor,
+                 output: Output | None = None) -> torch.Tensor:
+        table, bias = model_output(model) if output is None else output  # (N, D), (N,)
         if self.mode == "in-batch":
             neg = targets
         else:

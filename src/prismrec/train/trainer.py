@@ -209,6 +209,9 @@ class Trainer:
                             hidden, targets, n = chunk.hidden[mask], chunk.targets[mask], int(
                                 mask.sum())
                         loss = loss_fn(model, hidden, targets, **extra)
+                        if model.text_bias is not None:  # the text head's own softmax
+                            loss = loss + model.config.text_head * loss_fn(
+                                model, hidden, targets, output=model.text_output(), **extra)
                         opt.zero_grad(set_to_none=True)
                         # [distributed] weight by this rank's share of the step's positions
                         (loss * shard.loss_weight(n, total) if shard.active else loss).backward()
