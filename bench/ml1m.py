@@ -47,6 +47,10 @@ CONFIGS: dict[str, tuple[str, dict, dict]] = {
     # training leaves each position's window (up to 200 inputs) out of its softmax, as the
     # filtered evaluation leaves seen items out of the ranking
     "sas200-xs": ("sasrec", _SAS200, {"exclude_seen": 200}),
+    # the same, and at a plateau the learning rate drops to 0.3x (from the best weights)
+    # after 2 epochs without improvement; stops after 6
+    "sas200-xs-decay": ("sasrec", _SAS200, {"exclude_seen": 200, "lr_decay": 0.3,
+                                            "lr_patience": 2, "patience": 6}),
     "gru": ("gru", {"dropout": 0.3, "hidden_dropout": 0.3}, {"lr": 2e-3, "patience": 8}),
     "lstm": ("lstm", {"dropout": 0.3, "hidden_dropout": 0.3}, {"lr": 2e-3, "patience": 8}),
 }

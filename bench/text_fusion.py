@@ -73,7 +73,7 @@ DATASETS = {
 }
 PARTS = {
     "cold": (("amazon-scientific", "synthetic"), ("sasrec", "sasrec+text", "sasrec+text/new",
-                                                  "sasrec+text/drop0.5")),
+                                                  "sasrec+text/drop0.5", "sasrec+text/head1")),
     "movies": (("ml-100k", "ml-latest-small"), ("gru", "gru+text", "sasrec", "sasrec+text",
                                                 "ease")),
 }
@@ -567,6 +567,12 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     only_d = set(filter(None, args.datasets.split(",")))
     only_m = set(filter(None, args.models.split(",")))
+    if set(args.parts.split(",")) - set(PARTS):
+        sys.exit(f"--parts: unknown part(s) in {args.parts!r}; known: {', '.join(PARTS)}")
+    known = {m for part in args.parts.split(",") for m in PARTS[part][1]}
+    if only_m - known:
+        sys.exit(f"--models: unknown row(s) {sorted(only_m - known)} for --parts "
+                 f"{args.parts}; known: {sorted(known)}")
     store = Path(args.store)
     stored = {(r["dataset"], r["model"], r["seed"], r.get("fingerprint")): r
               for r in _read_store(store) if "error" not in r} if args.resume else {}

@@ -96,6 +96,8 @@ def test_time_unit_reads_milliseconds_and_refuses_text_as_numbers(tmp_path, caps
     (["train", "--dataset", "synthetic", "--out", "x", "--threads", "0"], "expected a positive"),
     (["train", "--dataset", "synthetic", "--out", "x", "--model-config", "{dim"],
      "not valid JSON"),
+    (["train", "--dataset", "synthetic", "--out", "x", "--train-config", "[1]"],
+     "expected a JSON object"),
     (["evaluate", "--dataset", "synthetic", "--model", "pop", "-k", "0"], "positive integers"),
     (["tune", "--dataset", "synthetic", "--grid", "dim"], "SETTING=V1,V2"),
     (["evaluate", "--dataset", "synthetic", "--model", "pop", "--option", "oops"],

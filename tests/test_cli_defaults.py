@@ -135,6 +135,21 @@ def test_blend_and_model_opt_outs_and_a_named_model_trains_as_configured(tmp_pat
     assert capsys.readouterr().out.startswith("gru on events")
 
 
+def test_train_config_reaches_the_trainer_and_the_flags_win(tmp_path, capsys):
+    shop = _cycle_shop(tmp_path / "shop", titles=False)
+    doc = _train(shop, tmp_path, "--model", "sasrec", "--epochs", "1", "--train-config",
+                 '{"exclude_seen": 7, "lr_decay": 0.5, "epochs": 3}')
+    train = doc["config"]["train"]
+    assert (train["exclude_seen"], train["lr_decay"], train["epochs"]) == (7, 0.5, 1)
+    capsys.readouterr()
+    # a setting TrainConfig lacks: refused with its name, no traceback
+    assert main(["train", "--dataset", "events", "--data-dir", str(shop), "--model", "sasrec",
+                 "--out", str(tmp_path / "m2"), "--train-config", '{"exclude_sen": 7}']) == 2
+    err = capsys.readouterr().err
+    assert "unknown TrainConfig field(s) ['exclude_sen']" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.slow  # loads the packaged text encoder
 def test_text_is_on_by_default_when_the_catalogue_has_text(tmp_path, capsys):
     shop = _cycle_shop(tmp_path / "shop", titles=True)

@@ -202,8 +202,9 @@ TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_se
 
 
 def _train_config(args: argparse.Namespace) -> dict:
-    config = {"progress": not getattr(args, "quiet", False), "threads": args.threads}
-    for key in TRAIN_FLAGS:
+    config = {**(getattr(args, "train_config", None) or {}),
+              "progress": not getattr(args, "quiet", False), "threads": args.threads}
+    for key in TRAIN_FLAGS:  # a flag wins over the same key in --train-config
         if getattr(args, key, None) is not None:
             config[key] = getattr(args, key)
     return config
@@ -664,6 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
                       ("--patience", _NON_NEGATIVE), ("--max-seconds", _POSITIVE_FLOAT),
                       ("--seed", _NON_NEGATIVE), ("--max-len", _POSITIVE)):
         s.add_argument(flag, type=typ, help="training setting (default: TrainConfig's)")
+    s.add_argument("--train-config", type=_json_object,
+                   help='other training settings as JSON (TrainConfig fields), e.g. '
+                   '\'{"exclude_seen": 200, "lr_decay": 0.3}\'; the flags above win over '
+                   'the same keys here')
     s.add_argument("--loss", choices=["auto", "ce", "sampled"],
                    help="full softmax (ce), sampled softmax with logQ correction, or auto: "
                    "chosen by catalogue size (default: TrainConfig's)")
