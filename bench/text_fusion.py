@@ -17,9 +17,11 @@ cases, NDCG@10 and HR@10 with seen items filtered and unfiltered:
   Models: ``sasrec`` (embedding "id"), ``sasrec+text`` ("id+text" with ID dropout; the cold
   items are in the vocabulary and have text but no events), and ``sasrec+text/new`` (the
   same model trained on the warm items only; the cold items enter after training through
-  ``Recommender.add_items``, from their text alone: the product's cold-start path). Either
-  way the library places a cold item as scale x its text projection at the trained items'
-  mean bias + shift, the pair chosen on validation (``prismrec.recommender._cold``); each
+  ``Recommender.add_items``, from their text alone: the product's cold-start path);
+  ``/drop0.5`` raises the ID dropout, ``/head1`` adds the text head (``text_head=1``: a
+  second, text-only softmax in training). Either way the library places a cold item as
+  scale x its text projection at the trained items' mean bias + shift, the pair chosen on
+  validation (``prismrec.recommender._cold``); each
   text run is scored a second time with the old placement (zero ID row, the trained items'
   mean bias) put back on the same trained model.
 - ``movies``: ml-100k and ml-latest-small, leave-one-out: ``gru`` and ``sasrec`` with and
@@ -73,7 +75,8 @@ DATASETS = {
 }
 PARTS = {
     "cold": (("amazon-scientific", "synthetic"), ("sasrec", "sasrec+text", "sasrec+text/new",
-                                                  "sasrec+text/drop0.5", "sasrec+text/head1")),
+                                                  "sasrec+text/drop0.5", "sasrec+text/head1",
+                                                  "sasrec+text/head1/new")),
     "movies": (("ml-100k", "ml-latest-small"), ("gru", "gru+text", "sasrec", "sasrec+text",
                                                 "ease")),
 }
@@ -480,8 +483,12 @@ def report(results: list[dict], seeds: list[int], args) -> dict[str, str]:
             "placement, is on the grid). sasrec+text/new: the same, trained on the warm items "
             "only; the cold items are added after training with `Recommender.add_items`, "
             "which applies the same placement. sasrec+text/drop0.5: as "
-            "sasrec+text with ID dropout 0.5. The zero ID columns score the same trained "
-            "model a second time with the placement cold items had before (zero ID row, the "
+            "sasrec+text with ID dropout 0.5. sasrec+text/head1: as sasrec+text with the "
+            "text head (`text_head=1`): training adds a second softmax, weight 1, that scores "
+            "every item by its text projection alone plus a bias predicted from its text, so "
+            "the text path must rank on its own; a cold item's bias then also gets scale x "
+            "(its predicted bias - the trained items' mean predicted bias). The zero ID "
+            "columns score the same trained model a second time with the placement cold items had before (zero ID row, the "
             "trained items' mean bias). cold/warm: NDCG@10 cold over warm. A run stopped by "
             "the wall limit (stopped = time) had not converged: compare its columns with "
             "each other, not with converged runs.", "",
