@@ -490,8 +490,9 @@ def report(results: list[dict], seeds: list[int], args) -> dict[str, str]:
             "(its predicted bias - the trained items' mean predicted bias). The zero ID "
             "columns score the same trained model a second time with the placement cold "
             "items had before (zero ID row, the trained items' mean bias). cold/warm: "
-            "NDCG@10 cold over warm. A run stopped by the wall limit (stopped = time) had not converged: compare its columns with "
-            "each other, not with converged runs.", "",
+            "NDCG@10 cold over warm. A run stopped by the wall limit (stopped = time) had "
+            "not converged: compare its columns with each other, not with converged runs.",
+            "",
             markdown_table(cold_rows, ["dataset", "model", "seeds", "cold items", "cold cases",
                                        "warm cases", "NDCG@10 cold", "HR@10 cold", "95% CI cold",
                                        "NDCG@10 warm", "HR@10 warm", "95% CI warm",
