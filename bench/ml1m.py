@@ -150,7 +150,7 @@ def report(runs: list[dict], threads: int, load_note: str) -> str:
     return "\n".join([
         "## MovieLens-1M, leave-one-out (the field's protocol)", "",
         f"Machine: {machine()}; torch threads per run: {threads}; runs under `nice -n 10`, "
-        f"at most two at a time, on cores shared with other engineers' work ({load}), so "
+        f"up to three at a time (this machine has 2 cores), beside other work ({load}), so "
         "wall times (`s/epoch`, `s to best`) are pessimistic; `CPU s to best` is the "
         "training process's CPU time to the end of its best epoch's validation.",
         f"Command: `{command()}` (each run: `python bench/ml1m.py --one CONFIG SEED --results "
