@@ -23,9 +23,10 @@ validation table; ``save`` keeps it, so ``add_items`` after ``load`` places item
 way. Measured on Scientific (docs/benchmarks.md, "Item text", 10% of the items cold, runs to
 early stopping, 3 seeds): cold targets' NDCG@10 0.0245, 0.32x the warm targets' 0.0760;
 with the text head 0.0342, 0.45x the warm targets' 0.0761 (0.51x through ``add_items``
-after training on the warm items only), and validation NDCG@10 0.0888 against 0.0863. The old placement on the same models gave cold targets 0.0096 (0.0117 with
-the head) and warm ones 0.0781 (0.0787): the cold items placed higher take about 3% of the
-warm targets' NDCG@10, a trade the choice on all validation cases accepts.
+after training on the warm items only), and validation NDCG@10 0.0888 against 0.0863.
+The old placement on the same models gave cold targets 0.0096 (0.0117 with the head) and
+warm ones 0.0781 (0.0787): the cold items placed higher take about 3% of the warm targets'
+NDCG@10, a trade the choice on all validation cases accepts.
 
 A model with a text head (``text_head`` > 0: a second softmax in training that scores items
 by their text projection and a bias predicted from their text, so the text path must rank on
@@ -94,7 +95,8 @@ def _cold_bias(model: SequenceEncoder, items: torch.Tensor, scale: float, shift:
                mean_bias: float, text_bias_mean: float | None) -> torch.Tensor:
     """(M,) output biases of cold ``items``: ``mean_bias + shift``, plus, for a model with
     a text head, ``scale`` times its text-predicted bias relative to the trained items'."""
-    out = torch.full((items.numel(),), mean_bias + shift)
+    out = torch.full((items.numel(),), mean_bias + shift,
+                     device=model.items.text_vectors.device)
     if model.text_bias is not None and text_bias_mean is not None:
         text = model.items.text_vectors[items + 1]  # (M, Dt); model row = index + 1
         out += scale * (model.text_bias(text).squeeze(-1) - text_bias_mean)
