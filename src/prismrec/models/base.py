@@ -32,7 +32,8 @@ class EncoderConfig:
     id_dropout: float = 0.0  # "id+text": chance of hiding an item's ID vector in training
     text_head: float = 0.0  # "id+text": weight of a second, text-only softmax in training
     # (text projection + a bias predicted from the text): it must rank the next item on its
-    # own, and items without events are placed by it (recommender._cold)
+    # own, and items without events are placed by it (recommender._cold); the training loss
+    # reported per epoch is the sum, main + text_head x text
     time_gaps: bool = False  # add a log-bucketed "time since previous event" embedding
     gap_buckets: int = 32
     tied: bool = True  # score with the input item table (fewer parameters, better on small data)
