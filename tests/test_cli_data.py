@@ -98,6 +98,8 @@ def test_time_unit_reads_milliseconds_and_refuses_text_as_numbers(tmp_path, caps
      "not valid JSON"),
     (["train", "--dataset", "synthetic", "--out", "x", "--train-config", "[1]"],
      "expected a JSON object"),
+    (["train", "--dataset", "synthetic", "--out", "x", "--train-config", '{"threads": 4}'],
+     "use --threads N and --quiet instead"),
     (["evaluate", "--dataset", "synthetic", "--model", "pop", "-k", "0"], "positive integers"),
     (["tune", "--dataset", "synthetic", "--grid", "dim"], "SETTING=V1,V2"),
     (["evaluate", "--dataset", "synthetic", "--model", "pop", "--option", "oops"],

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from prismrec.data import Catalog, Dataset, Interactions
+from prismrec.data import Dataset, Interactions
 from prismrec.errors import CheckpointError
 from prismrec.recommender import Recommender, _cold
 from prismrec.recommender._cold import ColdPlacement
-from prismrec.testing import CYCLE_TITLES, cycle_frame
+from prismrec.testing import cycle_catalog, cycle_frame
 from prismrec.text import HashingEncoder
 
 torch.set_num_threads(1)
@@ -29,15 +29,9 @@ NEW = pd.DataFrame({"item": ["i7-twin", "stranger"], "title": ["black bicycle", 
 
 
 
-def catalog() -> Catalog:
-    return Catalog.from_frame(pd.DataFrame(
-        {"item": [f"i{i}" for i in range(14)],
-         "title": [CYCLE_TITLES[i] for i in range(14)]}))
-
-
 def fit(embedding: str = "id+text") -> Recommender:
     return Recommender("gru", model_config={"dim": 32, "dropout": 0.1, "embedding": embedding},
-                       train_config=TRAIN).fit(cycle_frame(), catalog(), text=True,
+                       train_config=TRAIN).fit(cycle_frame(), cycle_catalog(), text=True,
                                                encoder=ENCODER)
 
 
@@ -85,7 +79,7 @@ def test_an_item_without_training_events_is_placed_like_an_added_one():
     frame = frame[frame["item"] != "i13"]
     frame = pd.concat([frame, pd.DataFrame({"user": ["solo"] * 3, "item": ["i1", "i2", "i13"],
                                             "timestamp": [1.0, 2.0, 3.0]})])
-    ds = Dataset.from_interactions("cycles", Interactions.from_frame(frame), catalog())
+    ds = Dataset.from_interactions("cycles", Interactions.from_frame(frame), cycle_catalog())
     split = ds.split("loo")
     cold = ds.items.index_of("i13")
     assert cold not in set(split.train.items)
@@ -105,7 +99,7 @@ def test_an_item_without_training_events_is_placed_like_an_added_one():
 def test_without_validation_cases_the_old_placement_is_kept():
     r = Recommender("gru", model_config={"dim": 16, "embedding": "id+text"},
                     train_config={**TRAIN, "epochs": 2}).fit(
-        cycle_frame(60), catalog(), text=True, encoder=ENCODER, valid=False)
+        cycle_frame(60), cycle_catalog(), text=True, encoder=ENCODER, valid=False)
     assert (r.cold_placement_.scale, r.cold_placement_.shift) == (1.0, 0.0)
     assert r.cold_placement_.chosen_on == "default" and r.cold_placement_.table == []
     n = len(r.items_)

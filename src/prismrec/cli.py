@@ -70,6 +70,17 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _train_config_json(text: str) -> dict:
+    """--train-config: a JSON object of TrainConfig fields, less those with their own flag
+    that always has a value (--threads, --quiet), which would silently override it."""
+    value = _json_object(text)
+    owned = sorted({"threads", "progress"} & set(value))
+    if owned:
+        raise argparse.ArgumentTypeError(
+            f"{owned} cannot be set here: use --threads N and --quiet instead")
+    return value
+
+
 def _write_json(path: str | None, doc: dict) -> None:
     if path is None:
         return
@@ -665,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
                       ("--patience", _NON_NEGATIVE), ("--max-seconds", _POSITIVE_FLOAT),
                       ("--seed", _NON_NEGATIVE), ("--max-len", _POSITIVE)):
         s.add_argument(flag, type=typ, help="training setting (default: TrainConfig's)")
-    s.add_argument("--train-config", type=_json_object,
+    s.add_argument("--train-config", type=_train_config_json,
                    help='other training settings as JSON (TrainConfig fields), e.g. '
                    '\'{"exclude_seen": 200, "lr_decay": 0.3}\'; the flags above win over '
                    'the same keys here')

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from prismrec.data.catalog import Catalog
 from prismrec.data.sequences import Sequences
 from prismrec.data.split import EvalCases, leave_one_out
 from prismrec.models import MODELS, SequenceEncoder
@@ -64,6 +65,12 @@ CYCLE_TITLES = tuple(f"{c} {t}" for c, t in zip(
      "orange", "teal", "crimson", "ivory", "olive"],
     ["lamp", "kettle", "scarf", "teapot", "lantern", "blanket", "mirror", "bicycle",
      "saddle", "compass", "telescope", "harmonica", "notebook", "umbrella"], strict=True))
+
+
+def cycle_catalog() -> Catalog:
+    """The cycle items' catalogue: item 'i<index>' titled ``CYCLE_TITLES[index]``."""
+    return Catalog.from_frame(pd.DataFrame({"item": [f"i{i}" for i in range(CYCLE_ITEMS)],
+                                            "title": list(CYCLE_TITLES)}))
 
 
 def top1_accuracy(model: SequenceEncoder, cases: EvalCases) -> float:
