@@ -203,9 +203,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     init_distributed(rank, world, local_rank=local_rank,  # MASTER_ADDR/PORT from torchrun
                      device=resolve_device(args.device))
     try:
-        return _train(args, main_rank=rank == 0, local_rank=local_rank)
-    finally:
-        shutdown()
+        code = _train(args, main_rank=rank == 0, local_rank=local_rank)
+    except BaseException:
+        shutdown(wait_for_peers=False)
+        raise
+    shutdown()
+    return code
 
 
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "weight_decay", "patience", "max_seconds", "seed",

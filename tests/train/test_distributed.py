@@ -51,8 +51,10 @@ def _rank_main(rank: int, world: int, port: int, model_name: str, train_config: 
             torch.save(state, out + ".pt")
             with open(out + ".json", "w") as f:
                 json.dump(history, f)
-    finally:
-        shutdown()
+    except BaseException:
+        shutdown(wait_for_peers=False)
+        raise
+    shutdown()
 
 
 def free_port() -> int:
