@@ -3,6 +3,8 @@ a named model keeps explicit behaviour. (The CLI side: tests/test_cli_defaults.p
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
 from prismrec import Recommender
@@ -39,3 +41,22 @@ def test_a_named_model_trains_as_configured():
     assert ch.text is False and ch.blend is False and rec.blend_ is None
     assert rec.train_config_.lr != AUTO_TRAIN_CONFIG["lr"]
     assert rec.model_.config.dropout != AUTO_MODEL_CONFIG["dropout"]
+
+
+def test_what_the_fit_chose_survives_save_and_load(tmp_path):
+    rec = Recommender(train_config={"epochs": 1, "progress": False, "threads": 1})
+    rec.fit(_events())
+    back = Recommender.load(rec.save(tmp_path / "ck"))
+    assert back.choices_.to_dict() == rec.choices_.to_dict()
+    assert back.choices_.auto and back.choices_.reasons["blend"] == rec.choices_.reasons["blend"]
+
+
+def test_a_checkpoint_from_before_choices_were_kept_loads_without_them(tmp_path):
+    rec = Recommender("lstm", train_config={"epochs": 1, "progress": False, "threads": 1})
+    path = rec.fit(_events()).save(tmp_path / "ck")
+    doc = json.loads((path / "checkpoint.json").read_text())
+    doc["meta"].pop("choices")
+    (path / "checkpoint.json").write_text(json.dumps(doc))
+    back = Recommender.load(path)
+    assert back.choices_ is None
+    pd.testing.assert_frame_equal(back.recommend("u1"), rec.recommend("u1"))

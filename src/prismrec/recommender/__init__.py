@@ -46,8 +46,8 @@ states and ``prismrec.profile.live.LiveProfiles``.
 
 Scikit-learn manners: ``__init__`` stores parameters only; learned state (``model_``,
 ``users_``, ``items_``, ``histories_``, ``training_``, ``result_``, ``catalog_``, ``text_encoder_``,
-``text_template_``, ``cold_placement_``, ``item_item_``, ``blend_``; ``choices_`` after
-fitting) exists after fitting or loading.
+``text_template_``, ``cold_placement_``, ``item_item_``, ``blend_``, ``choices_``) exists after
+fitting or loading.
 
 The code is split by concern: ``core`` (the class: fit, score, recommend), ``_text``,
 ``_cold``, ``_stream``, ``_persist``, ``_provenance``, ``_blend`` and ``_defaults`` (plain

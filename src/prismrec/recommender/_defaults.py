@@ -76,6 +76,17 @@ class Choices:
         out.pop("blend_option")
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], blend_option: Any = None) -> Choices:
+        """The record ``to_dict`` wrote (a saved model's); ``blend_option`` is not in it."""
+        train_config = d["train_config"]
+        return cls(model=str(d["model"]), auto=bool(d["auto"]),
+                   model_config=dict(d["model_config"]),
+                   train_config=None if train_config is None else dict(train_config),
+                   text=bool(d["text"]), blend=bool(d["blend"]), refit=bool(d["refit"]),
+                   reasons={str(k): str(v) for k, v in d.get("reasons", {}).items()},
+                   blend_option=blend_option)
+
 
 def choose(rec: Recommender, items: Vocab, catalog: Catalog | None, *,
            text: bool | str, text_vectors: np.ndarray | None, refit: bool,

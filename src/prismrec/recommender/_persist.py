@@ -29,6 +29,7 @@ from prismrec.errors import CheckpointError
 from prismrec.models.item_item import ItemItem, check_size
 from prismrec.recommender._blend import BlendResult, resolve
 from prismrec.recommender._cold import ColdPlacement
+from prismrec.recommender._defaults import Choices
 from prismrec.recommender._provenance import TrainingRecord
 from prismrec.train.checkpoint import load_checkpoint, save_checkpoint
 from prismrec.train.config import TrainConfig
@@ -73,6 +74,9 @@ def save(rec: Recommender, path: str | Path) -> Path:
     placement = getattr(rec, "cold_placement_", None)
     if placement is not None:
         meta["cold_placement"] = placement.to_dict()
+    choices = getattr(rec, "choices_", None)
+    if choices is not None:
+        meta["choices"] = choices.to_dict()
     ii = getattr(rec, "item_item_", None)
     if ii is not None:
         meta["blend"] = rec.blend_.to_dict()
@@ -124,7 +128,20 @@ def load(cls: type[Recommender], path: str | Path) -> Recommender:
     rec.item_item_, rec.blend_ = item_item, blend
     rec.training_ = training
     rec.cold_placement_ = placement
+    rec.choices_ = _read_choices(path, meta, rec.blend)
     return rec
+
+
+def _read_choices(path: Path, meta: dict, blend_option: Any) -> Choices | None:
+    """What the fit chose and why, or None for a checkpoint written before it was kept."""
+    info = meta.get("choices")
+    if info is None:
+        return None
+    try:
+        return Choices.from_dict(info, blend_option)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: the saved fit choices are invalid ({exc}); "
+                              "save the model again") from exc
 
 
 def _read_cold_placement(path: Path, meta: dict) -> ColdPlacement | None:

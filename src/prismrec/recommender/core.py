@@ -776,7 +776,8 @@ class Recommender:
         before the training record was kept load with ``training_`` None (``evaluate
         --checkpoint`` then refuses them: it cannot tell which cases the model saw); those
         written before the cold-item placement was kept load with ``cold_placement_`` None
-        (``add_items`` then gives new items a zero ID row and the mean bias, as it did then).
+        (``add_items`` then gives new items a zero ID row and the mean bias, as it did then);
+        those written before the fit's choices were kept load with ``choices_`` None.
         """
         resolve_device(device)  # refuse a missing GPU before reading anything
         rec = _persist.load(cls, path)
