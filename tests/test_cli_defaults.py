@@ -150,6 +150,26 @@ def test_train_config_reaches_the_trainer_and_the_flags_win(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+def test_blend_config_sets_the_grid_and_turns_the_blend_on(tmp_path, capsys):
+    shop = _cycle_shop(tmp_path / "shop", titles=False)
+    doc = _train(shop, tmp_path, "--model", "sasrec", "--epochs", "1", "--blend-config",
+                 '{"lams": [300, 900], "decays": [1.0], "weights": [0, 0.05, 0.5]}')
+    tried = {(r["lam"], r["decay"], r["weight"]) for r in doc["blend"]["table"]}
+    assert tried == {(lam, 1.0, a) for lam in (300.0, 900.0) for a in (0.0, 0.05, 0.5)}
+    capsys.readouterr()
+    for flags, message in (
+            (["--blend-config", '{"lam": [5]}'], "unknown blend option(s) ['lam']"),
+            (["--blend-config", '{"lams": 500}'], "blend lams must be a list of numbers"),
+            (["--blend-config", '{"weights": [2]}'], "blend weights must be in [0, 1]"),
+            (["--blend-config", "{}", "--no-blend"], "drop --no-blend")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", "--dataset", "events", "--data-dir", str(shop), "--model", "sasrec",
+                  "--out", str(tmp_path / "m2"), *flags])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
 @pytest.mark.slow  # loads the packaged text encoder
 def test_text_is_on_by_default_when_the_catalogue_has_text(tmp_path, capsys):
     shop = _cycle_shop(tmp_path / "shop", titles=True)

@@ -81,6 +81,18 @@ def _train_config_json(text: str) -> dict:
     return value
 
 
+def _blend_config_json(text: str) -> dict:
+    """--blend-config: a JSON object of BlendConfig fields, checked at parse time."""
+    from prismrec.recommender import BlendConfig
+
+    value = _json_object(text)
+    try:
+        BlendConfig.from_dict(value).validate()
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
 def _write_json(path: str | None, doc: dict) -> None:
     if path is None:
         return
@@ -237,9 +249,14 @@ def _train(args: argparse.Namespace, main_rank: bool = True,
     from prismrec.runs import train_model
 
     _threads(args.threads)
+    blend = args.blend
+    if args.blend_config is not None:
+        if blend is False:
+            args.parser.error("--blend-config turns the blend on: drop --no-blend")
+        blend = args.blend_config
     run = train_model(_spec(args), args.model, args.out, model_config=args.model_config,
                       train_config=_train_config(args), log_dir=args.log_dir,
-                      refit=args.refit, text=args.text, blend=args.blend,
+                      refit=args.refit, text=args.text, blend=blend,
                       filter_seen=args.filter_seen, main_rank=main_rank,
                       device=_rank_device(args.device, local_rank))
     if not main_rank:  # torchrun: rank 0 prints and writes
@@ -601,6 +618,9 @@ def _default_args(s: argparse.ArgumentParser) -> None:
                    "at most 10,000 items, EASE fits in the memory available and the split "
                    "has validation cases (costs 6 "
                    "dense N x N solves, 18 with text), off for a named model")
+    s.add_argument("--blend-config", type=_blend_config_json, metavar="JSON",
+                   help="the blend's grid as JSON (BlendConfig fields), e.g. '{\"lams\": "
+                   "[500, 1000], \"weights\": [0, 0.05, 0.1]}'; turns the blend on")
     s.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
                    help="after validation has chosen the epochs, train a fresh model on "
                    "train + validation for that many epochs (costs a second training; "

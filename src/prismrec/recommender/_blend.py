@@ -85,9 +85,15 @@ class BlendConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown blend option(s) {unknown}; known: {sorted(known)}")
-        d = {k: (tuple(float(x) for x in v)
-                 if k in ("lams", "decays", "weights", "text_alphas") else v)
-             for k, v in d.items()}
+        d = dict(d)
+        for k in ("lams", "decays", "weights", "text_alphas"):
+            if k not in d:
+                continue
+            v = d[k]
+            if not isinstance(v, (list, tuple)) or any(
+                    isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+                raise ValueError(f"blend {k} must be a list of numbers, got {v!r}")
+            d[k] = tuple(float(x) for x in v)
         return cls(**d)
 
 

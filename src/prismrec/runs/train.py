@@ -29,7 +29,7 @@ class TrainRun:
 def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
           model_config: dict | None = None, train_config: dict | None = None,
           log_dir: str | Path | None = None, refit: bool = False, text: bool | None = None,
-          blend: bool | None = None, filter_seen: bool = True, main_rank: bool = True,
+          blend: bool | dict | None = None, filter_seen: bool = True, main_rank: bool = True,
           device: str = "cpu") -> TrainRun:
     """Train ``model`` on ``spec``'s split (early stopping on validation), score the test
     cases with seen items filtered and unfiltered, and save the model to ``out``.
@@ -38,7 +38,8 @@ def train_model(spec: DataSpec, model: str, out: str | Path | None, *,
     (``prismrec.recommender._defaults``). ``text`` True encodes the catalogue's item text
     (``id+text`` embedding), False never, None: the model's default (auto: on when the
     catalogue has text). ``blend`` True mixes in EASE item-item scores chosen on
-    validation, False never, None: the model's default (auto: on when the catalogue fits).
+    validation, False never, None: the model's default (auto: on when the catalogue fits);
+    a dict of ``BlendConfig`` fields is on, over that grid.
     ``refit`` retrains on train + validation for the chosen epochs. What was chosen and
     why is printed and goes under ``choices`` in the document. Under several data-parallel
     ranks only ``main_rank`` evaluates and saves; the others return an empty run.
