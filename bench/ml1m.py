@@ -37,6 +37,7 @@ from _report import SHARED_DATA, command, machine, markdown_table, peak_rss_mb, 
 # epochs / 27.7 min vs 0.1440 and 0.1498 at 26.3 and 29.7 min) and was stopped; "sas200" (the
 # trainer's batch and windows) went on to the seeds.
 _SAS200 = {"max_len": 200, "dropout": 0.2, "attn_dropout": 0.2}
+_XS_DECAY = {"exclude_seen": 200, "lr_decay": 0.3, "lr_patience": 2, "patience": 6}
 CONFIGS: dict[str, tuple[str, dict, dict]] = {
     "sas50": ("sasrec", {}, {}),
     "sas200": ("sasrec", _SAS200, {}),
@@ -49,13 +50,11 @@ CONFIGS: dict[str, tuple[str, dict, dict]] = {
     "sas200-xs": ("sasrec", _SAS200, {"exclude_seen": 200}),
     # the same, and at a plateau the learning rate drops to 0.3x (from the best weights)
     # after 2 epochs without improvement; stops after 6
-    "sas200-xs-decay": ("sasrec", _SAS200, {"exclude_seen": 200, "lr_decay": 0.3,
-                                            "lr_patience": 2, "patience": 6}),
-    # the same training, then the EASE blend (``Recommender(blend=True)``): its penalty,
+    "sas200-xs-decay": ("sasrec", _SAS200, _XS_DECAY),
+    # the same training, then the EASE blend over the grid in BLENDED: its penalty,
     # recency decay and weight chosen on the validation cases, weight 0 (the sequence model
     # alone) among them
-    "sas200-xs-decay+ease": ("sasrec", _SAS200, {"exclude_seen": 200, "lr_decay": 0.3,
-                                                 "lr_patience": 2, "patience": 6}),
+    "sas200-xs-decay+ease": ("sasrec", _SAS200, _XS_DECAY),
     "gru": ("gru", {"dropout": 0.3, "hidden_dropout": 0.3}, {"lr": 2e-3, "patience": 8}),
     "lstm": ("lstm", {"dropout": 0.3, "hidden_dropout": 0.3}, {"lr": 2e-3, "patience": 8}),
 }
